@@ -1,0 +1,78 @@
+"""The `dp` Typer app: global options and the one registry of commands."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Optional
+
+import typer
+
+from dp_cli import __version__, console
+from dp_cli.config import CONFIG_ENV
+
+# The one registry: command name -> module exposing `command` (a function) or `app` (a Typer group).
+# In pipeline order; `dp --help` lists them in this order.
+COMMANDS: dict[str, str] = {
+    "toy": "dp_cli.commands.toy",
+    "segment": "dp_cli.commands.segment",
+    "train": "dp_cli.commands.train",
+    "edit": "dp_cli.commands.edit",
+    "annotate": "dp_cli.commands.annotate",
+    "export": "dp_cli.commands.export",
+    "eval": "dp_cli.commands.eval",
+    "baseline": "dp_cli.commands.baseline",
+    "demo": "dp_cli.commands.demo",
+}
+
+app = typer.Typer(
+    name="dp",
+    help="Diverse Person: grow text-based person search datasets by editing people with reference "
+         "attribute images and rewriting their descriptions with an LLM.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    config: Annotated[Optional[str], typer.Option(
+        "--config", "-c", envvar=CONFIG_ENV, metavar="PATH",
+        help="Project file (TOML). Default: ./dp.toml when it exists.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail; tracebacks on errors.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Diverse Person: train, edit, annotate, export and evaluate grown TBPS datasets."""
+    console.STATE = console.AppState(config=config, quiet=quiet, verbose=verbose, json=json_out)
+
+
+def _register() -> None:
+    for name, module_path in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_path:  # that command is not built in this install
+                continue
+            raise
+        if hasattr(module, "app"):
+            app.add_typer(module.app, name=name)
+        else:
+            app.command(name)(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

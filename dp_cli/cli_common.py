@@ -1,0 +1,43 @@
+"""Helpers shared by the command modules: error rendering and config resolution from flags."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from typing import Any, Callable, TypeVar
+
+import typer
+
+from dp_cli import console
+from dp_cli.config import Section, load_project, resolve_section
+from dp_cli.errors import DpError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dp_command(fn: F) -> F:
+    """Render DpError / pydantic errors as one line on stderr and exit 1 (2 for usage errors)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DpError as exc:
+            if console.STATE.verbose:
+                console.err_console().print(traceback.format_exc())
+            console.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            console.error("interrupted; finished work is kept, rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+S = TypeVar("S", bound=Section)
+
+
+def settings(model: type[S], table: str, **flags: Any) -> S:
+    """Resolve a command's section from the project file (global --config) and its flags."""
+    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
+    return resolve_section(model, table, project, flags)

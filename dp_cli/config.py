@@ -1,0 +1,187 @@
+"""One config resolution for every command: flag > environment > TOML > default, into typed models.
+
+Each command owns a pydantic section model (a subclass of `Section`) registered under its TOML table
+name. `resolve_section` merges the sources, resolves relative paths (TOML paths against the TOML
+file's folder), and reports every problem at once with table, key, bad value and a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dp_cli.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = "dp.toml"
+CONFIG_ENV = "DP_CONFIG"
+
+# TOML table -> "module:Class" of its section model, imported lazily so `dp --help` stays instant.
+SECTIONS: dict[str, str] = {
+    "data": "dp_cli.data.config:DataConfig",
+    "toy": "dp_cli.toy.config:ToyConfig",
+    "export": "dp_cli.export.config:ExportConfig",
+    "train": "dp_cli.train.config:TrainConfig",
+    "edit": "dp_cli.edit.config:EditConfig",
+    "annotate": "dp_cli.annotate.config:AnnotateConfig",
+    "eval": "dp_cli.eval.config:EvalConfig",
+    "segment": "dp_cli.segment.config:SegmentConfig",
+    "baseline": "dp_cli.baseline.config:BaselineConfig",
+    "demo": "dp_cli.demo.config:DemoConfig",
+}
+
+
+class Section(BaseModel):
+    """Base of every `[table]` model: unknown keys are errors; fields carry their own docs."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def env_var(model: type[Section], name: str) -> str | None:
+    """The environment variable declared for a field (`Field(json_schema_extra={"env": ...})`)."""
+    extra = model.model_fields[name].json_schema_extra
+    return extra.get("env") if isinstance(extra, dict) else None
+
+
+@dataclass
+class ProjectFile:
+    """The parsed TOML project file (possibly absent) and where it lives."""
+
+    path: Path | None
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+
+def load_project(path: str | os.PathLike | None, explicit: bool = False) -> ProjectFile:
+    """Read the project file; a missing default file is fine, a missing explicit one is an error."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+        explicit = explicit or CONFIG_ENV in os.environ
+    path = Path(path)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found", hint="check --config / DP_CONFIG, or copy dp.toml.example")
+        return ProjectFile(None)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    problems = []
+    for key, value in data.items():
+        if key not in SECTIONS:
+            problems.append(f"[{key}]: unknown table{_did_you_mean(key, SECTIONS)}")
+        elif not isinstance(value, dict):
+            problems.append(f"{key}: expected a table [{key}], got {type(value).__name__}")
+    if problems:
+        raise ConfigError(f"{path}: invalid config", problems)
+    return ProjectFile(path.resolve(), data)
+
+
+def section_model(table: str) -> type[Section]:
+    """Import the section model registered for a TOML table."""
+    module, cls = SECTIONS[table].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+T = TypeVar("T", bound=Section)
+
+
+def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dict[str, Any] | None = None) -> T:
+    """Merge default < TOML < environment < flags into `model`; all problems reported together."""
+    toml_values = dict(project.tables.get(table, {}))
+    where = f"{project.path.name if project.path else 'config'}: [{table}]"
+    problems = [f"{where} {key}: unknown key{_did_you_mean(key, model.model_fields)}"
+                for key in toml_values if key not in model.model_fields]
+    merged: dict[str, Any] = {}
+    for key, value in toml_values.items():
+        if key in model.model_fields:
+            merged[key] = _resolve_paths(model, key, value, project.folder)
+    for name in model.model_fields:
+        env = env_var(model, name)
+        if env and os.environ.get(env) not in (None, ""):
+            merged[name] = os.environ[env]
+    for key, value in (flags or {}).items():
+        if value is not None:
+            merged[key] = _resolve_paths(model, key, value, Path.cwd())
+    try:
+        obj = model.model_validate(merged)
+    except ValidationError as exc:
+        problems += [_format_pydantic(where, err, merged) for err in exc.errors()]
+        obj = None
+    if problems:
+        raise ConfigError("invalid settings", problems)
+    return obj
+
+
+def _did_you_mean(key: str, choices) -> str:
+    close = difflib.get_close_matches(key.replace("-", "_"), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _format_pydantic(where: str, err: dict, merged: dict) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(section)"
+    top = err.get("loc", ("",))[0] if err.get("loc") else None
+    shown = merged.get(top, err.get("input")) if top is not None else err.get("input")
+    msg = err.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{where} {loc}: {msg} (got {shown!r})"
+
+
+def _is_path_type(tp: Any) -> bool:
+    if tp is Path:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return any(_is_path_type(a) for a in typing.get_args(tp) if a is not type(None))
+    return False
+
+
+def _resolve_paths(model: type[Section], key: str, value: Any, base: Path) -> Any:
+    """Relative path values resolve against `base` (the TOML folder, or the cwd for flags)."""
+    info = model.model_fields[key]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if not (_is_path_type(info.annotation) or extra.get("path_or_hub")):
+        return value
+
+    def one(v: Any) -> Any:
+        if isinstance(v, (str, Path)) and str(v) not in ("", "-") and not _looks_like_hub_id(v):
+            p = Path(os.path.expanduser(str(v)))
+            p = p if p.is_absolute() else (base / p)
+            return str(p) if isinstance(v, str) and extra.get("path_or_hub") else p
+        return v
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+def _looks_like_hub_id(v: Any) -> bool:
+    """Hub ids like 'org/name' stay as they are when no such local path exists."""
+    s = str(v)
+    return s.count("/") == 1 and not s.startswith((".", "/", "~")) and not Path(s).exists()
+
+
+def path_or_hub(**kwargs: Any) -> Any:
+    """A `Field` for a model reference: a hub id, or a local folder resolved like other paths."""
+    from pydantic import Field
+
+    extra = dict(kwargs.pop("json_schema_extra", {}) or {})
+    extra["path_or_hub"] = True
+    return Field(json_schema_extra=extra, **kwargs)

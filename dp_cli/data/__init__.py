@@ -1,0 +1,1 @@
+"""Person datasets, label sets, attribute lexicons and the dataset formats."""

@@ -1,0 +1,176 @@
+"""The one in-memory person dataset model, and the native on-disk format (DESIGN.md section 2).
+
+Native layout: `<root>/annotations.jsonl` (one image per line: id, image, person_id, split, captions,
+parsing?) and `<root>/dataset.json` (header: format, version, label_set, name).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from dp_cli.errors import DataError
+
+SPLITS = ("train", "val", "test")
+NATIVE_ANNOTATIONS = "annotations.jsonl"
+NATIVE_HEADER = "dataset.json"
+NATIVE_FORMAT = "dp-native"
+
+
+@dataclass
+class PersonRecord:
+    """One image of one person with its descriptions."""
+
+    id: str
+    image: str  # POSIX path relative to the dataset root
+    person_id: int
+    split: str
+    captions: list[str]
+    parsing: str | None = None  # POSIX path of a label-map PNG, relative to the root
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        row = {"id": self.id, "image": self.image, "person_id": self.person_id, "split": self.split,
+               "captions": self.captions}
+        if self.parsing is not None:
+            row["parsing"] = self.parsing
+        if self.extra:
+            row["extra"] = self.extra
+        return row
+
+
+@dataclass
+class PersonDataset:
+    """Records plus the folder their relative paths live in."""
+
+    root: Path
+    records: list[PersonRecord]
+    label_set: str = "atr"
+    name: str = ""
+    source_format: str = NATIVE_FORMAT
+
+    def image_path(self, record: PersonRecord) -> Path:
+        return self.root / record.image
+
+    def parsing_path(self, record: PersonRecord) -> Path | None:
+        return self.root / record.parsing if record.parsing else None
+
+    def split(self, name: str) -> list[PersonRecord]:
+        return [r for r in self.records if r.split == name]
+
+    def by_id(self) -> dict[str, PersonRecord]:
+        return {r.id: r for r in self.records}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images, persons and captions per split."""
+        out: dict[str, dict[str, int]] = {}
+        for s in SPLITS:
+            recs = self.split(s)
+            if recs:
+                out[s] = {"images": len(recs), "persons": len({r.person_id for r in recs}),
+                          "captions": sum(len(r.captions) for r in recs)}
+        return out
+
+
+def safe_relpath(path: str, where: str) -> str:
+    """Normalise a dataset-relative path; raise DataError when it is absolute or escapes the root."""
+    if not isinstance(path, str) or not path.strip():
+        raise DataError(f"{where}: image path is empty")
+    p = path.replace("\\", "/")
+    norm = posixpath.normpath(p)
+    if p.startswith("/") or (len(p) > 1 and p[1] == ":") or norm == ".." or norm.startswith("../"):
+        raise DataError(f"{where}: path {path!r} escapes the dataset folder",
+                        hint="paths must be relative and stay inside the dataset folder")
+    return norm
+
+
+def validate_records(records: list[PersonRecord], source: str) -> None:
+    """Duplicate ids, unknown splits and empty captions are errors naming the record."""
+    if not records:
+        raise DataError(f"{source}: dataset is empty", hint="check the file, or build one with `dp toy`")
+    seen: set[str] = set()
+    for rec in records:
+        where = f"{source}: record {rec.id!r}"
+        if rec.id in seen:
+            raise DataError(f"{where}: duplicate id", hint="ids must be unique")
+        seen.add(rec.id)
+        if rec.split not in SPLITS:
+            raise DataError(f"{where}: unknown split {rec.split!r}", hint=f"use one of {', '.join(SPLITS)}")
+        if not rec.captions or any(not isinstance(c, str) or not c.strip() for c in rec.captions):
+            raise DataError(f"{where}: empty caption", hint="every image needs at least one non-empty caption")
+
+
+def record_from_native(obj: dict[str, Any], where: str) -> PersonRecord:
+    """Build a record from one native JSON line; raises DataError naming the line."""
+    missing = [k for k in ("id", "image", "person_id", "split", "captions") if k not in obj]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+    try:
+        pid = int(obj["person_id"])
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: person_id must be an integer, got {obj['person_id']!r}") from None
+    caps = obj["captions"]
+    if isinstance(caps, str):
+        caps = [caps]
+    if not isinstance(caps, list):
+        raise DataError(f"{where}: captions must be a list of strings")
+    rid = str(obj["id"])
+    parsing = obj.get("parsing")
+    return PersonRecord(
+        id=rid, image=safe_relpath(obj["image"], f"{where} (id {rid!r})"), person_id=pid,
+        split=str(obj["split"]), captions=[c.strip() if isinstance(c, str) else c for c in caps],
+        parsing=safe_relpath(parsing, f"{where} (id {rid!r}) parsing") if parsing else None,
+        extra=obj.get("extra") or {})
+
+
+def load_native(root: Path) -> PersonDataset:
+    """Read `<root>/annotations.jsonl` (+ header) into a validated dataset."""
+    ann = root / NATIVE_ANNOTATIONS
+    if not ann.exists():
+        raise DataError(f"{ann}: not found", hint="a native dataset folder holds annotations.jsonl")
+    header = read_header(root)
+    records = []
+    with open(ann, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{ann}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{ann}:{lineno}: expected a JSON object")
+            records.append(record_from_native(obj, f"{ann}:{lineno}"))
+    validate_records(records, str(ann))
+    return PersonDataset(root, records, label_set=header.get("label_set", "atr"),
+                         name=header.get("name", root.name), source_format=NATIVE_FORMAT)
+
+
+def read_header(root: Path) -> dict[str, Any]:
+    """The native header, or defaults when absent."""
+    path = root / NATIVE_HEADER
+    if not path.exists():
+        return {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr"}
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: malformed JSON ({exc.msg})") from None
+    from dp_cli.data.attributes import LABEL_SETS
+
+    if header.get("label_set", "atr") not in LABEL_SETS:
+        raise DataError(f"{path}: unknown label_set {header.get('label_set')!r}",
+                        hint=f"use one of {', '.join(LABEL_SETS)}")
+    return header
+
+
+def header_for(dataset: PersonDataset) -> dict[str, Any]:
+    return {"format": NATIVE_FORMAT, "version": 1, "label_set": dataset.label_set, "name": dataset.name}
+
+
+def split_summary(records: Iterable[PersonRecord]) -> dict[str, int]:
+    """Images per split."""
+    return dict(Counter(r.split for r in records))
