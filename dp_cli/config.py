@@ -107,7 +107,7 @@ T = TypeVar("T", bound=Section)
 def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dict[str, Any] | None = None) -> T:
     """Merge default < TOML < environment < flags into `model`; all problems reported together."""
     toml_values = dict(project.tables.get(table, {}))
-    where = f"{project.path.name if project.path else 'config'}: [{table}]"
+    where = f"{project.path if project.path else 'flags'}: [{table}]"
     problems = [f"{where} {key}: unknown key{_did_you_mean(key, model.model_fields)}"
                 for key in toml_values if key not in model.model_fields]
     merged: dict[str, Any] = {}
@@ -163,7 +163,8 @@ def _resolve_paths(model: type[Section], key: str, value: Any, base: Path) -> An
         return value
 
     def one(v: Any) -> Any:
-        if isinstance(v, (str, Path)) and str(v) not in ("", "-") and not _looks_like_hub_id(v):
+        hub = extra.get("path_or_hub") and _looks_like_hub_id(v)
+        if isinstance(v, (str, Path)) and str(v) not in ("", "-") and not hub:
             p = Path(os.path.expanduser(str(v)))
             p = p if p.is_absolute() else (base / p)
             return str(p) if isinstance(v, str) and extra.get("path_or_hub") else p
