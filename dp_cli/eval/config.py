@@ -1,0 +1,105 @@
+"""Settings of `dp eval` (TOML table `[eval]`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field, field_validator
+
+from dp_cli.config import Section, path_or_hub
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class EvalConfig(Section):
+    """Retrieval, edit-quality and caption-quality evaluation."""
+
+    model: Optional[str] = path_or_hub(
+        default=None, description="CLIP model (hub id or local folder) for retrieval embeddings and the CLIP "
+                                  "scores of edits; none: CLIP scores are skipped",
+        json_schema_extra={"env": "DP_EVAL_MODEL"})
+    dataset: Optional[Path] = Field(None, description="Person dataset folder for retrieval (queries: its captions, "
+                                                      "gallery: its images)")
+    split: str = Field("test", description="Dataset split evaluated by `dp eval retrieval`")
+    queries: Optional[Path] = Field(None, description="Query (text) embedding file (.npy + ids sidecar, or "
+                                                      ".safetensors), instead of a model")
+    gallery: Optional[Path] = Field(None, description="Gallery (image) embedding file, with --queries")
+    ks: list[int] = Field([1, 5, 10], description="Ranks k reported as Rank-k")
+    chunk: Optional[int] = Field(None, description="Queries per similarity chunk; none: about 8M entries per chunk")
+    cmc_max_rank: int = Field(50, description="Last rank of the CMC curve (JSON and figure)")
+    batch_size: int = Field(64, description="Images or captions per CLIP forward pass")
+    image_size: list[int] = Field([384, 128], description="CLIP input size [height, width] (IRRA uses 384x128; "
+                                                          "position embeddings are interpolated when it differs)")
+    mean: list[float] = Field(list(CLIP_MEAN), description="Per-channel normalisation mean (RGB, 0..1)")
+    std: list[float] = Field(list(CLIP_STD), description="Per-channel normalisation std (RGB, 0..1)")
+    max_text_length: int = Field(77, description="Tokens per caption (longer captions are truncated)")
+    device: str = Field("auto", description="Torch device: auto (cuda when available), cpu, cuda, cuda:1 ...",
+                        json_schema_extra={"env": "DP_EVAL_DEVICE"})
+    dilate: int = Field(3, description="Pixels the edit mask grows by before preservation is measured outside it")
+    ssim_sigma: float = Field(1.5, description="Gaussian window sigma of SSIM (window 11 px at 1.5)")
+    figure: Optional[Path] = Field(None, description="Write the CMC curve of `dp eval retrieval` to this PNG")
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("ks must be a non-empty list of positive integers, e.g. [1, 5, 10]")
+        return sorted(set(v))
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, v: list[int]) -> list[int]:
+        if len(v) != 2 or any(s < 8 for s in v):
+            raise ValueError("image_size must be [height, width], each at least 8, e.g. [384, 128]")
+        return v
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _three(cls, v: list[float]) -> list[float]:
+        if len(v) != 3:
+            raise ValueError("give three values (R, G, B)")
+        return v
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: list[float]) -> list[float]:
+        if any(s <= 0 for s in v):
+            raise ValueError("std values must be positive")
+        return v
+
+    @field_validator("batch_size", "cmc_max_rank", "max_text_length")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("chunk")
+    @classmethod
+    def _chunk(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v < 1:
+            raise ValueError("chunk must be at least 1 (or left out)")
+        return v
+
+    @field_validator("dilate")
+    @classmethod
+    def _dilate(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("dilate must be 0 or more pixels")
+        return v
+
+    @field_validator("ssim_sigma")
+    @classmethod
+    def _sigma(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("ssim_sigma must be positive")
+        return v
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v: str) -> str:
+        if v not in ("train", "val", "test"):
+            raise ValueError("split must be train, val or test")
+        return v

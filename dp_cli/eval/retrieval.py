@@ -1,0 +1,262 @@
+"""Text-to-person retrieval metrics: Rank-k (CMC), mAP and mINP as the TBPS field computes them.
+
+The definitions follow IRRA's `utils/metrics.py::rank`: cosine similarity of L2-normalised embeddings,
+gallery sorted by descending similarity, a hit is any gallery image with the query's person id,
+Rank-k = share of queries with a hit in the first k, AP = mean over the hits of (hits so far / rank),
+INP = number of positives / rank of the last positive; all reported in percent.
+
+Ties: IRRA sorts with `torch.argsort(descending=True)`, whose order among equal scores is unspecified.
+dp defines it as a *stable* descending sort: among equal scores the lower gallery index ranks first
+(`np.argsort(-sim, kind="stable")`). `reference_metrics` is that full-argsort computation.
+
+`retrieval_metrics` gives the same numbers without sorting any row: per chunk of queries it only
+finds the rank of each positive, i.e. the number of gallery items scoring above it (one batched
+`searchsorted` of the similarity row against the query's few sorted positive scores), plus, only for
+positives tied with another item, the tied items with a lower index. Memory is bounded by the chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+DEFAULT_KS = (1, 5, 10)
+CHUNK_ELEMENTS = 8_000_000  # similarity entries per chunk when `chunk` is not given (~32 MB float32)
+
+
+@dataclass
+class RetrievalMetrics:
+    """Retrieval scores in percent; queries whose person has no gallery image are left out and listed."""
+
+    rank: dict[int, float]  # k -> Rank-k (%)
+    mAP: float
+    mINP: float
+    num_queries: int
+    num_evaluated: int
+    num_gallery: int
+    missing_queries: int = 0  # queries whose person id has no gallery image (excluded)
+    missing_person_ids: list = field(default_factory=list)
+    cmc: list[float] = field(default_factory=list)  # CMC curve (%), ranks 1..len(cmc)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rank"] = {f"R{k}": v for k, v in self.rank.items()}
+        return out
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = [(f"Rank-{k}", round(v, 2)) for k, v in self.rank.items()]
+        rows += [("mAP", round(self.mAP, 2)), ("mINP", round(self.mINP, 2)),
+                 ("queries evaluated", f"{self.num_evaluated} / {self.num_queries}"),
+                 ("gallery images", self.num_gallery)]
+        if self.missing_queries:
+            shown = ", ".join(map(str, self.missing_person_ids[:10]))
+            more = " ..." if len(self.missing_person_ids) > 10 else ""
+            rows.append(("queries without gallery match", f"{self.missing_queries} (person ids: {shown}{more})"))
+        return rows
+
+
+def _encode_ids(query_ids: Sequence, gallery_ids: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map arbitrary person ids (int or str) to dense ints shared by queries and gallery."""
+    q = np.asarray(list(query_ids) if not isinstance(query_ids, np.ndarray) else query_ids)
+    g = np.asarray(list(gallery_ids) if not isinstance(gallery_ids, np.ndarray) else gallery_ids)
+    if q.dtype.kind != g.dtype.kind and not (q.dtype.kind in "iu" and g.dtype.kind in "iu"):
+        q, g = q.astype(str), g.astype(str)
+    uniq, inv = np.unique(np.concatenate([q, g]), return_inverse=True)
+    return inv[: len(q)].astype(np.int64), inv[len(q):].astype(np.int64), uniq
+
+
+def _check_inputs(query_emb, query_ids, gallery_emb, gallery_ids, ks) -> None:
+    if query_emb.ndim != 2 or gallery_emb.ndim != 2:
+        raise ValueError(f"embeddings must be 2-D (N, D), got {tuple(query_emb.shape)} and {tuple(gallery_emb.shape)}")
+    if query_emb.shape[1] != gallery_emb.shape[1]:
+        raise ValueError(f"query and gallery embedding sizes differ: {query_emb.shape[1]} vs {gallery_emb.shape[1]}")
+    if len(query_ids) != query_emb.shape[0] or len(gallery_ids) != gallery_emb.shape[0]:
+        raise ValueError(f"ids do not match embeddings: {len(query_ids)} query ids for {query_emb.shape[0]} rows, "
+                         f"{len(gallery_ids)} gallery ids for {gallery_emb.shape[0]} rows")
+    if gallery_emb.shape[0] == 0 or query_emb.shape[0] == 0:
+        raise ValueError("empty query or gallery set")
+    if not ks or any(int(k) < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+
+
+def normalize(emb) -> "torch.Tensor":
+    """Float32 torch tensor with L2-normalised rows (zero rows stay zero)."""
+    import torch
+
+    t = torch.as_tensor(np.asarray(emb) if not isinstance(emb, torch.Tensor) else emb).float()
+    return torch.nn.functional.normalize(t, dim=1)
+
+
+def similarity(query_emb, gallery_emb) -> "torch.Tensor":
+    """Cosine similarity matrix (Q, G) of L2-normalised embeddings, float32."""
+    return normalize(query_emb) @ normalize(gallery_emb).T
+
+
+def retrieval_metrics(query_emb, query_ids: Sequence, gallery_emb, gallery_ids: Sequence,
+                      ks: Sequence[int] = DEFAULT_KS, chunk: int | None = None, cmc_max_rank: int = 50,
+                      device: str | None = None) -> RetrievalMetrics:
+    """Rank-k, mAP, mINP (percent) of text queries against a gallery, computed in query chunks."""
+    import torch
+
+    _check_inputs(query_emb, query_ids, gallery_emb, gallery_ids, ks)
+    dev = torch.device(device or "cpu")
+    q = normalize(query_emb).to(dev)
+    g = normalize(gallery_emb).to(dev)
+    return _chunked(lambda rows: q[rows] @ g.T, query_ids, gallery_ids, g.shape[0], ks, chunk, cmc_max_rank, dev)
+
+
+def metrics_from_similarity(sim, query_ids: Sequence, gallery_ids: Sequence, ks: Sequence[int] = DEFAULT_KS,
+                            chunk: int | None = None, cmc_max_rank: int = 50) -> RetrievalMetrics:
+    """The same metrics from a precomputed (Q, G) similarity matrix (numpy or torch), in row chunks."""
+    import torch
+
+    sim_t = torch.as_tensor(np.asarray(sim) if not isinstance(sim, torch.Tensor) else sim)
+    if sim_t.ndim != 2 or sim_t.shape != (len(query_ids), len(gallery_ids)):
+        raise ValueError(f"similarity shape {tuple(sim_t.shape)} does not match {len(query_ids)} queries "
+                         f"x {len(gallery_ids)} gallery ids")
+    if not ks or any(int(k) < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    return _chunked(lambda rows: sim_t[rows], query_ids, gallery_ids, sim_t.shape[1], ks, chunk, cmc_max_rank,
+                    sim_t.device)
+
+
+def _chunked(sim_rows, query_ids, gallery_ids, G, ks, chunk, cmc_max_rank, dev) -> RetrievalMetrics:
+    import torch
+
+    q_pid, g_pid, uniq = _encode_ids(query_ids, gallery_ids)
+    chunk = chunk or max(1, CHUNK_ELEMENTS // G)
+    # gallery indices grouped by person: person p owns order[start[p]:start[p]+count[p]]
+    order = np.argsort(g_pid, kind="stable")
+    count = np.bincount(g_pid, minlength=len(uniq))
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    has_pos = count[q_pid] > 0
+    evaluated = np.flatnonzero(has_pos)
+    order_t = torch.as_tensor(order, device=dev)
+    first_hits, aps, inps = [], [], []
+    for lo in range(0, len(evaluated), chunk):
+        rows = evaluated[lo: lo + chunk]
+        sim = sim_rows(torch.as_tensor(rows, device=dev))
+        pos_idx, pos_valid = _positives(q_pid[rows], start, count, order_t)
+        fh, ap, inp = _scores_from_ranks(positive_ranks(sim, pos_idx, pos_valid), pos_valid)
+        first_hits.append(fh)
+        aps.append(ap)
+        inps.append(inp)
+        del sim
+    return _summarise(first_hits, aps, inps, ks, cmc_max_rank, len(q_pid), G,
+                      missing=q_pid[~has_pos], uniq=uniq)
+
+
+def _positives(pids: np.ndarray, start: np.ndarray, count: np.ndarray, order_t) -> tuple:
+    """Padded gallery indices (c, P) of each query's positives, and their validity mask."""
+    import torch
+
+    cnt = count[pids]
+    P = int(cnt.max())
+    offs = np.arange(P)[None, :]
+    valid = offs < cnt[:, None]
+    flat = np.where(valid, start[pids][:, None] + offs, 0)
+    idx = order_t[torch.as_tensor(flat, device=order_t.device)]
+    return idx, torch.as_tensor(valid, device=order_t.device)
+
+
+def positive_ranks(sim, pos_idx, pos_valid, tie_batch: int = 256):
+    """0-based rank of each positive under a stable descending sort; invalid slots get G."""
+    import torch
+
+    c, G = sim.shape
+    P = pos_idx.shape[1]
+    pos_s = sim.gather(1, pos_idx).masked_fill(~pos_valid, float("inf"))
+    sorted_s, perm = pos_s.sort(dim=1)  # ascending; padding (+inf) last
+    above = _count_at_least(sim, sorted_s, right=False)  # #{g: s_g > p_k}
+    at_least = _count_at_least(sim, sorted_s, right=True)  # #{g: s_g >= p_k}
+    ranks = torch.empty_like(above)
+    ranks.scatter_(1, perm, above)
+    tied = torch.zeros_like(above)
+    tied.scatter_(1, perm, at_least - above)
+    ranks += _lower_index_ties(sim, pos_s, pos_idx, pos_valid & (tied > 1), tie_batch)
+    return ranks.masked_fill(~pos_valid, G)
+
+
+def _count_at_least(sim, sorted_s, right: bool):
+    """For each sorted positive score p_k: #{g: s_g > p_k} (right=False) or >= p_k (right=True)."""
+    import torch
+
+    c, P = sorted_s.shape
+    # b = #positives < s_g (left) or <= s_g (right); s_g beats p_k exactly when b >= k + 1
+    b = torch.searchsorted(sorted_s, sim, right=right)
+    b += torch.arange(c, device=sim.device)[:, None] * (P + 1)
+    hist = torch.bincount(b.view(-1), minlength=c * (P + 1)).view(c, P + 1)
+    del b
+    return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+
+
+def _lower_index_ties(sim, pos_s, pos_idx, need, batch: int):
+    """#{g < j: s_g == s_j} for the positives `need` marks (only those tied with another item)."""
+    import torch
+
+    extra = torch.zeros(pos_idx.shape, dtype=torch.long, device=sim.device)
+    r, k = torch.nonzero(need, as_tuple=True)
+    ar = torch.arange(sim.shape[1], device=sim.device)
+    for lo in range(0, len(r), batch):
+        rr, kk = r[lo: lo + batch], k[lo: lo + batch]
+        j = pos_idx[rr, kk]
+        eq = (sim[rr] == pos_s[rr, kk][:, None]) & (ar[None, :] < j[:, None])
+        extra[rr, kk] = eq.sum(1)
+    return extra
+
+
+def _scores_from_ranks(ranks, pos_valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First-hit rank, AP and INP per query from the 0-based ranks of its positives."""
+    import torch
+
+    r = ranks.sort(dim=1).values.double()  # invalid (= G) sort last
+    m = pos_valid.sum(1)
+    hit_no = torch.arange(1, r.shape[1] + 1, device=r.device, dtype=torch.float64)[None, :]
+    prec = torch.where(pos_valid.sort(dim=1, descending=True).values, hit_no / (r + 1), torch.zeros_like(r))
+    ap = prec.sum(1) / m
+    last = r.gather(1, (m - 1)[:, None]).squeeze(1)
+    inp = m.double() / (last + 1)
+    return r[:, 0].long().cpu().numpy(), ap.cpu().numpy(), inp.cpu().numpy()
+
+
+def _summarise(first_hits, aps, inps, ks, cmc_max_rank, num_queries, num_gallery, missing, uniq) -> RetrievalMetrics:
+    fh = np.concatenate(first_hits) if first_hits else np.zeros(0, dtype=np.int64)
+    n = len(fh)
+    max_rank = min(max(cmc_max_rank, max(ks)), num_gallery)
+    if n:
+        hist = np.bincount(np.minimum(fh, max_rank), minlength=max_rank + 1)[:max_rank]
+        cmc = (np.cumsum(hist) / n * 100).tolist()
+        rank = {int(k): float(np.mean(fh < int(k)) * 100) for k in ks}
+        m_ap, m_inp = float(np.mean(np.concatenate(aps)) * 100), float(np.mean(np.concatenate(inps)) * 100)
+    else:
+        cmc, rank, m_ap, m_inp = [], {int(k): 0.0 for k in ks}, 0.0, 0.0
+    missing_ids = [_py(uniq[i]) for i in np.unique(missing)]
+    return RetrievalMetrics(rank=rank, mAP=m_ap, mINP=m_inp, num_queries=num_queries, num_evaluated=n,
+                            num_gallery=num_gallery, missing_queries=int(len(missing)),
+                            missing_person_ids=missing_ids, cmc=[float(v) for v in cmc])
+
+
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def reference_metrics(sim, query_ids: Sequence, gallery_ids: Sequence, ks: Sequence[int] = DEFAULT_KS,
+                      cmc_max_rank: int = 50) -> RetrievalMetrics:
+    """The straightforward computation (full stable argsort of every row), for tests and benchmarks."""
+    sim = np.asarray(sim)
+    q_pid, g_pid, uniq = _encode_ids(query_ids, gallery_ids)
+    keep = np.isin(q_pid, g_pid)
+    order = np.argsort(-sim[keep], axis=1, kind="stable")
+    matches = g_pid[order] == q_pid[keep][:, None]
+    del order
+    hits = np.cumsum(matches, axis=1)
+    first = matches.argmax(axis=1)
+    num_rel = matches.sum(1)
+    pos_rank = np.arange(1, sim.shape[1] + 1)[None, :]
+    ap = (hits / pos_rank * matches).sum(1) / np.maximum(num_rel, 1)
+    last = sim.shape[1] - 1 - matches[:, ::-1].argmax(axis=1)
+    inp = num_rel / (last + 1)
+    return _summarise([first], [ap], [inp], ks, cmc_max_rank, len(q_pid), sim.shape[1],
+                      missing=q_pid[~keep], uniq=uniq)
