@@ -1,0 +1,91 @@
+"""`dp export`: write a dataset (and generated records) as cuhk-pedes, icfg-pedes, rstpreid or native."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dp_cli.cli_common import dp_command, settings
+from dp_cli.errors import ConfigError, UsageError
+
+
+@dp_command
+def command(
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Dataset folder or annotation file "
+                                                    "(default: dataset in dp.toml, or env DP_DATASET).")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--input-format", help="Format of --dataset: auto, native, "
+                                                        "cuhk-pedes, icfg-pedes, rstpreid.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Format to write: cuhk-pedes, icfg-pedes, "
+                                                  "rstpreid or native (default: cuhk-pedes).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (must be empty).")] = None,
+    edits: Annotated[Optional[Path], typer.Option("--edits", help="edits.jsonl from `dp edit`: its images join "
+                                                  "the train split as new identities.")] = None,
+    annotations: Annotated[Optional[Path], typer.Option("--annotations", help="annotations.jsonl from `dp annotate` "
+                                                        "(default: beside the edits).")] = None,
+    link: Annotated[Optional[bool], typer.Option("--link/--copy", help="Hard-link images instead of copying "
+                                                 "(default: copy).")] = None,
+    use_base_description: Annotated[Optional[bool], typer.Option(
+        "--use-base-description/--skip-unannotated",
+        help="Edits without an annotation: use their base_description, or skip them (default).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """Export a dataset, plus generated records, in a TBPS format (CUHK-PEDES, ICFG-PEDES, RSTPReid, native)."""
+    from dp_cli import console
+    from dp_cli.data.config import DataConfig
+    from dp_cli.data.loading import load_dataset
+    from dp_cli.export import export_dataset, load_generated
+    from dp_cli.export.config import ExportConfig
+
+    # 1. Resolve both tables; their problems are reported together.
+    data_cfg, cfg = _resolve(DataConfig, ExportConfig, dict(dataset=dataset, format=input_format),
+                             dict(format=format, out=out, edits=edits, annotations=annotations, link=link,
+                                  use_base_description=use_base_description))
+    if data_cfg.dataset is None:
+        raise UsageError("no dataset given", hint="pass --dataset PATH, set DP_DATASET, or set dataset in the data table of dp.toml")
+    if cfg.out is None:
+        raise UsageError("no output folder given", hint="pass --out DIR or set [export] out in dp.toml")
+    # 2. Load the dataset and the generated records; nothing is written before everything checks out.
+    ds = load_dataset(data_cfg.dataset, data_cfg.format)
+    ds.label_set = data_cfg.label_set if data_cfg.format != "native" else ds.label_set
+    generated = (load_generated(cfg.edits, ds, cfg.annotations, cfg.use_base_description)
+                 if cfg.edits else None)
+    if generated is None and cfg.annotations:
+        raise UsageError("--annotations needs --edits", hint="pass the edits.jsonl the annotations belong to")
+    console.info(f"exporting {len(ds.records)} records of {ds.root} as {cfg.format} to {cfg.out}")
+    # 3. Export and summarise.
+    result = export_dataset(ds, cfg.format, cfg.out, generated, link=cfg.link, overwrite=overwrite)
+    _render(result)
+
+
+def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
+    found, problems = [], []
+    for model, table, flags in ((data_model, "data", data_flags), (export_model, "export", export_flags)):
+        try:
+            found.append(settings(model, table, **flags))
+        except ConfigError as exc:
+            if not exc.problems:
+                raise
+            problems += exc.problems
+    if problems:
+        raise ConfigError("invalid settings", problems)
+    return found
+
+
+def _render(result) -> None:
+    from dp_cli import console
+
+    rows = [[split, c["images"], c["persons"], c["captions"]] for split, c in result.counts.items()]
+    console.render_table(f"{result.format} export: counts per split", ["split", "images", "persons", "captions"], rows)
+    p = result.payload()
+    summary = [("output", p["out"]), ("annotation file", p["annotation_file"]), ("images", p["images"]),
+               ("generated records", p["generated_records"]), ("new persons", p["new_persons"]),
+               ("skipped (no annotation)", p["skipped_without_annotation"]),
+               ("person ids relabelled", "yes" if p["relabelled"] else "no")]
+    if p["test_id_shift"]:
+        summary.append(("val/test ids shifted by", p["test_id_shift"]))
+    console.render_summary("export", summary, p)
+    if p["skipped_without_annotation"]:
+        console.warn(f"{p['skipped_without_annotation']} edits had no annotation and were skipped "
+                     "(annotate them, or pass --use-base-description)")

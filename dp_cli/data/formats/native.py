@@ -1,0 +1,60 @@
+"""The native dp format: `annotations.jsonl` (one image per line) and `dataset.json` (header).
+
+See docs/FORMATS.md. The only format that carries record ids, parsing maps and `extra` as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dp_cli.data.dataset import (NATIVE_ANNOTATIONS, NATIVE_FORMAT, NATIVE_HEADER, SPLITS, PersonDataset,
+                                 PersonRecord, header_for, read_header, record_from_native, validate_records)
+from dp_cli.errors import DataError
+
+
+class NativeFormat:
+    name = "native"
+    filename = NATIVE_ANNOTATIONS
+    splits = SPLITS
+
+    def read(self, annotation_file: Path) -> PersonDataset:
+        """Read one JSON object per line; errors name the file and line."""
+        if not annotation_file.is_file():
+            raise DataError(f"{annotation_file}: annotation file not found")
+        root = annotation_file.parent
+        header = read_header(root)
+        records = []
+        try:
+            with open(annotation_file, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        records.append(record_from_native(_parse_line(line, annotation_file, lineno),
+                                                          f"{annotation_file}:{lineno}"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{annotation_file}: not UTF-8 text ({exc.reason})") from None
+        validate_records(records, str(annotation_file))
+        return PersonDataset(root, records, label_set=header.get("label_set", "atr"),
+                             name=header.get("name") or root.name, source_format=NATIVE_FORMAT)
+
+    def target_image(self, record: PersonRecord) -> str:
+        return record.image
+
+    def write(self, dataset: PersonDataset, root: Path) -> Path:
+        """Write `annotations.jsonl` and `dataset.json` atomically."""
+        from dp_cli.fsutil import write_json_atomic, write_jsonl_atomic
+
+        target = root / self.filename
+        write_jsonl_atomic(target, (r.to_json() for r in dataset.records))
+        write_json_atomic(root / NATIVE_HEADER, header_for(dataset))
+        return target
+
+
+def _parse_line(line: str, path: Path, lineno: int) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj

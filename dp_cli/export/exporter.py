@@ -1,0 +1,153 @@
+"""Write a person dataset (plus generated records) in one of the supported formats.
+
+Everything is checked before anything is written; the export is built in a staging folder beside
+the output and renamed into place at the end, so a failed or interrupted export leaves the previous
+output (if any) as it was and never a half-written annotation file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dp_cli.data.dataset import PersonDataset, PersonRecord, validate_records
+from dp_cli.data.formats import get_format
+from dp_cli.errors import DataError, UsageError
+from dp_cli.export.generated import GeneratedRecords
+from dp_cli.export.ids import IdPlan, assign_person_ids
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    out: Path
+    format: str
+    annotation_file: Path
+    counts: dict[str, dict[str, int]]
+    images: str  # copied | linked
+    generated: int = 0
+    skipped: int = 0
+    ids: IdPlan | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def payload(self) -> dict:
+        ids = self.ids
+        return {"out": str(self.out), "format": self.format, "annotation_file": str(self.annotation_file),
+                "images": self.images, "splits": self.counts, "generated_records": self.generated,
+                "new_persons": ids.new_persons if ids else 0, "skipped_without_annotation": self.skipped,
+                "relabelled": bool(ids and ids.relabelled), "test_id_shift": ids.shift if ids else 0}
+
+
+def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: GeneratedRecords | None = None,
+                   link: bool = False, overwrite: bool = False) -> ExportResult:
+    """Export `dataset` (+ `generated`) as `format` into `out`; returns counts per split."""
+    fmt = get_format(format)
+    out = Path(out).expanduser().absolute()
+    # 1. Check inputs: the output folder, then every record and every source file.
+    check_output(out, [dataset.root] + ([p.parent for p in generated.sources.values()] if generated else []),
+                  overwrite)
+    gen = generated or GeneratedRecords()
+    records, plan = assign_person_ids(dataset.records, gen.records, gen.variants, relabel=fmt.name != "native")
+    validate_records(records, f"export of {dataset.root}")
+    check_splits(records, fmt)
+    files = plan_files(dataset, records, gen, fmt)
+    # 2. Stage: place images, write the annotation file, then swap the folder into place.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        mode = place_files(files, staging, link)
+        staged = PersonDataset(staging, [_retarget(r, fmt) for r in records], label_set=dataset.label_set,
+                               name=dataset.name, source_format=fmt.name)
+        annotation = fmt.write(staged, staging)
+        swap_into(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    counts = PersonDataset(out, records).counts()
+    return ExportResult(out, fmt.name, out / annotation.name, counts, mode, len(gen.records), gen.skipped, plan)
+
+
+def check_output(out: Path, sources: list[Path], overwrite: bool) -> None:
+    """The output must be a folder that is empty (or --overwrite) and must not hold the inputs."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: output exists and is not a folder", hint="choose another --out")
+    for src in sources:
+        src = src.absolute()
+        if src == out or out in src.parents:
+            raise UsageError(f"--out {out} would replace the input folder {src}", hint="choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: output folder is not empty", hint="choose another --out, or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_splits(records: list[PersonRecord], fmt) -> None:
+    """Every record's split must exist in the target format (ICFG-PEDES has no val)."""
+    for rec in records:
+        if rec.split not in fmt.splits:
+            raise DataError(f"record {rec.id!r}: split {rec.split!r} cannot be written as {fmt.name}",
+                            hint=f"{fmt.name} splits are {', '.join(fmt.splits)}; export another format")
+
+
+def _retarget(record: PersonRecord, fmt) -> PersonRecord:
+    """The record as it lives in the output (images moved into the format's layout)."""
+    from dataclasses import replace
+
+    return replace(record, image=fmt.target_image(record),
+                   parsing=record.parsing if fmt.name == "native" else None)
+
+
+def plan_files(dataset: PersonDataset, records: list[PersonRecord], gen: GeneratedRecords,
+               fmt) -> dict[str, Path]:
+    """Output path -> source file, for images (and parsing maps in native); missing or clashing files are errors."""
+    files: dict[str, Path] = {}
+    owner: dict[str, str] = {}
+    for rec in records:
+        pairs = [(fmt.target_image(rec), gen.sources.get(rec.id) or dataset.image_path(rec))]
+        if fmt.name == "native" and rec.parsing:
+            pairs.append((rec.parsing, dataset.parsing_path(rec)))
+        for target, source in pairs:
+            if target in files:
+                raise DataError(f"records {owner[target]!r} and {rec.id!r} both map to {target} in {fmt.name}",
+                                hint="rename one of the images")
+            if not source.is_file():
+                raise DataError(f"record {rec.id!r}: file {source} not found", hint="fix the dataset or its paths")
+            files[target], owner[target] = source, rec.id
+    return files
+
+
+def place_files(files: dict[str, Path], root: Path, link: bool) -> str:
+    """Copy (or hard-link, falling back to symlinks across devices) every file under `root`."""
+    made: set[Path] = set()
+    mode = "linked" if link else "copied"
+    for target, source in files.items():
+        dest = root / target
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
+        if not link:
+            shutil.copyfile(source, dest)
+            continue
+        try:
+            os.link(source, dest)
+        except OSError:
+            os.symlink(source.absolute(), dest)
+            mode = "linked (symlinks)"
+    return mode
+
+
+def swap_into(staging: Path, out: Path) -> None:
+    """Rename the staging folder to `out`; an existing output is removed only after the rename."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / "out")
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(old / "out", out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

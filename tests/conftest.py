@@ -1,0 +1,100 @@
+"""Shared test helpers: tiny person datasets in every format, and folder checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+# Format name -> (annotation file, key of the image path, on-disk id of the first train person).
+TBPS_LAYOUT = {"cuhk-pedes": ("reid_raw.json", "file_path", 1), "icfg-pedes": ("ICFG-PEDES.json", "file_path", 0),
+               "rstpreid": ("data_captions.json", "img_path", 0)}
+
+
+def tiny_image(path: Path, color=(200, 30, 30), size=(2, 4)) -> None:
+    """A real PNG/JPEG of a few pixels."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+def write_tbps(root: Path, fmt: str, entries: list[dict], images: bool = True) -> Path:
+    """Write a CUHK-PEDES / ICFG-PEDES / RSTPReid folder; entries use `path`, `pid` (on disk), `split`, `captions`."""
+    name, key, _ = TBPS_LAYOUT[fmt]
+    rows = []
+    for i, e in enumerate(entries):
+        row = {"split": e["split"], "captions": e["captions"], key: e["path"], "id": e["pid"]}
+        if fmt != "rstpreid":
+            row["processed_tokens"] = [c.lower().split() for c in e["captions"]]
+        rows.append(row)
+        if images:
+            tiny_image(root / "imgs" / e["path"], color=(10 * i % 255, 100, 50))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(json.dumps(rows), encoding="utf-8")
+    return root / name
+
+
+def sample_entries(fmt: str, persons: int = 3, per_person: int = 2) -> list[dict]:
+    """Train persons 0..persons-1 (plus the format's id base), then two test persons (and val where it exists)."""
+    base = TBPS_LAYOUT[fmt][2] if fmt in TBPS_LAYOUT else 0
+    out = []
+    splits = [("train", persons), ("test", 2)] + ([("val", 1)] if fmt != "icfg-pedes" else [])
+    pid = 0
+    for split, n in splits:
+        for _ in range(n):
+            for k in range(per_person):
+                out.append({"path": f"{split}/{pid:04d}/{pid:04d}_{k}.jpg", "pid": pid + base, "split": split,
+                            "captions": [f"A person {pid} in a red shirt, view {k}.", f"Person {pid} walking."]})
+            pid += 1
+    return out
+
+
+def write_native(root: Path, rows: list[dict], images: bool = True, header: dict | None = None) -> Path:
+    """Write a native dataset folder; rows are annotations.jsonl objects."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(rows):
+        if images:
+            tiny_image(root / row["image"], color=(20 * i % 255, 10, 90))
+            if row.get("parsing"):
+                (root / row["parsing"]).parent.mkdir(parents=True, exist_ok=True)
+                Image.new("L", (2, 4), 4).save(root / row["parsing"])
+    (root / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (root / "dataset.json").write_text(json.dumps(header or {"format": "dp-native", "version": 1,
+                                                            "label_set": "atr", "name": "tiny"}))
+    return root / "annotations.jsonl"
+
+
+def native_rows(train_pids=(0, 1, 2), test_pids=(3, 4), per_person: int = 2) -> list[dict]:
+    rows = []
+    for split, pids in (("train", train_pids), ("test", test_pids)):
+        for pid in pids:
+            for k in range(per_person):
+                rows.append({"id": f"p{pid}_{k}", "image": f"images/p{pid}_{k}.png", "person_id": pid,
+                             "split": split, "captions": [f"A man {pid} with black hair and blue jeans."],
+                             "parsing": f"parsing/p{pid}_{k}.png", "extra": {"k": k}})
+    return rows
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` (relative path -> digest); {} when it does not exist."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def tbps(tmp_path):
+    """Factory: `tbps(fmt)` writes a small dataset of that format and returns its folder."""
+
+    def make(fmt: str, name: str | None = None, **kwargs) -> Path:
+        root = tmp_path / (name or fmt)
+        if fmt == "native":
+            write_native(root, native_rows(**kwargs))
+        else:
+            write_tbps(root, fmt, sample_entries(fmt, **kwargs))
+        return root
+
+    return make
