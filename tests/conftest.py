@@ -98,3 +98,13 @@ def tbps(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture
+def kit():
+    """The dataset helpers of this file, for tests (pytest's importlib mode cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(TBPS_LAYOUT=TBPS_LAYOUT, tiny_image=tiny_image, write_tbps=write_tbps,
+                                 sample_entries=sample_entries, write_native=write_native,
+                                 native_rows=native_rows, tree_digest=tree_digest)
