@@ -1,0 +1,175 @@
+"""Capture the cross-attention probabilities of flagged tokens on the middle UNet blocks.
+
+A processor is set on the chosen attn2 layers only (diffusers' per-module processor seam; no class is
+patched). Its output is still computed by scaled_dot_product_attention. For the probabilities, q.k^T is
+formed for all keys (the text length is small), the row logsumexp taken, and only the flagged columns
+exponentiated: exp(s_col - logsumexp(s_row)).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+
+_STORE_ATTR = "_dp_attention_store"
+
+
+class AttentionStore:
+    """Token positions in, head-averaged maps out: `maps` is a list of [B, A, h*w], `sizes` their (h, w)."""
+
+    def __init__(self, layer_names: list[str], latent_size: tuple[int, int] | None = None):
+        self.layer_names = list(layer_names)
+        self.latent_size = latent_size
+        self.token_positions: torch.Tensor | None = None
+        self.previous: dict[str, object] = {}
+        self._maps: dict[str, tuple[torch.Tensor, tuple[int, int]]] = {}
+
+    def set_token_positions(self, token_positions: torch.Tensor | None) -> None:
+        """Positions [B, A] (-1 pad) for the next UNet forward; None turns capturing off."""
+        self.token_positions = token_positions
+        self._maps.clear()
+
+    def set_latent_size(self, size: tuple[int, int]) -> None:
+        """The latent (h, w) of the next forward: lets non-square maps be unflattened exactly."""
+        self.latent_size = (int(size[0]), int(size[1]))
+
+    def clear(self) -> None:
+        self._maps.clear()
+
+    @property
+    def maps(self) -> list[torch.Tensor]:
+        return [self._maps[n][0] for n in self.layer_names if n in self._maps]
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        return [self._maps[n][1] for n in self.layer_names if n in self._maps]
+
+    def pairs(self) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+        """(map [B, A, h*w], (h, w)) per captured layer, in UNet order (what localization_loss takes)."""
+        return [self._maps[n] for n in self.layer_names if n in self._maps]
+
+    def record(self, name: str, probs: torch.Tensor) -> None:
+        self._maps[name] = (probs, self._size_of(probs.shape[-1]))
+
+    def _size_of(self, n: int) -> tuple[int, int]:
+        if self.latent_size is not None:
+            h, w = self.latent_size
+            for f in (1, 2, 4, 8, 16, 32, 64):
+                if (-(-h // f)) * (-(-w // f)) == n:
+                    return (-(-h // f), -(-w // f))
+        side = int(round(n ** 0.5))
+        if side * side != n:
+            raise ValueError(f"cannot tell the (h, w) of an attention map with {n} positions; "
+                             f"call store.set_latent_size((h, w)) before the UNet forward")
+        return side, side
+
+
+class CaptureAttnProcessor:
+    """SDPA cross-attention that also records the flagged tokens' head-averaged probabilities."""
+
+    def __init__(self, store: AttentionStore, name: str):
+        self.store = store
+        self.name = name
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
+                 attention_mask=None, temb=None, *args, **kwargs) -> torch.Tensor:
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        batch = context.shape[0]
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, context.shape[1], batch)
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        key, value = attn.to_k(context), attn.to_v(context)
+        head_dim = key.shape[-1] // attn.heads
+        query, key, value = (t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                             is_causal=False, scale=attn.scale)
+        if self.store.token_positions is not None:
+            self.store.record(self.name, self._flagged_probs(query, key, attention_mask, attn.scale))
+        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _flagged_probs(self, query, key, attention_mask, scale) -> torch.Tensor:
+        """[B, A, N]: softmax over all keys, materialised only for the flagged columns, head-averaged."""
+        positions = self.store.token_positions.to(query.device)
+        if positions.shape[0] != query.shape[0]:
+            raise ValueError(f"token_positions has batch {positions.shape[0]} but the UNet runs batch "
+                             f"{query.shape[0]}; set positions for the whole batch")
+        scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale  # [B, H, N, L]
+        if attention_mask is not None:
+            scores = scores + attention_mask.float()
+        lse = torch.logsumexp(scores, dim=-1, keepdim=True)  # [B, H, N, 1]
+        cols = positions.clamp_min(0)[:, None, None, :].expand(-1, scores.shape[1], scores.shape[2], -1)
+        probs = torch.exp(torch.gather(scores, -1, cols) - lse).mean(dim=1)  # [B, N, A]
+        return (probs * (positions >= 0)[:, None, :].to(probs.dtype)).transpose(1, 2)
+
+
+def cross_attention_blocks(unet) -> list[tuple[str, torch.nn.Module]]:
+    """(name, block) of the UNet's blocks that hold cross-attention, in forward order (down, mid, up)."""
+    blocks = [(f"down_blocks.{i}", b) for i, b in enumerate(unet.down_blocks)]
+    if unet.mid_block is not None:
+        blocks.append(("mid_block", unet.mid_block))
+    blocks += [(f"up_blocks.{i}", b) for i, b in enumerate(unet.up_blocks)]
+    return [(n, b) for n, b in blocks if _cross_attentions(b)]
+
+
+def _cross_attentions(block) -> list[tuple[str, Attention]]:
+    return [(n, m) for n, m in block.named_modules()
+            if isinstance(m, Attention) and m.is_cross_attention and n.endswith("attn2")]
+
+
+def middle_blocks(unet, num_middle_blocks: int = 5) -> list[str]:
+    """Names of the middle K cross-attention blocks (SD-1.5: 7 such blocks; K=5 drops the outermost two)."""
+    blocks = [n for n, _ in cross_attention_blocks(unet)]
+    if not 1 <= num_middle_blocks <= len(blocks):
+        raise ValueError(f"num_middle_blocks = {num_middle_blocks}, but the UNet has {len(blocks)} blocks with "
+                         f"cross-attention ({', '.join(blocks)}); choose 1..{len(blocks)}")
+    start = (len(blocks) - num_middle_blocks) // 2
+    return blocks[start:start + num_middle_blocks]
+
+
+def install_capture(unet, num_middle_blocks: int = 5) -> AttentionStore:
+    """Set capturing processors on the attn2 layers of the middle K blocks; returns their store."""
+    if getattr(unet, _STORE_ATTR, None) is not None:
+        uninstall_capture(unet)
+    chosen = set(middle_blocks(unet, num_middle_blocks))
+    layers = [(f"{bn}.{n}", m) for bn, b in cross_attention_blocks(unet) if bn in chosen
+              for n, m in _cross_attentions(b)]
+    store = AttentionStore([n for n, _ in layers])
+    for name, module in layers:
+        store.previous[name] = module.processor
+        module.set_processor(CaptureAttnProcessor(store, name))
+    object.__setattr__(unet, _STORE_ATTR, store)
+    return store
+
+
+def uninstall_capture(unet) -> None:
+    """Restore the processors that install_capture replaced."""
+    store = getattr(unet, _STORE_ATTR, None)
+    if store is None:
+        return
+    modules = dict(unet.named_modules())
+    for name, processor in store.previous.items():
+        modules[name].set_processor(processor)
+    object.__setattr__(unet, _STORE_ATTR, None)

@@ -1,0 +1,101 @@
+"""The CLIP vision encoder for reference attribute images, its last N layers trainable."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from dp_cli.errors import ConfigError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ReferenceImageEncoder(nn.Module):
+    """Reference images [B, A, 3, S, S] -> one projected vector each [B, A, proj_dim]."""
+
+    def __init__(self, vision, trainable_layers: int = 2, mean=CLIP_MEAN, std=CLIP_STD):
+        super().__init__()
+        self.vision = vision
+        self.image_size = int(vision.config.image_size)
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.embed_dim = int(vision.config.projection_dim)
+        self.set_trainable_layers(trainable_layers)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.vision.vision_model.encoder.layers)
+
+    def set_trainable_layers(self, n: int) -> None:
+        """Freeze everything but the last n encoder layers (+ final LayerNorm and projection when n > 0)."""
+        if not 0 <= n <= self.num_layers:
+            raise ConfigError(f"image_encoder_trainable_layers = {n}: the image encoder has {self.num_layers} "
+                              f"layers; choose 0..{self.num_layers}")
+        self.trainable_layers = n
+        self.vision.requires_grad_(False)
+        if n:
+            for layer in self.vision.vision_model.encoder.layers[-n:]:
+                layer.requires_grad_(True)
+            self.vision.vision_model.post_layernorm.requires_grad_(True)
+            self.vision.visual_projection.requires_grad_(True)
+
+    def forward(self, pixel_values: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """pixel_values [B, A, 3, S, S] (normalised) -> [B, A, proj_dim]; rows not `valid` are zeros."""
+        if pixel_values.ndim != 5:
+            raise ValueError(f"pixel_values must be [B, A, 3, S, S], got {tuple(pixel_values.shape)}")
+        b, a = pixel_values.shape[:2]
+        flat = pixel_values.flatten(0, 1).to(self.vision.dtype)
+        out = flat.new_zeros(b * a, self.embed_dim)
+        keep = valid.flatten().bool() if valid is not None else torch.ones(b * a, dtype=torch.bool,
+                                                                            device=flat.device)
+        if keep.any():
+            out = out.index_put((keep.nonzero(as_tuple=True)[0],), self.vision(pixel_values=flat[keep]).image_embeds)
+        return out.view(b, a, self.embed_dim)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, trainable_layers: int = 2, **kwargs) -> "ReferenceImageEncoder":
+        """Load CLIPVisionModelWithProjection (+ its preprocessor mean/std when present)."""
+        from transformers import CLIPVisionModelWithProjection
+
+        vision = CLIPVisionModelWithProjection.from_pretrained(path_or_id, **kwargs)
+        mean, std = _processor_stats(path_or_id, kwargs)
+        return cls(vision, trainable_layers, mean, std)
+
+    def save_pretrained(self, out_dir) -> None:
+        """Save the vision model and a CLIP preprocessor config with this encoder's size/mean/std."""
+        from transformers import CLIPImageProcessorPil
+
+        self.vision.save_pretrained(out_dir, safe_serialization=True)
+        size = self.image_size
+        CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                              image_mean=list(self.mean), image_std=list(self.std)).save_pretrained(out_dir)
+
+
+def _processor_stats(path_or_id: str, kwargs: dict) -> tuple[tuple, tuple]:
+    try:
+        from transformers import CLIPImageProcessorPil
+
+        proc = CLIPImageProcessorPil.from_pretrained(path_or_id, **{k: v for k, v in kwargs.items()
+                                                                    if k in ("subfolder", "local_files_only")})
+        return tuple(proc.image_mean), tuple(proc.image_std)
+    except (OSError, ValueError):
+        return CLIP_MEAN, CLIP_STD
+
+
+def preprocess_reference(images, size: int, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
+    """PIL images or uint8 arrays [N, H, W, 3] / [H, W, 3] -> normalised [N, 3, size, size] (bicubic resize)."""
+    if isinstance(images, np.ndarray):
+        arr = images[None] if images.ndim == 3 else images
+        images = [Image.fromarray(np.asarray(a, dtype=np.uint8)) for a in arr]
+    out = []
+    for img in images:
+        img = img.convert("RGB").resize((size, size), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
+    if not out:
+        return torch.zeros(0, 3, size, size)
+    x = torch.stack(out)
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
