@@ -1,0 +1,54 @@
+"""`dp export` end to end through the CLI: summary on stderr, --json on stdout, config precedence."""
+
+from __future__ import annotations
+
+import json
+
+from dp_cli.data.loading import load_dataset
+
+
+def test_export_cuhk_summary_and_json(dp, tbps, tmp_path, export_kit):
+    root = tbps("native", train_pids=(0, 3, 5), test_pids=(1, 7))
+    out = tmp_path / "cuhk"
+    result = dp("--json", "export", "--dataset", root, "--format", "cuhk-pedes", "--out", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # only the JSON goes to stdout
+    assert payload["splits"]["train"] == {"images": 6, "persons": 3, "captions": 6}
+    assert payload["relabelled"] is True and payload["format"] == "cuhk-pedes"
+    assert "counts per split" in result.stderr and "train" in result.stderr
+    assert export_kit.irra_contract(out, "cuhk-pedes")["train"] == {0, 1, 2}
+
+
+def test_export_with_edits_through_cli(dp, tbps, tmp_path, export_kit):
+    root = tbps("rstpreid")
+    ds = load_dataset(root)
+    edits, notes = export_kit.write_edits(tmp_path / "edit", root, [(ds.records[0].id, 0, "0__v0"),
+                                                                     (ds.records[1].id, 0, "0__v1")],
+                                          annotated={f"{ds.records[0].id}__e0"})
+    out = tmp_path / "out"
+    result = dp("--json", "export", "-d", root, "-f", "rstpreid", "-o", out, "--edits", edits, "--link")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["generated_records"], payload["skipped_without_annotation"], payload["new_persons"]) == (1, 1, 1)
+    assert "1 edits had no annotation" in result.stderr
+    assert export_kit.irra_contract(out, "rstpreid")["train"] == {0, 1, 2, 3}
+
+
+def test_toml_sets_dataset_relative_to_its_folder_and_flags_win(dp, tbps, tmp_path):
+    root = tbps("icfg-pedes", name="proj/data/icfg")
+    (tmp_path / "proj" / "dp.toml").write_text('[data]\ndataset = "data/icfg"\n\n[export]\nformat = "native"\n'
+                                               'out = "exported"\n')
+    result = dp("--config", tmp_path / "proj" / "dp.toml", "export")
+    assert result.exit_code == 0, result.output
+    assert load_dataset(tmp_path / "proj" / "exported").records == load_dataset(root).records
+    result = dp("--config", tmp_path / "proj" / "dp.toml", "export", "-f", "icfg-pedes", "-o", "flagged")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cwd" / "flagged" / "ICFG-PEDES.json").is_file()  # flag paths resolve against the cwd
+
+
+def test_dataset_from_environment(dp, tbps, tmp_path):
+    root = tbps("cuhk-pedes")
+    result = dp("-q", "export", "-o", tmp_path / "o", env={"DP_DATASET": str(root)})
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # --quiet
+    assert (tmp_path / "o" / "reid_raw.json").is_file()

@@ -1,0 +1,42 @@
+"""`dp --help`, `dp --version` and the --help of every registered command."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+from dp_cli.app import COMMANDS
+
+
+def _built(name: str) -> bool:
+    try:
+        importlib.import_module(COMMANDS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == COMMANDS[name]:
+            return False
+        raise
+    return True
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_registered_command_has_help(dp, name):
+    if not _built(name):
+        pytest.skip(f"{COMMANDS[name]} is not built yet")
+    result = dp(name, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.stdout and name in result.stdout
+
+
+def test_top_level_help_lists_built_commands(dp):
+    result = dp("--help")
+    assert result.exit_code == 0
+    listed = {m.group(1) for m in re.finditer(r"^│ ([a-z]+)\s", result.stdout, re.M)}
+    assert listed == {name for name in COMMANDS if _built(name)}
+    assert "export" in listed
+
+
+def test_version(dp):
+    result = dp("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("dp ")
