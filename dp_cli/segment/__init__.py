@@ -1,0 +1,1 @@
+"""`dp segment`: human-parsing maps for person datasets (run a model, or import existing maps)."""

@@ -1,0 +1,73 @@
+"""The `[segment]` table: which parsing model, how to batch it, how to clean and import maps."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from dp_cli.config import Section, path_or_hub
+
+DEFAULT_MODEL = "mattmdjaga/segformer_b2_clothes"
+LABEL_SET_CHOICES = ("auto", "atr", "lip", "custom")
+IMAGE_MODES = ("link", "copy")
+
+
+class SegmentConfig(Section):
+    """Settings of `dp segment` and `dp segment import`."""
+
+    model: str = path_or_hub(
+        default=DEFAULT_MODEL, description="Semantic-segmentation model: hub id or local folder "
+        "(transformers AutoModelForSemanticSegmentation + its image processor config).",
+        json_schema_extra={"env": "DP_SEGMENT_MODEL"})
+    batch_size: int = Field(8, ge=1, description="Images per forward pass.")
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps; "
+                                            "under accelerate/torchrun each process uses its own GPU.",
+                        json_schema_extra={"env": "DP_SEGMENT_DEVICE"})
+    label_set: str = Field("auto", description="Label set of the model or of imported maps: auto (model: its "
+                           "id2label names; import: the dataset's header, or atr with --maps), atr, lip, "
+                           "or custom (the [segment.labels] table).")
+    labels: dict[int, str] = Field(default_factory=dict, description="For label_set = custom: source label "
+                                   "id -> our label name (ATR or LIP name), e.g. {0 = \"background\", 1 = \"hair\"}.")
+    cleanup: bool = Field(False, description="Clean maps: drop tiny islands and fill small background holes.")
+    min_island_pixels: int = Field(32, ge=0, description="Clean-up: components smaller than this are "
+                                   "reassigned to their most common neighbour label.")
+    max_hole_pixels: int = Field(256, ge=0, description="Clean-up: enclosed background regions up to this "
+                                 "size, surrounded by one label, are filled with it.")
+    images: str = Field("link", description="How source images enter the output dataset: link (hard link, "
+                        "copy when linking is impossible) or copy.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("unknown device; use auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("label_set")
+    @classmethod
+    def _label_set(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in LABEL_SET_CHOICES:
+            raise ValueError(f"unknown label set; use one of {', '.join(LABEL_SET_CHOICES)}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[int, str]) -> dict[int, str]:
+        from dp_cli.segment.labels import atr_id
+
+        bad = [f"{k}={v!r}" for k, v in value.items() if atr_id(v) is None or not 0 <= k < 256]
+        if bad:
+            raise ValueError(f"unknown label name(s) or id(s) {', '.join(bad)}; names are ATR or LIP labels "
+                             "(hair, upper-clothes, pants, ...), ids 0..255")
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in IMAGE_MODES:
+            raise ValueError(f"use one of {', '.join(IMAGE_MODES)}")
+        return value

@@ -1,0 +1,127 @@
+"""Load a semantic-segmentation model through transformers' Auto classes and predict ATR label maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dp_cli.data.attributes import LABEL_SETS
+from dp_cli.errors import ModelError
+from dp_cli.segment.labels import lut_from_names, lut_for_set
+
+
+@dataclass
+class Segmenter:
+    """A loaded model, its (PIL-backend) image processor and the model-id -> ATR-id lookup table."""
+
+    model: Any
+    processor: Any
+    lut: np.ndarray
+    device: Any
+    name: str
+
+    def predict(self, images: list) -> list[np.ndarray]:
+        """PIL RGB images -> ATR label maps (uint8, each with its image's size)."""
+        import torch
+        import torch.nn.functional as F
+
+        batch = self.processor(images=images, return_tensors="pt")
+        pixel_values = batch["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
+        with torch.inference_mode():
+            logits = self.model(pixel_values=pixel_values).logits
+        maps = []
+        for i, image in enumerate(images):
+            up = F.interpolate(logits[i:i + 1].float(), size=(image.height, image.width), mode="bilinear",
+                               align_corners=False)
+            ids = up.argmax(1)[0].to("cpu", torch.uint8).numpy()
+            maps.append(self.lut[ids])
+        return maps
+
+
+def pick_device(device: str) -> str:
+    """'auto' -> cuda, mps or cpu; explicit names are checked."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r}: CUDA is not available here", hint="use --device cpu or auto")
+    return device
+
+
+def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[int, str] | None = None) -> Segmenter:
+    """Load model + image processor (hub id or folder; HF_HUB_OFFLINE respected); ModelError when unusable."""
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    config = _load_config(ref)
+    try:
+        model, info = AutoModelForSemanticSegmentation.from_pretrained(ref, output_loading_info=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ModelError(f"{ref}: cannot load the segmentation model: {_first_line(exc)}") from None
+    head = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_base_prefix(model)))
+    if head:
+        raise ModelError(f"{ref}: the checkpoint has no trained segmentation head (missing {head[0]} and "
+                         f"{len(head) - 1} more weights; architectures {config.architectures})",
+                         hint="use a *ForSemanticSegmentation checkpoint such as mattmdjaga/segformer_b2_clothes")
+    try:
+        processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ModelError(f"{ref}: cannot load the image processor (preprocessor_config.json): "
+                         f"{_first_line(exc)}") from None
+    lut = model_lut(ref, config, label_set, labels or {})
+    dev = pick_device(device)
+    model.to(dev).eval()
+    return Segmenter(model, processor, lut, dev, ref)
+
+
+def _load_config(ref: str) -> Any:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
+
+    try:
+        config = AutoConfig.from_pretrained(ref)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ModelError(f"{ref}: cannot load the model config: {_first_line(exc)}",
+                         hint="give a hub id or a folder with config.json (offline: set HF_HUB_OFFLINE=1 "
+                              "and use a cached or local model)") from None
+    if type(config) not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING:
+        raise ModelError(f"{ref}: a {config.model_type!r} model has no semantic-segmentation head",
+                         hint="use a segmentation model such as mattmdjaga/segformer_b2_clothes")
+    return config
+
+
+def model_lut(ref: str, config: Any, label_set: str, labels: dict[int, str]) -> np.ndarray:
+    """Lookup table model id -> ATR id, from the label set setting or the model's id2label names."""
+    n = int(config.num_labels)
+    if label_set == "custom":
+        names = labels
+    elif label_set in LABEL_SETS:
+        names = dict(enumerate(LABEL_SETS[label_set]))
+    else:
+        names = {int(k): v for k, v in (config.id2label or {}).items()}
+    missing = [i for i in range(n) if i not in names]
+    if missing:
+        raise ModelError(f"{ref}: model has {n} labels but label set {label_set!r} names only {len(names)} "
+                         f"(missing ids {missing[:8]})", hint="set [segment] label_set / labels to match the model")
+    try:
+        return lut_from_names({i: names[i] for i in range(n)}, f"{ref}: model labels")
+    except ValueError as exc:
+        raise ModelError(str(exc), hint="use an ATR/LIP parsing model, or map its ids with label_set = "
+                                        "\"custom\" and a [segment.labels] table") from None
+
+
+def _base_prefix(model: Any) -> str:
+    return getattr(model, "base_model_prefix", "") + "." if getattr(model, "base_model_prefix", "") else "\0"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,157 @@
+"""The output folder of `dp segment`: a native dataset with label maps and the source images.
+
+Layout: `<out>/images/<source relative path>` (hard link, or copy), `<out>/parsing/<same path>.png`
+(mode "L", ATR ids), `<out>/annotations.jsonl`, `<out>/dataset.json`, `<out>/segment.json` (what made
+the maps: model or imported source, settings; a rerun with other settings is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dp_cli.data.attributes import ATTRIBUTE_TYPES
+from dp_cli.data.dataset import NATIVE_ANNOTATIONS, NATIVE_HEADER, NATIVE_FORMAT, PersonDataset
+from dp_cli.errors import DataError
+from dp_cli.fsutil import atomic_path, save_image_atomic, write_json_atomic, write_jsonl_atomic
+from dp_cli.segment.labels import types_present
+
+PROVENANCE = "segment.json"
+
+
+@dataclass
+class SegmentResult:
+    """What a run did: counts, speed, and the share of images in which each attribute type was found."""
+
+    out: Path
+    images: int
+    done_now: int
+    skipped: int
+    missing: int
+    seconds: float
+    type_share: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.done_now / self.seconds if self.seconds > 0 else 0.0
+
+
+def plan_paths(dataset: PersonDataset) -> dict[str, str]:
+    """Source image relative path -> parsing map path in the output (unique, collision-free)."""
+    images = list(dict.fromkeys(r.image for r in dataset.records))
+    stems = {img: "parsing/" + posixpath.splitext(img)[0] + ".png" for img in images}
+    counts: dict[str, int] = {}
+    for p in stems.values():
+        counts[p] = counts.get(p, 0) + 1
+    return {img: (p if counts[p] == 1 else f"parsing/{img}.png") for img, p in stems.items()}
+
+
+def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
+    """Refuse an output folder that is the source itself, or was made with other settings."""
+    if out.resolve() == dataset.root.resolve():
+        raise DataError(f"{out}: the output folder is the source dataset's folder",
+                        hint="choose a new --out folder; the source is never modified")
+    prov_path = out / PROVENANCE
+    if overwrite or not prov_path.exists():
+        return
+    try:
+        old = json.loads(prov_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError) as exc:
+        raise DataError(f"{prov_path}: unreadable ({exc})", hint="delete it, or pass --overwrite") from None
+    keys = [k for k in provenance if k != "finished" and old.get(k) != provenance[k]]
+    if keys:
+        k = keys[0]
+        raise DataError(f"{out}: made with {k} = {old.get(k)!r}, this run has {provenance[k]!r}",
+                        hint="use a new --out folder, or pass --overwrite to redo every map")
+
+
+def save_map(atr_map: np.ndarray, target: Path) -> None:
+    """Write a label map as a single-channel PNG, atomically."""
+    from PIL import Image
+
+    save_image_atomic(Image.fromarray(atr_map.astype(np.uint8), mode="L"), target)
+
+
+def read_map(path: Path) -> np.ndarray:
+    """A label map PNG (mode L, P or I) as a 2-D integer array; DataError when it is not one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise DataError(f"{path}: parsing map has mode {im.mode!r}; expected a single-channel map of "
+                                "label ids (L or P)", hint="save the maps as grayscale/palette PNGs of ids")
+            arr = np.asarray(im)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"{path}: cannot read parsing map ({exc})") from None
+    return arr.astype(np.int64)
+
+
+def read_image(path: Path):
+    """A source image as RGB; DataError naming the file when unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {exc})",
+                        hint="fix or remove that image's record, then rerun to resume") from None
+
+
+def place_image(src: Path, dst: Path, mode: str) -> None:
+    """Hard-link (or copy) a source image into the output; an identical existing file is kept."""
+    if dst.exists() and (_same_file(src, dst) or (mode == "copy" and dst.stat().st_size == src.stat().st_size)):
+        return
+    if not src.is_file():
+        raise DataError(f"{src}: image not found", hint="fix the dataset's image paths")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "link":
+        tmp = dst.with_name(f".{dst.name}.link.tmp")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(src, tmp)
+            os.replace(tmp, dst)
+            return
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def finish(dataset: PersonDataset, out: Path, maps: dict[str, str | None], image_mode: str,
+           provenance: dict[str, Any]) -> None:
+    """Place the images and write annotations.jsonl, dataset.json and segment.json (main process)."""
+    records = []
+    for rec in dataset.records:
+        place_image(dataset.image_path(rec), out / "images" / rec.image, image_mode)
+        records.append(replace(rec, image=f"images/{rec.image}", parsing=maps.get(rec.image)))
+    write_jsonl_atomic(out / NATIVE_ANNOTATIONS, (r.to_json() for r in records))
+    write_json_atomic(out / NATIVE_HEADER, {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr",
+                                            "name": dataset.name or out.name})
+    write_json_atomic(out / PROVENANCE, provenance)
+
+
+def type_shares(found: dict[str, list[str]]) -> dict[str, float]:
+    """Share of images (0..1) in which each attribute type has at least one pixel."""
+    n = max(len(found), 1)
+    return {t: sum(t in v for v in found.values()) / n for t in ATTRIBUTE_TYPES}
+
+
+def found_types(out: Path, parsing: str) -> list[str]:
+    """Attribute types present in a written map."""
+    return types_present(read_map(out / parsing).astype(np.uint8))

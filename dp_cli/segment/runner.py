@@ -1,0 +1,189 @@
+"""`dp segment` domain: run a parsing model over a dataset, or import existing maps, into a native dataset."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dp_cli.data.attributes import LABEL_SETS
+from dp_cli.data.dataset import PersonDataset
+from dp_cli.errors import DataError, UsageError
+from dp_cli.segment.cleanup import clean_map
+from dp_cli.segment.config import SegmentConfig
+from dp_cli.segment.labels import convert_map, lut_for_set, lut_from_names, types_present
+from dp_cli.segment.output import (SegmentResult, check_out, finish, found_types, plan_paths, read_image,
+                                   read_map, save_map, type_shares)
+
+Progress = Callable[[int], None]
+
+
+def _cleanup(atr_map: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    return clean_map(atr_map, cfg.min_island_pixels, cfg.max_hole_pixels) if cfg.cleanup else atr_map
+
+
+def _settings(cfg: SegmentConfig) -> dict[str, Any]:
+    keys = ("cleanup",) + (("min_island_pixels", "max_hole_pixels") if cfg.cleanup else ())
+    return {k: getattr(cfg, k) for k in keys}
+
+
+class _Dist:
+    """This process's share of the work under accelerate launch / torchrun (one process otherwise)."""
+
+    def __init__(self, device: str):
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=device == "cpu")
+        self.rank = self.state.process_index if self.state else 0
+        self.world = self.state.num_processes if self.state else 1
+        self.is_main = self.rank == 0
+
+    def device(self, device: str) -> str:
+        return str(self.state.device) if self.state and device == "auto" else device
+
+    def wait(self) -> None:
+        if self.state:
+            self.state.wait_for_everyone()
+
+
+def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, overwrite: bool = False,
+                    on_progress: Progress | None = None, on_total: Callable[[int, int], None] | None = None
+                    ) -> SegmentResult:
+    """Segment every image without a map in `out` (resume), then write the native dataset (main process)."""
+    # 1. Plan: output paths, provenance check, this process's share
+    paths = plan_paths(dataset)
+    provenance = {"source": "model", "model": cfg.model, "label_set": cfg.label_set,
+                  "labels": {str(k): v for k, v in sorted(cfg.labels.items())}, **_settings(cfg)}
+    check_out(dataset, out, provenance, overwrite)
+    dist = _Dist(cfg.device)
+    todo_all = [img for img in paths if overwrite or not (out / paths[img]).exists()]
+    dist.wait()  # every process lists the same work before any map is written
+    todo = todo_all[dist.rank::dist.world]
+    if on_total:
+        on_total(len(todo), len(paths) - len(todo_all))
+    # 2. Segment the images still to do, batch by batch; each map is written atomically
+    found: dict[str, list[str]] = {}
+    start = time.perf_counter()
+    if todo:
+        from dp_cli.segment.model import load_segmenter
+
+        seg = load_segmenter(cfg.model, dist.device(cfg.device), cfg.label_set, cfg.labels)
+        for i in range(0, len(todo), cfg.batch_size):
+            chunk = todo[i:i + cfg.batch_size]
+            images = [read_image(dataset.root / img) for img in chunk]
+            for img, atr_map in zip(chunk, seg.predict(images)):
+                atr_map = _cleanup(atr_map, cfg)
+                save_map(atr_map, out / paths[img])
+                found[img] = types_present(atr_map)
+            if on_progress:
+                on_progress(len(chunk))
+    seconds = time.perf_counter() - start
+    # 3. Main process: wait for the others, then write the dataset pointing to every map
+    dist.wait()
+    result = SegmentResult(out, len(paths), len(todo_all), len(paths) - len(todo_all), 0, seconds)
+    if dist.is_main:
+        result = _finish_run(dataset, out, paths, found, cfg, provenance, result)
+    dist.wait()
+    return result
+
+
+def _finish_run(dataset: PersonDataset, out: Path, paths: dict[str, str], found: dict[str, list[str]],
+                cfg: SegmentConfig, provenance: dict[str, Any], result: SegmentResult) -> SegmentResult:
+    missing = [img for img in paths if not (out / paths[img]).exists()]
+    if missing:
+        raise DataError(f"{out / paths[missing[0]]}: map missing after the run ({len(missing)} in all)",
+                        hint="a process failed; rerun the same command to resume")
+    for img, parsing in paths.items():
+        if img not in found:
+            found[img] = found_types(out, parsing)
+    finish(dataset, out, paths, cfg.images, provenance)
+    result.type_share = type_shares(found)
+    return result
+
+
+def import_lut(cfg: SegmentConfig, dataset: PersonDataset, from_dataset: bool) -> tuple[str, np.ndarray]:
+    """The label set of imported maps and its lookup table to ATR ids."""
+    label_set = cfg.label_set
+    if label_set == "auto":
+        label_set = dataset.label_set if from_dataset else "atr"
+    if label_set == "custom":
+        if not cfg.labels:
+            raise UsageError("label_set = custom needs a [segment.labels] table (id = \"label name\")")
+        return label_set, lut_from_names(cfg.labels, "[segment.labels]")
+    if label_set not in LABEL_SETS:
+        raise UsageError(f"label set {label_set!r} unknown; use atr, lip or custom")
+    return label_set, lut_for_set(label_set)
+
+
+def find_source_map(dataset: PersonDataset, image: str, parsing: str | None, maps: Path | None) -> Path | None:
+    """Where the existing map of an image is: the dataset's own `parsing`, or in --maps by path or stem."""
+    if maps is None:
+        return dataset.root / parsing if parsing else None
+    rel = Path(image).with_suffix(".png")
+    for cand in (maps / rel, maps / rel.name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Path | None = None, *,
+                overwrite: bool = False, on_progress: Progress | None = None) -> SegmentResult:
+    """Convert existing maps (--maps folder, or the dataset's own) to ATR ids into a native dataset."""
+    # 1. Which label set, which output paths
+    if maps is not None and not maps.is_dir():
+        raise DataError(f"{maps}: maps folder not found", hint="pass the folder holding the parsing PNGs")
+    label_set, lut = import_lut(cfg, dataset, maps is None)
+    paths = plan_paths(dataset)
+    provenance = {"source": "import", "maps": str(maps.resolve()) if maps else "dataset",
+                  "label_set": label_set, **_settings(cfg)}
+    check_out(dataset, out, provenance, overwrite)
+    own = {r.image: r.parsing for r in dataset.records}
+    # 2. Convert every map found (ids outside the label set are errors naming the file)
+    found: dict[str, list[str]] = {}
+    written: dict[str, str | None] = {}
+    start = time.perf_counter()
+    for img, target in paths.items():
+        src = find_source_map(dataset, img, own.get(img), maps)
+        if src is not None and src.is_file():
+            found[img] = _import_one(src, dataset.root / img, out / target, lut, label_set, cfg)
+            written[img] = target
+        if on_progress:
+            on_progress(1)
+    seconds = time.perf_counter() - start
+    # 3. The native dataset; images without a map keep no `parsing`
+    finish(dataset, out, written, cfg.images, provenance)
+    result = SegmentResult(out, len(paths), len(written), 0, len(paths) - len(written), seconds)
+    result.type_share = type_shares(found)
+    return result
+
+
+def _import_one(src: Path, image: Path, target: Path, lut: np.ndarray, label_set: str,
+                cfg: SegmentConfig) -> list[str]:
+    from PIL import Image
+
+    ids = read_map(src)
+    if ids.ndim != 2:
+        raise DataError(f"{src}: parsing map is not single-channel (shape {ids.shape})")
+    try:
+        with Image.open(image) as im:
+            size = im.size
+    except OSError as exc:
+        raise DataError(f"{image}: cannot read image ({exc})") from None
+    if (ids.shape[1], ids.shape[0]) != size:
+        raise DataError(f"{src}: map is {ids.shape[1]}x{ids.shape[0]} but its image {image.name} is "
+                        f"{size[0]}x{size[1]}", hint="maps must have their image's size")
+    if ids.min() < 0 or ids.max() > 255:
+        raise DataError(f"{src}: label id(s) outside 0..255 (label set {label_set})")
+    try:
+        atr_map = convert_map(ids, lut, f"{src} ({label_set})")
+    except ValueError as exc:
+        raise DataError(str(exc), hint="pick the maps' label set with --label-set, or map ids with "
+                                       "label_set = custom and [segment.labels]") from None
+    atr_map = _cleanup(atr_map, cfg)
+    save_map(atr_map, target)
+    return types_present(atr_map)
