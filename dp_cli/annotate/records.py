@@ -1,0 +1,117 @@
+"""Annotate input: read JSONL (file or stdin), normalise records, select the range, slice, key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from dp_cli.errors import DataError
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One reference attribute: its label ('white skirt') and type ('bottomcloth'), when known."""
+
+    label: str
+    type: str | None = None
+
+
+@dataclass
+class Item:
+    """One record to annotate."""
+
+    index: int  # position among the input's records (0-based)
+    id: str
+    description: str
+    attributes: tuple[Attribute, ...]
+    source_dataset: str | None = None
+    key: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        return [a.label for a in self.attributes]
+
+
+@dataclass
+class Plan:
+    """The selected items cut into slices."""
+
+    items: list[Item]
+    slices: list[tuple[int, int]] = field(default_factory=list)  # [start, end) record indexes
+
+
+def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
+    """All records of a JSONL file, or of `stream` (stdin) when path is '-'."""
+    name = str(path)
+    if name == "-":
+        lines: Iterable[str] = (stream or sys.stdin)
+        name = "<stdin>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"{p}: input file not found", hint="pass --input edits.jsonl (from `dp edit`) or '-'")
+        lines = p.read_text(encoding="utf-8").splitlines()
+    items: list[Item] = []
+    for lineno, line in enumerate(lines, 1):
+        if line.strip():
+            items.append(parse_record(_load_line(line, name, lineno), len(items), f"{name}:{lineno}"))
+    return items
+
+
+def _load_line(line: str, name: str, lineno: int) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{name}:{lineno}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{name}:{lineno}: expected a JSON object per line")
+    return obj
+
+
+def parse_record(obj: dict[str, Any], index: int, where: str) -> Item:
+    """One input object -> Item; errors name the line and field."""
+    desc = obj.get("base_description")
+    if not isinstance(desc, str) or not desc.strip():
+        raise DataError(f"{where}: field 'base_description' missing or empty (got {desc!r})",
+                        hint="each line needs base_description and reference_attribute_list")
+    refs = obj.get("reference_attribute_list")
+    if not isinstance(refs, list) or not refs:
+        raise DataError(f"{where}: field 'reference_attribute_list' must be a non-empty list (got {refs!r})")
+    attrs = []
+    for k, ref in enumerate(refs):
+        if isinstance(ref, str) and ref.strip():
+            attrs.append(Attribute(ref.strip()))
+        elif isinstance(ref, dict) and isinstance(ref.get("label"), str) and ref["label"].strip():
+            typ = ref.get("type")
+            attrs.append(Attribute(ref["label"].strip(), typ if isinstance(typ, str) else None))
+        else:
+            raise DataError(f"{where}: reference_attribute_list[{k}] must be a label or an object with "
+                            f"'label' (got {ref!r})")
+    rid = obj.get("id")
+    rid = str(rid) if rid is not None and str(rid) != "" else str(index)
+    src = obj.get("source_dataset")
+    return Item(index, rid, desc.strip(), tuple(attrs), src if isinstance(src, str) else None)
+
+
+def select(items: list[Item], text_start: int, text_end: int, slice_step: int) -> Plan:
+    """Records [text_start, text_end) (text_end -1 = through the last), cut into slices of slice_step."""
+    end = len(items) if text_end == -1 else min(text_end, len(items))
+    start = min(text_start, end)
+    step = slice_step if slice_step > 0 else max(1, end - start)
+    slices = [(s, min(s + step, end)) for s in range(start, end, step)]
+    return Plan(items[start:end], slices)
+
+
+def item_key(item: Item, model: str, prompt_version: str, params: dict[str, Any]) -> str:
+    """Stable hash of (model, prompt version, input record, parameters)."""
+    material = {
+        "model": model, "prompt": prompt_version, "params": params,
+        "record": {"id": item.id, "description": item.description,
+                   "attributes": [[a.label, a.type] for a in item.attributes]},
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]

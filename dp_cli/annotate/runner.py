@@ -1,0 +1,238 @@
+"""The annotate run: select records, skip finished keys, ask the backend with bounded adaptive
+concurrency, validate answers, retry rejected items, and commit each result exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from dp_cli.annotate.backends import Answer, Transient, backend_class
+from dp_cli.annotate.config import AnnotateConfig
+from dp_cli.annotate.limiter import AdaptiveLimiter
+from dp_cli.annotate.prompts import PromptTemplate, few_shot_examples, load_template
+from dp_cli.annotate.records import Item, Plan, item_key, read_input, select
+from dp_cli.annotate.sink import Sink, failures_path
+from dp_cli.annotate.stats import Stats, estimate_cost
+from dp_cli.annotate.validate import Verdict, check_answer
+from dp_cli.errors import UsageError
+
+ProgressFn = Callable[[Stats], None]
+SliceFn = Callable[[dict], None]
+
+
+@dataclass
+class RunResult:
+    """What a run did; `summary_rows` / `payload` feed the command's table and --json."""
+
+    stats: Stats
+    output: str
+    failures: str
+    backend: str
+    model: str
+    prompt_version: str
+    slices: list[dict] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float | None:
+        return estimate_cost(self.model, self.stats.prompt_tokens, self.stats.completion_tokens,
+                             batch=self.backend == "openai-batch")
+
+    def payload(self) -> dict[str, Any]:
+        s = self.stats
+        return {"output": self.output, "failures": self.failures, "backend": self.backend, "model": self.model,
+                "prompt_version": self.prompt_version, "selected": s.total, "skipped": s.skipped,
+                "done": s.done, "failed": s.failed, "retries": s.retries, "http_retries": s.http_retries,
+                "rate_limited": s.rate_limited, "server_errors": s.server_errors,
+                "rejections": dict(s.rejections), "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens, "requests": s.requests,
+                "seconds": round(s.elapsed, 3), "estimated_cost_usd": self.cost, "slices": self.slices}
+
+
+@dataclass
+class _Ctx:
+    cfg: AnnotateConfig
+    backend: Any
+    template: PromptTemplate
+    sink: Sink
+    stats: Stats
+    limiter: AdaptiveLimiter
+    on_progress: ProgressFn
+
+
+def key_params(cfg: AnnotateConfig, template: PromptTemplate) -> dict[str, Any]:
+    """The parameters that change an answer, part of every key."""
+    return {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "structured": cfg.structured_output,
+            "few_shot": cfg.few_shot, "style": str(cfg.style_dataset) if cfg.style_dataset else None,
+            "template": template.sha}
+
+
+def plan_run(cfg: AnnotateConfig, model: str, template: PromptTemplate, stdin: TextIO | None = None) -> Plan:
+    """Read the input, select [text_start, text_end), slice it, and key every selected item."""
+    if cfg.input is None:
+        raise UsageError("no input: pass --input edits.jsonl (or '-' for stdin), or set [annotate] input")
+    plan = select(read_input(cfg.input, stdin), cfg.text_start, cfg.text_end, cfg.slice_step)
+    params = key_params(cfg, template)
+    for item in plan.items:
+        item.key = item_key(item, model, template.version, params)
+    return plan
+
+
+def run(cfg: AnnotateConfig, stdin: TextIO | None = None, on_progress: ProgressFn | None = None,
+        on_slice: SliceFn | None = None) -> RunResult:
+    """Annotate the selected records of `cfg.input` into `cfg.output` (synchronous entry point)."""
+    if cfg.output is None:
+        raise UsageError("no output: pass --output annotations.jsonl (or '-' for stdout), or set [annotate] output")
+    return asyncio.run(_run(cfg, stdin, on_progress or (lambda s: None), on_slice or (lambda d: None)))
+
+
+async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressFn, on_slice: SliceFn) -> RunResult:
+    # 1. Prompt, backend and plan
+    template = load_template(cfg.prompt_version, cfg.prompt_file)
+    stats, limiter = Stats(), AdaptiveLimiter(cfg.concurrency)
+    backend = backend_class(cfg.backend)(cfg, limiter, stats)
+    try:
+        plan = plan_run(cfg, backend.model, template, stdin)
+        # 2. Output logs and the keys already finished
+        fails = failures_path(cfg.output, cfg.failures)
+        sink = Sink(cfg.output, fails, {i.key for i in plan.items} if cfg.retry_failed else None)
+        result = RunResult(stats, str(cfg.output), str(fails), cfg.backend, backend.model, template.version)
+        ctx = _Ctx(cfg, backend, template, sink, stats, limiter, on_progress)
+        stats.total = len(plan.items)
+        try:
+            # 3. Slices, one after the other
+            by_index = {i.index: i for i in plan.items}
+            for n, (start, end) in enumerate(plan.slices):
+                todo = _unfinished([by_index[k] for k in range(start, end)], sink, stats)
+                done0, failed0 = stats.done, stats.failed
+                on_progress(stats)
+                if todo:
+                    await _run_slice(ctx, todo, f"{start}-{end}")
+                info = {"slice": n + 1, "of": len(plan.slices), "start": start, "end": end, "asked": len(todo),
+                        "done": stats.done - done0, "failed": stats.failed - failed0}
+                result.slices.append(info)
+                on_slice(info)
+        finally:
+            sink.close()
+    finally:
+        await backend.aclose()
+    return result
+
+
+def _unfinished(items: list[Item], sink: Sink, stats: Stats) -> list[Item]:
+    """Items whose key is in neither log; duplicates of one key are asked once."""
+    todo, seen = [], set()
+    for item in items:
+        if sink.finished(item.key) or item.key in seen:
+            stats.skipped += 1
+        else:
+            seen.add(item.key)
+            todo.append(item)
+    return todo
+
+
+async def _run_slice(ctx: _Ctx, items: list[Item], slice_id: str) -> None:
+    if hasattr(ctx.backend, "run_batch"):
+        await _run_slice_batch(ctx, items, slice_id)
+        return
+    it = iter(items)
+
+    async def worker() -> None:
+        for item in it:  # one shared iterator: each item goes to exactly one worker
+            await _process(ctx, item)
+
+    await _all_or_first_error([asyncio.create_task(worker()) for _ in range(min(ctx.cfg.concurrency, len(items)))])
+
+
+async def _all_or_first_error(tasks: list[asyncio.Task]) -> None:
+    """Wait for all tasks; on the first exception cancel the others and raise it."""
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()
+
+
+async def _process(ctx: _Ctx, item: Item) -> None:
+    """Ask up to `attempts` times; commit the first accepted answer, else record the failure."""
+    examples = few_shot_examples(item, ctx.cfg.few_shot, ctx.cfg.style_dataset)
+    messages = ctx.template.messages(item, examples, ctx.cfg.structured_output)
+    last: tuple[str, str, str | None] = ("", "", None)
+    for attempt in range(1, ctx.cfg.attempts + 1):
+        async with ctx.limiter:
+            ctx.stats.in_flight += 1
+            try:
+                outcome: Answer | Transient = await ctx.backend.complete(messages, item)
+            except Transient as exc:
+                outcome = exc
+            finally:
+                ctx.stats.in_flight -= 1
+        verdict = _judge(ctx, item, outcome)
+        if verdict.ok:
+            await _commit_done(ctx, item, verdict, outcome)
+            return
+        last = (verdict.reason, verdict.detail, verdict.text or None)
+        if attempt < ctx.cfg.attempts:
+            ctx.stats.retries += 1
+        ctx.on_progress(ctx.stats)
+    await _commit_failed(ctx, item, last, ctx.cfg.attempts)
+
+
+def _judge(ctx: _Ctx, item: Item, outcome: Answer | Transient) -> Verdict:
+    """Validate an answer (and count its tokens); a transient failure becomes a rejection reason."""
+    if isinstance(outcome, Transient):
+        verdict = Verdict("", outcome.reason, outcome.detail)
+    else:
+        ctx.stats.prompt_tokens += outcome.prompt_tokens
+        ctx.stats.completion_tokens += outcome.completion_tokens
+        verdict = check_answer(item, outcome.content, outcome.finish_reason, refusal=outcome.refusal,
+                               structured=ctx.cfg.structured_output, echo_markers=ctx.template.echo_markers())
+    if not verdict.ok:
+        ctx.stats.rejections[verdict.reason] += 1
+    return verdict
+
+
+async def _commit_done(ctx: _Ctx, item: Item, verdict: Verdict, answer: Answer) -> None:
+    await ctx.sink.done({"key": item.key, "id": item.id, "description": verdict.text, "attributes": item.labels,
+                         "model": ctx.backend.model, "prompt_version": ctx.template.version,
+                         "usage": {"prompt_tokens": answer.prompt_tokens,
+                                   "completion_tokens": answer.completion_tokens}})
+    ctx.stats.done += 1
+    ctx.on_progress(ctx.stats)
+
+
+async def _commit_failed(ctx: _Ctx, item: Item, last: tuple[str, str, str | None], attempts: int) -> None:
+    reason, detail, answer = last
+    await ctx.sink.failed({"key": item.key, "id": item.id, "reason": reason, "detail": detail,
+                           "attempts": attempts, "last_answer": answer})
+    ctx.stats.failed += 1
+    ctx.on_progress(ctx.stats)
+
+
+async def _run_slice_batch(ctx: _Ctx, items: list[Item], slice_id: str) -> None:
+    """Batch mode: one batch job per slice and round; rejected items go into the next round's job."""
+    pending = items
+    for attempt in range(1, ctx.cfg.attempts + 1):
+        requests = [(item, ctx.template.messages(item, few_shot_examples(item, ctx.cfg.few_shot,
+                     ctx.cfg.style_dataset), ctx.cfg.structured_output)) for item in pending]
+        ctx.stats.in_flight = len(pending)
+        results = await ctx.backend.run_batch(slice_id, requests, ctx.on_progress)
+        ctx.stats.in_flight = 0
+        again = []
+        for item in pending:
+            outcome = results.get(item.key, Transient("missing", "no result for this custom_id in the batch output"))
+            verdict = _judge(ctx, item, outcome)
+            if verdict.ok:
+                await _commit_done(ctx, item, verdict, outcome)
+            elif attempt < ctx.cfg.attempts:
+                ctx.stats.retries += 1
+                again.append(item)
+            else:
+                await _commit_failed(ctx, item, (verdict.reason, verdict.detail, verdict.text or None), attempt)
+        ctx.backend.forget(slice_id)
+        pending = again
+        if not pending:
+            return

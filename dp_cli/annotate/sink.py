@@ -1,0 +1,139 @@
+"""Exactly-once output: finished keys read back on start, whole lines appended, group-committed with fsync.
+
+A line is counted as done only after its bytes were written by one `write` call and fsynced; a crash
+leaves at most a partial last line, which `repair_jsonl_tail` cuts on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from dp_cli.errors import DataError
+from dp_cli.fsutil import repair_jsonl_tail
+
+
+def failures_path(output: Path | str, failures: Path | None) -> Path:
+    """`<output stem>.failed.jsonl` beside the output; ./annotations.failed.jsonl for stdout."""
+    if failures is not None:
+        return Path(failures)
+    if str(output) == "-":
+        return Path("annotations.failed.jsonl")
+    out = Path(output)
+    return out.with_name(f"{out.stem}.failed.jsonl")
+
+
+def read_keys(path: Path) -> list[str]:
+    """Keys of the lines of a JSONL file we wrote (after the tail repair)."""
+    keys = []
+    if not path.exists():
+        return keys
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                keys.append(json.loads(line)["key"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(f"{path}:{lineno}: not an annotate output line (no 'key')",
+                                hint="use a new --output file, or remove that line") from None
+    return keys
+
+
+class _Log:
+    """One append-only JSONL destination with group commit (a file with fsync, or stdout)."""
+
+    def __init__(self, path: Path | str):
+        self.stdout = str(path) == "-"
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+        if self.stdout:
+            self._fh: BinaryIO = sys.stdout.buffer
+        else:
+            self.path = Path(path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            repair_jsonl_tail(self.path)
+            self._fd: int | None = None  # opened on the first line, so an unused failure log is not created
+
+    def _write(self, data: bytes) -> None:
+        if self.stdout:
+            self._fh.write(data)
+            self._fh.flush()
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(data)
+        while view:  # one write call for the whole group; loop only on a short write
+            n = os.write(self._fd, view)
+            view = view[n:]
+        os.fsync(self._fd)
+
+    async def append(self, row: dict) -> None:
+        """Return once the row is durably written."""
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append(((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"), fut))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._write, b"".join(data for data, _ in group))
+            except OSError as exc:
+                err = DataError(f"{getattr(self, 'path', '<stdout>')}: cannot write ({exc.strerror})")
+                for _, fut in group:
+                    fut.set_exception(err)
+                continue
+            for _, fut in group:
+                fut.set_result(None)
+
+    def close(self) -> None:
+        if not self.stdout and self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Sink:
+    """The output and failure logs of a run, and the keys already finished in them."""
+
+    def __init__(self, output: Path | str, failures: Path, retry_keys: set[str] | None = None):
+        self.out = _Log(output)
+        self.failures_file = failures
+        self.done_keys = set() if self.out.stdout else set(read_keys(self.out.path))
+        if retry_keys:
+            _drop_failed(failures, retry_keys)
+        self.fail = _Log(failures)
+        self.failed_keys = set(read_keys(failures))
+
+    def finished(self, key: str) -> bool:
+        return key in self.done_keys or key in self.failed_keys
+
+    async def done(self, row: dict) -> None:
+        await self.out.append(row)
+        self.done_keys.add(row["key"])
+
+    async def failed(self, row: dict) -> None:
+        await self.fail.append(row)
+        self.failed_keys.add(row["key"])
+
+    def close(self) -> None:
+        self.out.close()
+        self.fail.close()
+
+
+def _drop_failed(path: Path, drop: set[str]) -> None:
+    """Rewrite the failure log atomically without the records about to be asked again."""
+    from dp_cli.fsutil import write_text_atomic
+
+    if not path.exists():
+        return
+    repair_jsonl_tail(path)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+             if line.strip() and json.loads(line).get("key") not in drop]
+    write_text_atomic(path, "".join(lines))

@@ -1,0 +1,105 @@
+"""`dp annotate`: rewrite each edited image's description with an LLM (resumable, exactly once)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dp_cli import console
+from dp_cli.cli_common import dp_command
+from dp_cli.config import load_project, resolve_section
+from dp_cli.errors import UsageError
+
+
+@dp_command
+def command(
+    input: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH",
+                     help="edits.jsonl from `dp edit` (or any JSONL with base_description and "
+                          "reference_attribute_list); '-' = stdin.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH",
+                      help="annotations.jsonl to append to (finished records are skipped); '-' = stdout.")] = None,
+    failures: Annotated[Optional[Path], typer.Option(help="Failure log. Default: <output stem>.failed.jsonl, "
+                        "or ./annotations.failed.jsonl when --output is '-'.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="openai | openai-batch | offline.",
+                       envvar="DP_ANNOTATE_BACKEND")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Chat model name.", envvar="OPENAI_MODEL")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.",
+                        envvar="OPENAI_BASE_URL")] = None,
+    text_start: Annotated[Optional[int], typer.Option(help="First record (0-based).")] = None,
+    text_end: Annotated[Optional[int], typer.Option(help="End record, exclusive; -1 = through the last.")] = None,
+    slice_step: Annotated[Optional[int], typer.Option(help="Records per slice (one batch job per slice); "
+                          "0 = one slice.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Most requests in flight (adapts down on 429).")] = None,
+    attempts: Annotated[Optional[int], typer.Option(help="Asks per record before it is recorded failed.")] = None,
+    max_retries: Annotated[Optional[int], typer.Option(help="Client retries on 408/409/429/5xx/timeouts.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds per HTTP request.")] = None,
+    prompt_version: Annotated[Optional[str], typer.Option(help="Built-in prompt template version.")] = None,
+    prompt_file: Annotated[Optional[Path], typer.Option(help="Custom prompt template file.")] = None,
+    few_shot: Annotated[Optional[int], typer.Option(help="Style examples from the source dataset's captions.")] = None,
+    structured: Annotated[Optional[bool], typer.Option("--structured/--plain",
+                          help="Ask for JSON {rewritten, attributes_used}.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Answer token limit.")] = None,
+    retry_failed: Annotated[Optional[bool], typer.Option("--retry-failed/--skip-failed",
+                            help="Ask again for records in the failure log (default: skip them).")] = None,
+    poll_interval: Annotated[Optional[float], typer.Option(help="openai-batch: seconds between polls.")] = None,
+) -> None:
+    """Rewrite each record's description with an LLM so it names the new attributes.
+
+    One output line per input record (key, id, description, attributes, model, usage), appended and
+    fsynced as it finishes; rerunning the same command skips finished records. Answers that are empty,
+    truncated, refusals, echoes or miss an attribute are asked again, then logged as failures.
+    The API key is read only from OPENAI_API_KEY.
+    """
+    from dp_cli.annotate.config import AnnotateConfig
+    from dp_cli.annotate.runner import run
+
+    # settings() names its first parameter `model`, which is also one of our keys: pass the flags as a dict
+    flags = dict(input=input, output=output, failures=failures, backend=backend,
+                   model=model, base_url=base_url, text_start=text_start, text_end=text_end, slice_step=slice_step,
+                   concurrency=concurrency, attempts=attempts, max_retries=max_retries, timeout=timeout,
+                   prompt_version=prompt_version, prompt_file=prompt_file, few_shot=few_shot,
+                   structured_output=structured, temperature=temperature, max_tokens=max_tokens,
+                   retry_failed=retry_failed, poll_interval=poll_interval)
+    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
+    cfg = resolve_section(AnnotateConfig, "annotate", project, flags)
+    if str(cfg.output) == "-" and console.STATE.json:
+        raise UsageError("--json and --output - both write stdout", hint="give --output a file, or drop --json")
+    result = _run_with_progress(cfg, run)
+    _render(result)
+
+
+def _run_with_progress(cfg, run):
+    """Run with a live bar (done/failed/in flight, req/s, tok/s, ETA) and one line per slice."""
+    with console.progress() as bar:
+        task = bar.add_task("annotate", total=None, status="starting")
+
+        def on_progress(stats) -> None:
+            bar.update(task, total=stats.total, completed=stats.done + stats.failed + stats.skipped,
+                       status=stats.status_line())
+
+        def on_slice(info: dict) -> None:
+            console.info(f"slice {info['slice']}/{info['of']} records [{info['start']}, {info['end']}): "
+                         f"asked {info['asked']}, done {info['done']}, failed {info['failed']}")
+
+        return run(cfg, stdin=sys.stdin, on_progress=on_progress, on_slice=on_slice)
+
+
+def _render(result) -> None:
+    p = result.payload()
+    rejections = ", ".join(f"{k} {v}" for k, v in sorted(p["rejections"].items())) or "none"
+    cost = p["estimated_cost_usd"]
+    rows = [("output", p["output"]), ("failures", p["failures"]), ("backend / model", f"{p['backend']} / {p['model']}"),
+            ("prompt", p["prompt_version"]), ("selected", p["selected"]), ("skipped (already finished)", p["skipped"]),
+            ("done", p["done"]), ("failed", p["failed"]), ("re-asked", p["retries"]),
+            ("client retries", p["http_retries"]), ("429 / 5xx seen", f"{p['rate_limited']} / {p['server_errors']}"),
+            ("rejections", rejections), ("tokens (prompt / completion)", f"{p['prompt_tokens']} / {p['completion_tokens']}"),
+            ("estimated cost", f"${cost:.4f}" if cost is not None else "unknown model"),
+            ("time", f"{p['seconds']:.1f} s")]
+    console.render_summary("annotate", rows, p)
+    if p["failed"]:
+        console.warn(f"{p['failed']} record(s) failed, reasons in {p['failures']}; "
+                     "rerun with --retry-failed to ask again")
