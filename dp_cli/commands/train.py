@@ -1,0 +1,142 @@
+"""`dp train`: train the Diverse Person model (works under `accelerate launch` and `torchrun`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dp_cli.cli_common import dp_command, settings
+
+_O = typer.Option
+
+
+@dp_command
+def command(
+    pretrained_model: Annotated[Optional[str], _O("--pretrained-model", "--pretrained-model-hf",
+        help="SD-1.5-layout model: hub id or folder.")] = None,
+    image_encoder: Annotated[Optional[str], _O("--image-encoder", "--image-encoder-hf",
+        help="CLIP vision model: hub id or folder.")] = None,
+    dataset: Annotated[Optional[Path], _O("--dataset", "--dataset-name", "-d",
+        help="Person dataset with parsing maps (default: dataset of the train, else the data table).")] = None,
+    split: Annotated[Optional[str], _O("--split", help="Split to train on (default: train).")] = None,
+    output_dir: Annotated[Optional[Path], _O("--output-dir", "-o",
+        help="Run folder: checkpoints, logs, and the final model in OUTPUT_DIR/model.")] = None,
+    logging_dir: Annotated[Optional[Path], _O("--logging-dir", help="Tracker logs (default: OUTPUT_DIR/logs).")] = None,
+    max_train_steps: Annotated[Optional[int], _O("--max-train-steps", help="Optimizer steps (default 30000).")] = None,
+    num_train_epochs: Annotated[Optional[int], _O("--num-train-epochs",
+        help="Epochs, used when --max-train-steps is not set in the config.")] = None,
+    train_batch_size: Annotated[Optional[int], _O("--train-batch-size", help="Batch size per device.")] = None,
+    gradient_accumulation_steps: Annotated[Optional[int], _O("--gradient-accumulation-steps")] = None,
+    lr: Annotated[Optional[float], _O("--lr", "--learning-rate", help="Learning rate (default 1e-5).")] = None,
+    unet_lr_scale: Annotated[Optional[float], _O("--unet-lr-scale", help="UNet lr = lr x this.")] = None,
+    scale_lr: Annotated[Optional[bool], _O("--scale-lr/--no-scale-lr",
+        help="Scale lr by batch x accumulation x processes.")] = None,
+    lr_scheduler: Annotated[Optional[str], _O("--lr-scheduler",
+        help="constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial.")] = None,
+    lr_warmup_steps: Annotated[Optional[int], _O("--lr-warmup-steps")] = None,
+    adam_beta1: Annotated[Optional[float], _O("--adam-beta1")] = None,
+    adam_beta2: Annotated[Optional[float], _O("--adam-beta2")] = None,
+    adam_weight_decay: Annotated[Optional[float], _O("--adam-weight-decay")] = None,
+    adam_epsilon: Annotated[Optional[float], _O("--adam-epsilon")] = None,
+    max_grad_norm: Annotated[Optional[float], _O("--max-grad-norm", help="0 = no clipping.")] = None,
+    mixed_precision: Annotated[Optional[str], _O("--mixed-precision", envvar="DP_MIXED_PRECISION",
+        help="no, fp16 (GPU) or bf16.")] = None,
+    seed: Annotated[Optional[int], _O("--seed")] = None,
+    img_token_num: Annotated[Optional[int], _O("--img-token-num")] = None,
+    max_reference_attributes: Annotated[Optional[int], _O("--max-reference-attributes",
+        "--max-reference-attribute-num", help="Most reference attributes per image (default 3).")] = None,
+    resolution: Annotated[Optional[str], _O("--resolution", help="'128' (square) or 'HxW', e.g. 128x64.")] = None,
+    text_image_linking: Annotated[Optional[str], _O("--text-image-linking")] = None,
+    disable_flash_attention: Annotated[Optional[bool], _O("--disable-flash-attention/--flash-attention",
+        "--disable-flashattention", help="Plain attention instead of SDPA.")] = None,
+    train_image_encoder: Annotated[Optional[bool], _O("--train-image-encoder/--no-train-image-encoder")] = None,
+    image_encoder_trainable_layers: Annotated[Optional[int], _O("--image-encoder-trainable-layers")] = None,
+    train_text_encoder: Annotated[Optional[bool], _O("--train-text-encoder/--no-train-text-encoder")] = None,
+    gradient_checkpointing: Annotated[Optional[bool],
+        _O("--gradient-checkpointing/--no-gradient-checkpointing")] = None,
+    reference_attribute_types: Annotated[Optional[str], _O("--reference-attribute-types",
+        help="e.g. hair_uppercloth_bottomcloth.")] = None,
+    mask_loss: Annotated[Optional[bool], _O("--mask-loss/--no-mask-loss")] = None,
+    mask_loss_prob: Annotated[Optional[float], _O("--mask-loss-prob")] = None,
+    attribute_loc: Annotated[Optional[bool], _O("--attribute-loc/--no-attribute-loc",
+        help="Cross-attention localization loss.")] = None,
+    attribute_loc_weight: Annotated[Optional[float], _O("--attribute-loc-weight")] = None,
+    attribute_localization_loss: Annotated[Optional[str], _O("--attribute-localization-loss")] = None,
+    attribute_loc_layers: Annotated[Optional[int], _O("--attribute-loc-layers",
+        help="Middle UNet blocks (of 7) used by the localization loss.")] = None,
+    attribute_loc_normalize: Annotated[Optional[bool], _O("--attribute-loc-normalize/--no-attribute-loc-normalize")] = None,
+    uncondition_prob: Annotated[Optional[float], _O("--uncondition-prob",
+        help="Probability of an empty caption (for guidance).")] = None,
+    caption_augmentation: Annotated[Optional[bool], _O("--caption-augmentation/--no-caption-augmentation")] = None,
+    caption_augmentation_prob: Annotated[Optional[float], _O("--caption-augmentation-prob")] = None,
+    random_flip: Annotated[Optional[bool], _O("--random-flip/--no-random-flip")] = None,
+    cache_latents: Annotated[Optional[bool], _O("--cache-latents/--no-cache-latents")] = None,
+    dataloader_num_workers: Annotated[Optional[int], _O("--dataloader-num-workers")] = None,
+    pin_memory: Annotated[Optional[bool], _O("--pin-memory/--no-pin-memory")] = None,
+    strict: Annotated[Optional[bool], _O("--strict/--no-strict",
+        help="Fail on a missing or corrupt file instead of skipping it.")] = None,
+    checkpointing_steps: Annotated[Optional[int], _O("--checkpointing-steps")] = None,
+    keep_only_last_checkpoint: Annotated[Optional[bool],
+        _O("--keep-only-last-checkpoint/--keep-all-checkpoints")] = None,
+    keep_interval: Annotated[Optional[int], _O("--keep-interval",
+        help="Checkpoints at multiples of this step are kept.")] = None,
+    checkpoints_total_limit: Annotated[Optional[int], _O("--checkpoints-total-limit")] = None,
+    resume_from_checkpoint: Annotated[Optional[str], _O("--resume-from-checkpoint",
+        help="'latest' or a checkpoint folder.")] = None,
+    report_to: Annotated[Optional[str], _O("--report-to", help="none, tensorboard, wandb or all.")] = None,
+    log_every: Annotated[Optional[int], _O("--log-every", help="Tracker logging interval in steps.")] = None,
+) -> None:
+    """Train the Diverse Person model: denoising + mask + localization losses on a person dataset.
+
+    Every setting is also a key of the train table in dp.toml; flags win over the environment and the TOML file.
+    Multi-GPU: `accelerate launch -m dp_cli train ...` or `torchrun --nproc_per_node N -m dp_cli train ...`.
+    """
+    from dp_cli.train.config import TrainConfig
+
+    flags = {k: v for k, v in locals().items() if k != "TrainConfig"}
+    cfg = settings(TrainConfig, "train", **flags)
+    if cfg.dataset is None:
+        cfg = _dataset_from_data_table(cfg)
+    _run(cfg)
+
+
+def _dataset_from_data_table(cfg):
+    """Fall back to the dataset of the shared [data] table."""
+    from dp_cli.data.config import DataConfig
+
+    data = settings(DataConfig, "data")
+    return cfg.model_copy(update={"dataset": data.dataset}) if data.dataset else cfg
+
+
+def _run(cfg) -> None:
+    from dp_cli import console
+    from dp_cli.train.loop import train
+
+    with console.progress() as bar:
+        task = bar.add_task("train", total=None, status="loading")
+
+        def on_step(e) -> None:
+            status = (f"loss {e.loss:.4f} (denoise {e.denoise:.4f}, loc {e.loc:.4f}) "
+                      f"lr {e.lr:.2e} {e.samples_per_s:.1f} samples/s")
+            bar.update(task, completed=e.step, total=e.total, status=status)
+
+        result = train(cfg, on_step=on_step, on_info=console.info)
+    _render(result)
+
+
+def _render(result) -> None:
+    from dataclasses import asdict
+
+    from dp_cli import console
+
+    rows = [("output", result.output_dir), ("model", result.model_dir),
+            ("steps", f"{result.steps} this run, {result.total_steps} in all"),
+            ("samples", result.samples), ("samples/s", round(result.samples_per_s, 2)),
+            ("last loss", result.last_loss), ("mean loss", result.mean_loss),
+            ("images", result.images), ("skipped files", result.skipped_files),
+            ("without parsing", result.without_parsing), ("checkpoints", ", ".join(result.checkpoints) or "-"),
+            ("resumed from", result.resumed_from or "-"), ("latent cache", result.latent_cache or "off"),
+            ("processes", f"{result.processes} on {result.device}"), ("wall time", f"{result.wall_s:.1f} s")]
+    console.render_summary("dp train", rows, asdict(result))

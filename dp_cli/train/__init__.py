@@ -1,0 +1,1 @@
+"""Training of the Diverse Person model: config, data, loop, checkpoints."""

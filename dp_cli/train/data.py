@@ -1,0 +1,310 @@
+"""Training examples from a person dataset with parsing maps (DESIGN.md section 1, "Training").
+
+For each image: a caption, the attribute nouns it names (for the configured types) that also have a
+mask in the parsing map, one reference image per such attribute (its bounding box, pixels outside the
+mask replaced by noise), the masks at training resolution and the token position of each noun.
+Images without usable attributes still train the denoiser. All randomness of an example comes from
+(seed, epoch, index), so a resumed run sees exactly the examples an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from dp_cli.data.attributes import NounMatch, attribute_mask, drop_adjectives, find_nouns
+from dp_cli.data.dataset import PersonDataset, PersonRecord
+from dp_cli.errors import DataError
+
+MIN_ATTRIBUTE_PIXELS = 8  # at training resolution; smaller regions give no usable reference
+
+
+@dataclass
+class ReferenceSpec:
+    """How the image encoder wants its reference images (models.image_encoder.ReferenceImageEncoder)."""
+
+    size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
+@dataclass
+class ScanReport:
+    """What the pre-scan of the split found."""
+
+    records: list[PersonRecord]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (record id, reason)
+    without_parsing: int = 0
+
+
+def load_person_dataset(path: Path) -> PersonDataset:
+    """Any dataset `dp` reads (native, or an importable format once dp_cli.data.loading exists)."""
+    if not Path(path).exists():
+        raise DataError(f"{path}: dataset folder not found", hint="check --dataset, or build one with `dp toy`")
+    try:
+        from dp_cli.data.loading import load_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        from dp_cli.data.dataset import load_native
+
+        return load_native(Path(path))
+    return load_dataset(Path(path))
+
+
+def scan_split(dataset: PersonDataset, split: str, *, strict: bool, need_parsing: bool) -> ScanReport:
+    """Keep the records whose files open; count (or, strict, fail on) the missing and corrupt ones."""
+    records = dataset.split(split)
+    if not records:
+        have = ", ".join(f"{k} ({v['images']})" for k, v in dataset.counts().items()) or "none"
+        raise DataError(f"{dataset.root}: no images in split {split!r}", hint=f"splits present: {have}")
+    report = ScanReport([])
+    for rec in records:
+        problem = _file_problem(dataset.image_path(rec)) or (
+            _file_problem(dataset.parsing_path(rec)) if rec.parsing else None)
+        if problem:
+            if strict:
+                raise DataError(f"{dataset.root}: record {rec.id!r}: {problem}",
+                                hint="fix or remove the file, or run without --strict to skip it")
+            report.skipped.append((rec.id, problem))
+            continue
+        report.without_parsing += rec.parsing is None
+        report.records.append(rec)
+    if not report.records:
+        raise DataError(f"{dataset.root}: every image of split {split!r} is missing or corrupt "
+                        f"(first: {report.skipped[0][1]})")
+    if need_parsing and report.without_parsing == len(report.records):
+        raise DataError(f"{dataset.root}: no parsing maps in split {split!r}, but the localization/mask loss needs them",
+                        hint="add parsing maps with `dp segment`, or train with --no-attribute-loc --no-mask-loss")
+    return report
+
+
+def _file_problem(path: Path | None) -> str | None:
+    if path is None or not path.exists():
+        return f"file not found: {path}"
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # PIL raises many types for broken files
+        return f"corrupt image {path}: {exc.__class__.__name__}"
+    return None
+
+
+class TrainDataset(Dataset):
+    """Examples in the training-batch layout of docs/MODELS.md (one image each; stacked by default_collate)."""
+
+    def __init__(self, dataset: PersonDataset, records: list[PersonRecord], tokenizer, *, types: tuple[str, ...],
+                 size: tuple[int, int], max_attributes: int, reference: ReferenceSpec, seed: int = 0,
+                 caption_augmentation: bool = True, caption_augmentation_prob: float = 0.5,
+                 uncondition_prob: float = 0.0, random_flip: bool = False, strict: bool = False,
+                 max_length: int | None = None, latent_cache: torch.Tensor | None = None):
+        self.dataset, self.records, self.tokenizer = dataset, records, tokenizer
+        self.types, self.size, self.max_attributes, self.reference = types, size, max_attributes, reference
+        self.seed, self.epoch = seed, 0
+        self.caption_augmentation, self.caption_augmentation_prob = caption_augmentation, caption_augmentation_prob
+        self.uncondition_prob, self.random_flip, self.strict = uncondition_prob, random_flip, strict
+        self.max_length = max_length or tokenizer.model_max_length
+        self.latent_cache = latent_cache
+        self.runtime_skipped: list[tuple[str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        for attempt in range(len(self.records)):
+            i = (index + attempt) % len(self.records)
+            try:
+                return self.example(i)
+            except (OSError, ValueError) as exc:
+                rec = self.records[i]
+                if self.strict:
+                    raise DataError(f"{self.dataset.root}: record {rec.id!r}: cannot read: {exc}") from None
+                self.runtime_skipped.append((rec.id, str(exc)))
+        raise DataError(f"{self.dataset.root}: no readable image left")
+
+    def example(self, i: int) -> dict[str, torch.Tensor]:
+        """One example; its randomness is a function of (seed, epoch, i)."""
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rec = self.records[i]
+        image, parsing = self.load(rec)
+        flip = self.random_flip and rng.random() < 0.5
+        if flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            parsing = parsing[:, ::-1] if parsing is not None else None
+        caption = rec.captions[int(rng.integers(len(rec.captions)))]
+        if rng.random() < self.uncondition_prob:
+            caption, parsing = "", None
+        caption, attrs = self.attributes(caption, image, parsing, rng)
+        input_ids, positions = self.tokenize(caption, [(m.start, m.end) for m, _, _ in attrs])
+        out = self.pack(image, attrs, positions)
+        out["input_ids"] = input_ids
+        out["index"] = torch.tensor(i)
+        if self.latent_cache is not None and not flip:
+            out["latent_dist"] = self.latent_cache[i]
+        return out
+
+    def load(self, rec: PersonRecord) -> tuple[Image.Image, np.ndarray | None]:
+        with Image.open(self.dataset.image_path(rec)) as im:
+            image = im.convert("RGB")
+        parsing = None
+        if rec.parsing:
+            with Image.open(self.dataset.parsing_path(rec)) as pm:
+                pm = pm if pm.mode in ("L", "P", "I") else pm.convert("L")
+                if pm.size != image.size:
+                    pm = pm.resize(image.size, Image.Resampling.NEAREST)
+                parsing = np.asarray(pm).astype(np.int64)
+        return image, parsing
+
+    def attributes(self, caption: str, image: Image.Image, parsing: np.ndarray | None, rng: np.random.Generator
+                   ) -> tuple[str, list[tuple[NounMatch, np.ndarray, Image.Image]]]:
+        """(caption, [(noun, mask at training size, reference image)]) for nouns that have a mask."""
+        if parsing is None or not caption:
+            return caption, []
+        chosen: list[tuple[int, NounMatch, np.ndarray]] = []
+        seen: set[str] = set()
+        for k, m in enumerate(find_nouns(caption, self.types)):
+            if m.type in seen or len(chosen) >= self.max_attributes:
+                continue
+            full = attribute_mask(parsing, m.type, self.dataset.label_set)
+            small = _resize_mask(full, self.size)
+            if small.sum() >= MIN_ATTRIBUTE_PIXELS:
+                seen.add(m.type)
+                chosen.append((k, m, full))
+        if self.caption_augmentation and chosen:
+            drop = [m for _, m, _ in chosen if m.phrase_start < m.start and rng.random() < self.caption_augmentation_prob]
+            if drop:
+                new_caption = drop_adjectives(caption, drop)
+                renamed = find_nouns(new_caption, self.types)
+                chosen = [(k, renamed[k], full) for k, _, full in chosen]
+                caption = new_caption
+        out = []
+        for _, m, full in chosen:
+            out.append((m, _resize_mask(full, self.size), reference_image(image, full, rng)))
+        return caption, out
+
+    def tokenize(self, caption: str, spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        from models.tokens import flag_noun_tokens
+
+        ids, pos = flag_noun_tokens(self.tokenizer, [caption], [spans], max_length=self.max_length,
+                                    max_attributes=self.max_attributes)
+        return ids[0], pos[0]
+
+    def pack(self, image: Image.Image, attrs: list, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        from models.image_encoder import preprocess_reference
+
+        h, w = self.size
+        a, s = self.max_attributes, self.reference.size
+        masks = torch.zeros(a, h, w)
+        valid = torch.zeros(a, dtype=torch.bool)
+        refs = torch.zeros(a, 3, s, s)
+        if attrs:
+            pixels = preprocess_reference([ref for _, _, ref in attrs], s, self.reference.mean, self.reference.std)
+            for k, (_, mask, _) in enumerate(attrs):
+                if positions[k] < 0:  # the noun was truncated away
+                    continue
+                masks[k] = torch.from_numpy(mask.astype(np.float32))
+                valid[k] = True
+                refs[k] = pixels[k]
+        positions = torch.where(valid, positions, torch.full_like(positions, -1))
+        return {"pixel_values": image_tensor(image, self.size), "token_positions": positions,
+                "ref_pixel_values": refs, "attr_masks": masks, "attr_valid": valid}
+
+
+def image_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """RGB image -> [3, H, W] in [-1, 1] at (height, width)."""
+    h, w = size
+    if image.size != (w, h):
+        image = image.resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    if mask.shape == (h, w):
+        return mask
+    im = Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)
+    return np.asarray(im) > 127
+
+
+def reference_image(image: Image.Image, mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """The attribute's bounding box, pixels outside its mask replaced by uniform noise."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.asarray(image)[y0:y1, x0:x1].copy()
+    inside = mask[y0:y1, x0:x1]
+    noise = rng.integers(0, 256, size=crop.shape, dtype=np.uint8)
+    crop[~inside] = noise[~inside]
+    return Image.fromarray(crop)
+
+
+class PixelView(Dataset):
+    """Only the (unflipped) pixel values of each record: the input of the latent cache."""
+
+    def __init__(self, train: TrainDataset):
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rec = self.train.records[i]
+        try:
+            with Image.open(self.train.dataset.image_path(rec)) as im:
+                return image_tensor(im.convert("RGB"), self.train.size)
+        except (OSError, ValueError):
+            return torch.zeros(3, *self.train.size)  # the example itself is skipped at training time
+
+
+def cache_key(train: TrainDataset, vae_name: str) -> str:
+    """A key that changes when the images, their size or the VAE change."""
+    h = hashlib.sha256()
+    h.update(json.dumps([vae_name, list(train.size)]).encode())
+    for rec in train.records:
+        st = train.dataset.image_path(rec).stat()
+        h.update(f"{rec.id}\0{rec.image}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_latent_dists(vae, train: TrainDataset, batch_size: int, device: torch.device) -> torch.Tensor:
+    """[N, 2C, h, w]: mean and log-variance of the VAE posterior of every image, in record order."""
+    loader = torch.utils.data.DataLoader(PixelView(train), batch_size=batch_size, shuffle=False)
+    out = []
+    for pixels in loader:
+        dist = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist
+        out.append(torch.cat([dist.mean, dist.logvar], dim=1).float().cpu())
+    return torch.cat(out)
+
+
+def load_or_build_latent_cache(vae, train: TrainDataset, folder: Path, vae_name: str, device: torch.device,
+                               batch_size: int = 16) -> tuple[torch.Tensor, Path, bool]:
+    """Read the cache file for these images and this VAE, or encode and write it (atomically)."""
+    from safetensors.torch import load_file, save_file
+
+    from dp_cli.fsutil import atomic_path
+
+    path = Path(folder) / f"latents-{cache_key(train, vae_name)}.safetensors"
+    if path.exists():
+        try:
+            return load_file(path)["latent_dist"], path, False
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink()
+    dists = encode_latent_dists(vae, train, batch_size, device)
+    with atomic_path(path) as tmp:
+        save_file({"latent_dist": dists.contiguous()}, str(tmp))
+    return dists, path, True
+
+
+def describe(batch: dict[str, Any]) -> str:
+    """Shapes of a batch, for --verbose."""
+    return ", ".join(f"{k}={tuple(v.shape)}" for k, v in batch.items() if torch.is_tensor(v))

@@ -1,0 +1,429 @@
+"""`dp train`: setup (validate, accelerator) -> main (model, data, optimizer, resume) -> fit (the loop).
+
+Works the same on one CPU, one GPU, and many processes under `accelerate launch` or `torchrun`.
+The noise, timesteps and mask-loss draws of each micro-batch come from a generator seeded with
+(seed, micro-batch number, rank), and the data order from accelerate's seedable sampler, so a resumed
+run repeats the uninterrupted run's steps exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from dp_cli.errors import ConfigError, ModelError, TrainingError
+from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
+from dp_cli.train.config import TrainConfig
+
+FINAL_MODEL_DIR = "model"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class StepEvent:
+    """What the progress bar shows after each optimizer step."""
+
+    step: int
+    total: int
+    loss: float
+    denoise: float
+    loc: float
+    lr: float
+    samples_per_s: float
+
+
+@dataclass
+class TrainResult:
+    """The summary of a run."""
+
+    output_dir: Path
+    model_dir: Path | None
+    steps: int
+    total_steps: int
+    epochs: int
+    samples: int
+    last_loss: float | None
+    mean_loss: float | None
+    samples_per_s: float
+    wall_s: float
+    images: int
+    skipped_files: int
+    without_parsing: int
+    checkpoints: list[str]
+    resumed_from: str | None
+    latent_cache: str | None
+    processes: int
+    device: str
+
+
+@dataclass
+class Run:
+    """Everything `main` builds and `fit` uses."""
+
+    cfg: TrainConfig
+    accelerator: Any
+    model: Any = None
+    module: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    loader: Any = None
+    data: Any = None
+    scan: Any = None
+    state: RunState = field(default_factory=RunState)
+    total_steps: int = 0
+    resumed_from: Path | None = None
+    latent_cache: Path | None = None
+    trackers: bool = False
+
+
+class TrainingModule(torch.nn.Module):
+    """Makes `DPModel.training_losses` the forward pass, so DDP sees it and syncs the gradients."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict, noise: torch.Tensor, timesteps: torch.Tensor, loc: bool, mask_loss: bool) -> dict:
+        return self.model.training_losses(batch, noise=noise, timesteps=timesteps, loc=loc, mask_loss=mask_loss)
+
+
+def train(cfg: TrainConfig, on_step: Callable[[StepEvent], None] | None = None,
+          on_info: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a DP model as `cfg` says; returns the run's summary (on every process)."""
+    run = setup(cfg)
+    main(run, on_info or (lambda _m: None))
+    return fit(run, on_step or (lambda _e: None))
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def setup(cfg: TrainConfig):
+    """Check what can be checked without models, then build the accelerator."""
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    problems = []
+    if cfg.dataset is None:
+        problems.append("dataset: not set (pass --dataset or set [train] dataset)")
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        problems.append("mixed_precision: fp16 needs a GPU; on CPU use 'bf16' or 'no'")
+    problems += _tracker_problems(cfg.report_to)
+    if problems:
+        raise ConfigError("invalid [train] settings", problems)
+    log_with = None if cfg.report_to == "none" else cfg.report_to
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    set_seed(cfg.seed)
+    return Run(cfg, accelerator)
+
+
+def _tracker_problems(report_to: str) -> list[str]:
+    import importlib.util
+
+    wanted = {"none": [], "all": ["tensorboard", "wandb"]}.get(report_to, [report_to])
+    missing = []
+    for name in wanted:
+        modules = ("tensorboard", "tensorboardX") if name == "tensorboard" else ("wandb",)
+        if not any(importlib.util.find_spec(m) for m in modules):
+            missing.append(f"report_to: {name} is not installed (pip install {name}, or use report_to = 'none')")
+    return missing
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(run: Run, on_info: Callable[[str], None]) -> None:
+    """Load the model and the data, build optimizer and schedule, prepare them, resume if asked."""
+    cfg, acc = run.cfg, run.accelerator
+    # 1. Model
+    run.model = load_model(cfg)
+    check_model(cfg, run.model)
+    # 2. Data
+    build_data(run, on_info)
+    # 3. Optimizer and learning-rate schedule
+    run.module = TrainingModule(run.model)
+    run.optimizer = build_optimizer(cfg, run.model, acc.num_processes)
+    batches_per_epoch = math.ceil(len(run.data) / (cfg.train_batch_size * acc.num_processes))
+    updates_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
+    run.total_steps = cfg.max_train_steps or cfg.num_train_epochs * updates_per_epoch
+    from diffusers.optimization import get_scheduler
+
+    # accelerate steps a prepared scheduler once per process on each optimizer step
+    run.scheduler = get_scheduler(cfg.lr_scheduler, run.optimizer,
+                                  num_warmup_steps=cfg.lr_warmup_steps * acc.num_processes,
+                                  num_training_steps=run.total_steps * acc.num_processes)
+    # 4. Prepare for the processes at hand
+    run.module, run.optimizer, run.loader, run.scheduler = acc.prepare(
+        run.module, run.optimizer, run.loader, run.scheduler)
+    # 5. Resume
+    run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)
+    if cfg.resume_from_checkpoint == "latest" and run.resumed_from is None:
+        on_info(f"no checkpoint in {cfg.output_dir} yet: starting from step 0")
+    if run.resumed_from is not None:
+        acc.load_state(str(run.resumed_from))
+        run.state = read_state(run.resumed_from)
+        on_info(f"resumed from {run.resumed_from} (step {run.state.global_step})")
+    # 6. Trackers
+    if cfg.report_to != "none":
+        acc.init_trackers("dp-train", config=_tracker_config(cfg))
+        run.trackers = True
+
+
+def load_model(cfg: TrainConfig):
+    """The DP model from pretrained parts, configured by the [train] settings."""
+    from models.dp_model import DPConfig, DPModel
+
+    config = DPConfig(
+        attribute_types=list(cfg.types), img_token_num=cfg.img_token_num,
+        max_reference_attributes=cfg.max_reference_attributes, resolution=list(cfg.size),
+        image_encoder_trainable_layers=cfg.image_encoder_trainable_layers if cfg.train_image_encoder else 0,
+        text_image_linking=cfg.text_image_linking, loc_num_middle_blocks=cfg.attribute_loc_layers,
+        loc_loss=cfg.attribute_localization_loss, loc_normalize=cfg.attribute_loc_normalize,
+        loc_weight=cfg.attribute_loc_weight if cfg.attribute_loc else 0.0)
+    return DPModel.from_pretrained_parts(cfg.pretrained_model, cfg.image_encoder, config)
+
+
+def check_model(cfg: TrainConfig, model) -> None:
+    """Settings that only the loaded model can check; every problem reported together."""
+    problems = []
+    factor = model.vae_scale_factor * 2 ** (len(model.unet.config.block_out_channels) - 1)
+    h, w = cfg.size
+    if h % factor or w % factor:
+        problems.append(f"resolution: {cfg.resolution} is not divisible by {factor} (VAE x UNet down-sampling of "
+                        f"{cfg.pretrained_model}); use e.g. {max(factor, h // factor * factor)}x{max(factor, w // factor * factor)}")
+    layers = model.image_encoder.vision.config.num_hidden_layers if hasattr(model.image_encoder, "vision") else None
+    if layers is not None and cfg.train_image_encoder and cfg.image_encoder_trainable_layers > layers:
+        problems.append(f"image_encoder_trainable_layers: {cfg.image_encoder_trainable_layers} > the {layers} "
+                        f"layers of {cfg.image_encoder}; use at most {layers}")
+    if problems:
+        raise ConfigError("invalid [train] settings", problems)
+    model.vae.requires_grad_(False)
+    model.text_encoder.requires_grad_(cfg.train_text_encoder)
+    if not cfg.train_image_encoder:
+        model.image_encoder.requires_grad_(False)
+    if cfg.disable_flash_attention:
+        from diffusers.models.attention_processor import AttnProcessor
+
+        model.unet.set_attn_processor(AttnProcessor())
+    if cfg.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            model.text_encoder.gradient_checkpointing_enable()
+
+
+def build_data(run: Run, on_info: Callable[[str], None]) -> None:
+    """Scan the split, build the dataset (with cached latents when possible) and its loader."""
+    from dp_cli.train.data import ReferenceSpec, TrainDataset, load_or_build_latent_cache, load_person_dataset, scan_split
+
+    cfg, acc, model = run.cfg, run.accelerator, run.model
+    dataset = load_person_dataset(cfg.dataset)
+    run.scan = scan_split(dataset, cfg.split, strict=cfg.strict, need_parsing=cfg.attribute_loc or cfg.mask_loss)
+    enc = model.image_encoder
+    run.data = TrainDataset(
+        dataset, run.scan.records, model.tokenizer, types=cfg.types, size=cfg.size,
+        max_attributes=cfg.max_reference_attributes, reference=ReferenceSpec(enc.image_size, enc.mean, enc.std),
+        seed=cfg.seed, caption_augmentation=cfg.caption_augmentation,
+        caption_augmentation_prob=cfg.caption_augmentation_prob, uncondition_prob=cfg.uncondition_prob,
+        random_flip=cfg.random_flip, strict=cfg.strict)
+    if cfg.cache_latents and not cfg.random_flip:
+        with acc.main_process_first():
+            if acc.is_main_process:
+                on_info(f"caching VAE latents of {len(run.data)} images")
+            model.vae.to(acc.device)
+            run.data.latent_cache, run.latent_cache, _ = load_or_build_latent_cache(
+                model.vae, run.data, cfg.output_dir / "cache", cfg.pretrained_model, acc.device)
+    run.loader = torch.utils.data.DataLoader(
+        run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=cfg.dataloader_num_workers,
+        pin_memory=cfg.pin_memory and torch.cuda.is_available(),
+        drop_last=len(run.data) >= cfg.train_batch_size * acc.num_processes)
+
+
+def build_optimizer(cfg: TrainConfig, model, num_processes: int) -> torch.optim.Optimizer:
+    """AdamW with the UNet at lr * unet_lr_scale and the other trainable parts at lr."""
+    lr = cfg.lr * (cfg.train_batch_size * cfg.gradient_accumulation_steps * num_processes if cfg.scale_lr else 1)
+    unet = [p for p in model.unet.parameters() if p.requires_grad]
+    unet_ids = {id(p) for p in unet}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in unet_ids]
+    groups = [{"params": unet, "lr": lr * cfg.unet_lr_scale}] + ([{"params": rest, "lr": lr}] if rest else [])
+    return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+
+
+def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:
+    out = {}
+    for k, v in cfg.model_dump().items():
+        out[k] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ fit
+def fit(run: Run, on_step: Callable[[StepEvent], None]) -> TrainResult:
+    """The training loop: epochs of micro-batches, optimizer steps, checkpoints, the final model."""
+    from dp_cli.fsutil import JsonlAppender
+
+    cfg, acc, st = run.cfg, run.accelerator, run.state
+    batches_per_epoch = len(run.loader)
+    log = JsonlAppender(cfg.output_dir / LOG_FILE) if acc.is_main_process else None
+    started, start_step, start_samples = time.perf_counter(), st.global_step, st.samples_seen
+    losses: list[float] = []
+    run.module.train()
+    try:
+        while st.global_step < run.total_steps:
+            loader = _epoch_loader(run, batches_per_epoch)
+            acc_sums = {"loss": 0.0, "denoise": 0.0, "loc": 0.0}
+            for batch in loader:
+                counter = st.epoch * batches_per_epoch + st.batches_in_epoch
+                out = micro_step(run, batch, counter)
+                for k in acc_sums:
+                    acc_sums[k] += out[k] / cfg.gradient_accumulation_steps
+                st.batches_in_epoch += 1
+                st.samples_seen += batch["input_ids"].shape[0] * acc.num_processes
+                if not acc.sync_gradients:
+                    continue
+                st.global_step += 1
+                losses.append(acc_sums["loss"])
+                rate = (st.samples_seen - start_samples) / max(time.perf_counter() - started, 1e-9)
+                event = StepEvent(st.global_step, run.total_steps, acc_sums["loss"], acc_sums["denoise"],
+                                  acc_sums["loc"], run.scheduler.get_last_lr()[0], rate)
+                _record(run, log, event)
+                on_step(event)
+                acc_sums = {k: 0.0 for k in acc_sums}
+                if st.global_step % cfg.checkpointing_steps == 0:
+                    _checkpoint(run)
+                if st.global_step >= run.total_steps:
+                    break
+            else:
+                st.epoch, st.batches_in_epoch = st.epoch + 1, 0
+    finally:
+        if log is not None:
+            log.close()
+    model_dir = save_final_model(run)
+    if run.trackers:
+        acc.end_training()
+    wall = time.perf_counter() - started
+    return _result(run, model_dir, losses, wall, start_step, start_samples)
+
+
+def _epoch_loader(run: Run, batches_per_epoch: int):
+    """This epoch's loader, skipping the batches a resumed run has already seen."""
+    st = run.state
+    run.data.set_epoch(st.epoch)
+    run.loader.set_epoch(st.epoch)
+    if st.batches_in_epoch >= batches_per_epoch:
+        st.epoch, st.batches_in_epoch = st.epoch + 1, 0
+        return _epoch_loader(run, batches_per_epoch)
+    if st.batches_in_epoch:
+        return run.accelerator.skip_first_batches(run.loader, st.batches_in_epoch)
+    return run.loader
+
+
+def micro_step(run: Run, batch: dict, counter: int) -> dict[str, float]:
+    """Forward, finite check, backward and (when accumulation is complete) the optimizer step."""
+    cfg, acc, model = run.cfg, run.accelerator, run.model
+    noise, timesteps, use_mask, eps = _draws(run, batch, counter)
+    if "latent_dist" in batch:
+        mean, logvar = batch.pop("latent_dist").chunk(2, dim=1)
+        batch["latents"] = (mean + torch.exp(0.5 * logvar.clamp(-30.0, 20.0)) * eps) * model.vae.config.scaling_factor
+    with acc.accumulate(run.module):
+        out = run.module(batch, noise, timesteps, cfg.attribute_loc, use_mask)
+        values = torch.stack([out["loss"].detach().float(), _scalar(out.get("denoise")), _scalar(out.get("loc"))])
+        values = acc.reduce(values, reduction="mean")
+        if not bool(torch.isfinite(values).all()):
+            _non_finite(run, values)
+        acc.backward(out["loss"])
+        if acc.sync_gradients and cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_([p for p in run.module.parameters() if p.requires_grad], cfg.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return {"loss": float(values[0]), "denoise": float(values[1]), "loc": float(values[2])}
+
+
+def _scalar(value) -> torch.Tensor:
+    if value is None:
+        return torch.zeros(())
+    return value.detach().float().reshape(()) if torch.is_tensor(value) else torch.tensor(float(value))
+
+
+def _draws(run: Run, batch: dict, counter: int):
+    """Noise, timesteps, mask-loss coin and latent-sampling noise of one micro-batch on this process."""
+    cfg, acc, model = run.cfg, run.accelerator, run.model
+    b = batch["input_ids"].shape[0]
+    h, w = cfg.size
+    f = model.vae_scale_factor
+    shape = (b, model.vae.config.latent_channels, h // f, w // f)
+    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + counter) * 4099 + acc.process_index)
+    noise = torch.randn(shape, generator=g)
+    timesteps = torch.randint(0, model.noise_scheduler.config.num_train_timesteps, (b,), generator=g)
+    use_mask = cfg.mask_loss and bool(torch.rand((), generator=g) < cfg.mask_loss_prob)
+    eps = torch.randn(shape, generator=g)
+    dev = acc.device
+    return noise.to(dev), timesteps.to(dev), use_mask and bool(batch["attr_valid"].any()), eps.to(dev)
+
+
+def _non_finite(run: Run, values: torch.Tensor) -> None:
+    found = list_checkpoints(run.cfg.output_dir)
+    last = f"last good checkpoint: {found[-1][1]}" if found else "no checkpoint was written yet"
+    raise TrainingError(
+        f"step {run.state.global_step + 1}: non-finite loss (loss={float(values[0])}, denoise={float(values[1])}, "
+        f"loc={float(values[2])}); training stopped, {last}",
+        hint="lower --lr, use --mixed-precision no or bf16, then resume with --resume-from-checkpoint latest")
+
+
+def _record(run: Run, log, event: StepEvent) -> None:
+    row = {"step": event.step, "loss": event.loss, "denoise": event.denoise, "loc": event.loc, "lr": event.lr,
+           "epoch": run.state.epoch}
+    if log is not None:
+        log.append(row)
+    if run.trackers and event.step % run.cfg.log_every == 0:
+        run.accelerator.log({k: v for k, v in row.items() if k != "step"}, step=event.step)
+
+
+def _checkpoint(run: Run) -> Path:
+    cfg = run.cfg
+    return save_checkpoint(run.accelerator, cfg.output_dir, run.state, keep_only_last=cfg.keep_only_last_checkpoint,
+                           keep_interval=cfg.keep_interval, total_limit=cfg.checkpoints_total_limit)
+
+
+def save_final_model(run: Run) -> Path | None:
+    """output_dir/model: a self-contained DP model folder, written to a temp folder then renamed."""
+    acc = run.accelerator
+    acc.wait_for_everyone()
+    final = run.cfg.output_dir / FINAL_MODEL_DIR
+    if acc.is_main_process:
+        model = acc.unwrap_model(run.module).model
+        tmp = run.cfg.output_dir / f".{FINAL_MODEL_DIR}.tmp"
+        old = run.cfg.output_dir / f".{FINAL_MODEL_DIR}.old"
+        for p in (tmp, old):
+            if p.exists():
+                shutil.rmtree(p)
+        model.save_pretrained(tmp)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+    return final
+
+
+def _result(run: Run, model_dir: Path | None, losses: list[float], wall: float, start_step: int,
+            start_samples: int) -> TrainResult:
+    st, acc, scan = run.state, run.accelerator, run.scan
+    samples = st.samples_seen - start_samples
+    return TrainResult(
+        output_dir=run.cfg.output_dir, model_dir=model_dir, steps=st.global_step - start_step,
+        total_steps=run.total_steps, epochs=st.epoch + (1 if st.batches_in_epoch else 0), samples=samples,
+        last_loss=losses[-1] if losses else None, mean_loss=sum(losses) / len(losses) if losses else None,
+        samples_per_s=samples / wall if wall > 0 else 0.0, wall_s=wall, images=len(scan.records),
+        skipped_files=len(scan.skipped) + len(run.data.runtime_skipped), without_parsing=scan.without_parsing,
+        checkpoints=[p.name for _, p in list_checkpoints(run.cfg.output_dir)],
+        resumed_from=str(run.resumed_from) if run.resumed_from else None,
+        latent_cache=str(run.latent_cache) if run.latent_cache else None, processes=acc.num_processes,
+        device=str(acc.device))

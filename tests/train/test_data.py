@@ -1,0 +1,121 @@
+"""Training examples: attributes, references, masks, token positions, augmentation, skipped files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dp_cli.errors import DataError
+from dp_cli.train.data import (ReferenceSpec, TrainDataset, load_person_dataset, reference_image, scan_split)
+
+HEIGHT, WIDTH = 64, 32
+TYPES = ("hair", "uppercloth", "bottomcloth")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import CLIPTokenizer
+
+    from models.tiny import write_tiny_tokenizer
+
+    return CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp_path_factory.mktemp("tok")))
+
+
+def make(root: Path, tokenizer, **kw) -> TrainDataset:
+    ds = load_person_dataset(root)
+    scan = scan_split(ds, "train", strict=kw.pop("strict", False), need_parsing=True)
+    opts = dict(types=TYPES, size=(HEIGHT, WIDTH), max_attributes=3, reference=ReferenceSpec(32, (0.5,) * 3, (0.5,) * 3),
+                seed=3)
+    opts.update(kw)
+    return TrainDataset(ds, scan.records, tokenizer, **opts)
+
+
+def test_example_has_masks_references_and_noun_positions(tiny_dataset, tokenizer):
+    data = make(tiny_dataset, tokenizer, caption_augmentation=False)
+    ex = data[0]
+    assert ex["pixel_values"].shape == (3, HEIGHT, WIDTH) and -1 <= ex["pixel_values"].min() <= ex["pixel_values"].max() <= 1
+    assert ex["ref_pixel_values"].shape == (3, 3, 32, 32)
+    assert ex["attr_valid"].tolist() == [True, True, True]
+    tokens = tokenizer.convert_ids_to_tokens(ex["input_ids"].tolist())
+    nouns = [tokens[p].replace("</w>", "") for p in ex["token_positions"].tolist()]
+    assert nouns in (["hair", "shirt", "pants"], ["hair", "t-shirt", "jeans"]) or nouns[0] == "hair"
+    parsing = np.asarray(Image.open(tiny_dataset / "parsing" / "p000.png"))
+    assert torch.equal(ex["attr_masks"][0].bool(), torch.from_numpy(parsing == 2))  # hair mask at image size
+    assert torch.equal(ex["attr_masks"][2].bool(), torch.from_numpy(parsing == 6))
+
+
+def test_reference_is_the_box_with_noise_outside_the_mask():
+    img = np.zeros((20, 10, 3), dtype=np.uint8)
+    img[5:10, 2:8] = 255
+    mask = np.zeros((20, 10), dtype=bool)
+    mask[5:10, 2:8] = True
+    mask[9, 2] = False  # one pixel of the box outside the mask
+    ref = np.asarray(reference_image(Image.fromarray(img), mask, np.random.default_rng(0)))
+    assert ref.shape == (5, 6, 3)
+    assert (ref[mask[5:10, 2:8]] == 255).all()
+    assert not (ref[4, 0] == 255).all()  # replaced by noise
+
+
+def test_caption_augmentation_drops_adjectives_of_referenced_phrases(tiny_dataset, tokenizer):
+    data = make(tiny_dataset, tokenizer, caption_augmentation=True, caption_augmentation_prob=1.0)
+    ex = data[1]
+    text = tokenizer.decode(ex["input_ids"], skip_special_tokens=True)
+    rec = data.records[1]
+    colours = {w for c in rec.captions for w in c.lower().replace(",", "").split()} & {"red", "blue", "green", "yellow", "white", "brown", "grey"}
+    assert not (colours & set(text.split())) - {"black"}, text  # only the unreferenced shoes keep a colour
+    assert ex["attr_valid"].all()
+
+
+def test_examples_are_deterministic_per_seed_epoch_index(tiny_dataset, tokenizer):
+    a, b = make(tiny_dataset, tokenizer), make(tiny_dataset, tokenizer)
+    for k in ("input_ids", "ref_pixel_values", "token_positions"):
+        assert torch.equal(a[2][k], b[2][k])
+    b.set_epoch(1)
+    assert any(not torch.equal(a[i]["input_ids"], b[i]["input_ids"]) for i in range(8))
+
+
+def test_uncondition_gives_empty_caption_without_attributes(tiny_dataset, tokenizer):
+    ex = make(tiny_dataset, tokenizer, uncondition_prob=1.0)[0]
+    assert tokenizer.decode(ex["input_ids"], skip_special_tokens=True).strip() == ""
+    assert not ex["attr_valid"].any() and (ex["token_positions"] == -1).all()
+
+
+def test_missing_and_corrupt_files_are_skipped_and_counted(tmp_path, tokenizer, dataset_writer):
+    root = dataset_writer(tmp_path / "ds", n=6)
+    (root / "images" / "p001.png").unlink()
+    (root / "parsing" / "p002.png").write_bytes(b"not a png")
+    ds = load_person_dataset(root)
+    scan = scan_split(ds, "train", strict=False, need_parsing=True)
+    assert len(scan.records) == 4 and sorted(r for r, _ in scan.skipped) == ["p001", "p002"]
+    with pytest.raises(DataError, match="p001"):
+        scan_split(ds, "train", strict=True, need_parsing=True)
+
+
+def test_dataset_without_parsing_fails_only_when_losses_need_it(tmp_path, dataset_writer):
+    root = dataset_writer(tmp_path / "ds", n=4, parsing=False)
+    ds = load_person_dataset(root)
+    with pytest.raises(DataError, match="no parsing maps"):
+        scan_split(ds, "train", strict=False, need_parsing=True)
+    assert scan_split(ds, "train", strict=False, need_parsing=False).without_parsing == 4
+
+
+def test_images_without_parsing_still_train_the_denoiser(tmp_path, tokenizer, dataset_writer):
+    root = dataset_writer(tmp_path / "ds", n=4)
+    rows = [json.loads(line) for line in (root / "annotations.jsonl").read_text().splitlines()]
+    rows[0].pop("parsing")
+    (root / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = make(root, tokenizer)
+    ex = data[0]
+    assert not ex["attr_valid"].any() and ex["pixel_values"].shape == (3, HEIGHT, WIDTH)
+
+
+def test_missing_dataset_and_split(tmp_path, tiny_dataset):
+    with pytest.raises(DataError, match="not found"):
+        load_person_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match="no images in split 'test'"):
+        scan_split(load_person_dataset(tiny_dataset), "test", strict=False, need_parsing=True)
