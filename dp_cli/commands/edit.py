@@ -1,0 +1,120 @@
+"""`dp edit`: put reference attributes (catalog images) on real people, keep everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dp_cli import console
+from dp_cli.cli_common import dp_command
+from dp_cli.errors import UsageError
+
+
+@dp_command
+def command(
+    image: Annotated[Optional[Path], typer.Option(help="One-image mode: the person image.")] = None,
+    parsing: Annotated[Optional[Path], typer.Option(help="One-image mode: its parsing map (label PNG).")] = None,
+    caption: Annotated[Optional[str], typer.Option(help="One-image mode: its description.")] = None,
+    attribute: Annotated[Optional[list[str]], typer.Option(
+        "--attribute", "-a", help='One-image mode: TYPE=IMAGE[:LABEL], e.g. hair=gold.png or '
+                                  'bottomcloth=skirt.png:"white skirt" (repeat).')] = None,
+    out: Annotated[Optional[Path], typer.Option(help="One-image mode: the edited image to write.")] = None,
+    label_set: Annotated[str, typer.Option(help="One-image mode: label set of the parsing map (atr, lip).")] = "atr",
+    model: Annotated[Optional[str], typer.Option(
+        help="Model folder from `dp train` or a hub id [default: the shipped toy model].",
+        envvar="DP_EDIT_MODEL")] = None,
+    dataset: Annotated[Optional[Path], typer.Option(help="Dataset mode: person dataset with parsing maps.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Dataset mode: split to edit (train, val, test).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Dataset mode: catalog folder of reference images.")] = None,
+    types: Annotated[Optional[str], typer.Option(help="Dataset mode: attribute types, e.g. hair_uppercloth.")] = None,
+    attributes_per_variant: Annotated[Optional[int], typer.Option(help="Types replaced per variant.")] = None,
+    variants_per_person: Annotated[Optional[int], typer.Option(help="New identities per person.")] = None,
+    persons: Annotated[Optional[int], typer.Option(help="Persons to edit (seeded sample) [default: all].")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Dataset mode: output folder.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan and of each image's noise.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="ddim, dpm-solver++, euler, pndm or unipc.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Denoising steps.")] = None,
+    guidance_scale: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale.")] = None,
+    delayed_conditioning: Annotated[Optional[float], typer.Option(help="Text-only fraction of the steps.")] = None,
+    mask_dilation: Annotated[Optional[int], typer.Option(help="Pixels the edit mask grows by.")] = None,
+    feather: Annotated[Optional[int], typer.Option(help="Soft-edge pixels when pasting the source back.")] = None,
+    composite: Annotated[Optional[bool], typer.Option(
+        "--composite/--no-composite", help="Paste source pixels back outside the edit mask.")] = None,
+    keep_adjectives: Annotated[Optional[bool], typer.Option(
+        "--keep-adjectives/--drop-adjectives", help="Keep the replaced attributes' adjectives in the prompt.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or bf16.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per pipeline call (per process).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    contact_sheet: Annotated[Optional[bool], typer.Option(
+        "--contact-sheet/--no-contact-sheet", help="Also write contact_sheet.png.")] = None,
+) -> None:
+    """Edit people with reference attribute images: one image (--image ...) or a dataset (the edit table of dp.toml).
+
+    Dataset mode writes images/, masks/ and edits.jsonl; reruns skip finished images; under torchrun or
+    accelerate launch the work is split between the processes.
+    """
+    cfg = _settings(model=model, dataset=dataset, split=split, catalog=catalog, types=types,
+                   attributes_per_variant=attributes_per_variant, variants_per_person=variants_per_person,
+                   persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
+                   guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
+                   mask_dilation=mask_dilation, feather=feather, composite=composite,
+                   keep_adjectives=keep_adjectives, precision=precision, batch_size=batch_size, device=device,
+                   contact_sheet=contact_sheet)
+    one_image = (image, parsing, caption, attribute, out)
+    if any(v is not None for v in one_image):
+        if any(v is None for v in one_image):
+            raise UsageError("one-image mode needs --image, --parsing, --caption, --attribute and --out")
+        if dataset is not None or catalog is not None:
+            raise UsageError("give either --image (one image) or --dataset/--catalog (dataset mode), not both")
+        _single(cfg, image, parsing, caption, attribute, out, label_set)
+    else:
+        _dataset(cfg)
+
+
+def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:
+    from dp_cli.edit.single import edit_single
+
+    console.info(f"editing {image} ({', '.join(attribute)})")
+    res = edit_single(cfg, image, parsing, caption, attribute, out, label_set)
+    refs = [{"type": b.type, "label": b.label, "noun": b.noun, "replaced": b.replaced,
+             "added_phrase": b.added_phrase} for b in res.bindings]
+    console.render_summary("Edited", {"output": str(res.out), "prompt": res.prompt,
+                                      "edited area": f"{res.mask_fraction:.1%}", "model": res.model},
+                           payload={"output": str(res.out), "prompt": res.prompt, "references": refs,
+                                    "mask_fraction": res.mask_fraction, "model": res.model})
+
+
+def _dataset(cfg) -> None:
+    from dp_cli.edit.runner import run_dataset_edit
+
+    with console.progress() as bar:
+        task = bar.add_task("editing", total=None, status="")
+
+        def on_progress(done: int, total: int, ips: float) -> None:
+            bar.update(task, completed=done, total=total, status=f"{ips:.2f} img/s")
+
+        summary = run_dataset_edit(cfg, on_progress=on_progress)
+    if not console.is_main_process():
+        return
+    rows = {"output": str(summary.output_dir), "manifest": f"{summary.manifest} ({summary.rows} images)",
+            "planned": summary.planned, "already done": summary.skipped, "written (this process)": summary.written,
+            "processes": summary.processes, "images/s (this process)": round(summary.images_per_s, 3)}
+    if summary.contact_sheet:
+        rows["contact sheet"] = str(summary.contact_sheet)
+    console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows})
+
+
+def _settings(**flags):
+    """`settings()` for [edit]: its first parameter is called `model`, like our key, so pass flags by dict."""
+    from dp_cli.config import load_project, resolve_section
+
+    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
+    return resolve_section(_model(), "edit", project, flags)
+
+
+def _model():
+    from dp_cli.edit.config import EditConfig
+
+    return EditConfig

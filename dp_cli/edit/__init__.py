@@ -1,0 +1,1 @@
+"""`dp edit`: plan variants (person x catalog references), run the editing pipeline, write the manifest."""

@@ -1,0 +1,185 @@
+"""Plan the work of a dataset edit: catalog, variants (person x references) and one job per image."""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from dp_cli.data.dataset import PersonDataset, PersonRecord, safe_relpath
+from dp_cli.errors import DataError
+from dp_cli.fsutil import read_jsonl
+
+CATALOG_FILE = "catalog.jsonl"
+
+
+@dataclass
+class CatalogItem:
+    """One reference image of the catalog."""
+
+    image: Path  # absolute
+    type: str
+    label: str
+    color: list[int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_reference_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"type": self.type, "label": self.label, "image": str(self.image)}
+        if self.color is not None:
+            row["color"] = list(self.color)
+        return row
+
+
+@dataclass
+class EditJob:
+    """One image to write: a source record edited with one variant's references."""
+
+    index: int  # position in the plan: the order of the final manifest
+    id: str
+    record: PersonRecord
+    variant: str
+    caption: str
+    references: list[CatalogItem]
+    seed: int
+
+    @property
+    def filename(self) -> str:
+        return safe_filename(self.id) + ".png"
+
+
+def safe_filename(name: str) -> str:
+    """An id as a file name: anything but letters, digits, '-', '_', '.' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def load_catalog(root: Path) -> list[CatalogItem]:
+    """Read `<root>/catalog.jsonl` (or that file itself); DataError naming the line on bad rows."""
+    from dp_cli.data.attributes import ATTRIBUTE_TYPES
+
+    path = root / CATALOG_FILE if root.is_dir() else root
+    folder = path.parent
+    items = []
+    for lineno, obj in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        missing = [k for k in ("image", "type", "label") if not obj.get(k)]
+        if missing:
+            raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        if obj["type"] not in ATTRIBUTE_TYPES:
+            raise DataError(f"{where}: unknown attribute type {obj['type']!r}",
+                            hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")
+        rel = safe_relpath(obj["image"], where)
+        extra = {k: v for k, v in obj.items() if k not in ("image", "type", "label", "color")}
+        items.append(CatalogItem(folder / rel, obj["type"], str(obj["label"]), obj.get("color"), extra))
+    if not items:
+        raise DataError(f"{path}: catalog is empty")
+    return items
+
+
+def load_dataset(path: Path) -> PersonDataset:
+    """A dataset folder or annotation file in any format dp reads (detected)."""
+    from dp_cli.data.loading import load_dataset as load_any
+
+    if not Path(path).exists():
+        raise DataError(f"{path}: dataset not found", hint="set [edit] dataset or --dataset; `dp toy` makes one")
+    return load_any(path)
+
+
+def job_seed(seed: int, job_id: str) -> int:
+    """A stable per-image seed (same plan, same seed, whatever the sharding)."""
+    return (seed * 1_000_003 + zlib.crc32(job_id.encode("utf-8"))) % (2**31)
+
+
+def plan_jobs(dataset: PersonDataset, catalog: list[CatalogItem], cfg) -> list[EditJob]:
+    """Variants per person (seeded), each applied to all (or the first N) of that person's images."""
+    by_type: dict[str, list[CatalogItem]] = defaultdict(list)
+    for item in catalog:
+        by_type[item.type].append(item)
+    missing = [t for t in cfg.types if t not in by_type]
+    if missing:
+        raise DataError(f"catalog has no reference of type(s) {missing} (it has {sorted(by_type)})",
+                        hint="add such images to catalog.jsonl or drop them from [edit] types")
+    persons: dict[int, list[PersonRecord]] = defaultdict(list)
+    for rec in dataset.split(cfg.split):
+        persons[rec.person_id].append(rec)
+    if not persons:
+        raise DataError(f"{dataset.root}: no images in split {cfg.split!r}", hint="choose another [edit] split")
+    chosen = sorted(persons)
+    if cfg.persons is not None and cfg.persons < len(chosen):
+        chosen = sorted(random.Random(cfg.seed).sample(chosen, cfg.persons))
+    jobs: list[EditJob] = []
+    for pid in chosen:
+        rng = random.Random(f"{cfg.seed}:{pid}")  # per person: the plan of one person never depends on others
+        records = sorted(persons[pid], key=lambda r: r.id)[:cfg.max_images_per_person]
+        for k in range(cfg.variants_per_person):
+            types = sorted(rng.sample(cfg.types, cfg.attributes_per_variant), key=cfg.types.index)
+            refs = [rng.choice(by_type[t]) for t in types]
+            for rec in records:
+                jid = f"{rec.id}__v{k}"
+                jobs.append(EditJob(len(jobs), jid, rec, f"{pid}__v{k}", rec.captions[k % len(rec.captions)],
+                                    refs, job_seed(cfg.seed, jid)))
+    return jobs
+
+
+def check_jobs(dataset: PersonDataset, jobs: list[EditJob]) -> None:
+    """Fail before writing anything: parsing maps present and of the image's size, references readable."""
+    seen: set[str] = set()
+    for job in jobs:
+        rec = job.record
+        if rec.id in seen:
+            continue
+        seen.add(rec.id)
+        where = f"{dataset.root}: record {rec.id!r}"
+        if rec.parsing is None:
+            raise DataError(f"{where}: no parsing map", hint="run `dp segment` to add parsing maps")
+        size = _image_size(dataset.image_path(rec), where)
+        psize = _image_size(dataset.parsing_path(rec), f"{where} parsing")
+        if size != psize:
+            raise DataError(f"{where}: parsing map {dataset.parsing_path(rec)} is {psize[0]}x{psize[1]} but the "
+                            f"image is {size[0]}x{size[1]}", hint="parsing maps must have the image's size")
+    for path in sorted({str(r.image) for j in jobs for r in j.references}):
+        load_rgb(Path(path), "reference image")
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError(f"{where}: image {path} not found") from None
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read image {path} ({exc})") from None
+
+
+def load_rgb(path: Path, what: str = "image") -> Image.Image:
+    """Open and fully decode an image as RGB; DataError naming the file when missing or corrupt."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} not found", hint="check the path") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{what} {path} cannot be read ({exc})", hint="replace it with a valid PNG/JPEG") from None
+
+
+def load_parsing(path: Path, what: str = "parsing map") -> "np.ndarray":
+    """A label map as a 2-D uint8 array (mode L or P)."""
+    import numpy as np
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise DataError(f"{what} {path}: mode {im.mode} is not a label map",
+                                hint="parsing maps are single-channel PNGs of label ids")
+            return np.asarray(im).astype(np.int64)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise DataError(f"{what} {path} cannot be read ({exc})") from None

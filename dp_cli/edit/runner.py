@@ -1,0 +1,188 @@
+"""Run a dataset edit: plan, shard across processes, edit in batches, write images and manifest lines.
+
+Crash safety: each image (and its mask) is written atomically, then its manifest line is appended and
+fsynced; a rerun skips every id with both. Under torchrun / accelerate each process takes every
+n-th job of the plan and appends to its own shard; the main process merges them at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dp_cli.edit.manifest import MANIFEST, finished_ids, merge_manifest, shard_path
+from dp_cli.edit.plan import (EditJob, check_jobs, load_catalog, load_dataset, load_parsing, load_rgb,
+                              plan_jobs)
+from dp_cli.errors import DataError, ModelError
+from dp_cli.fsutil import JsonlAppender, save_image_atomic
+
+TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
+SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "mask_dilation", "feather",
+                "composite", "keep_adjectives", "precision")
+
+ProgressFn = Callable[[int, int, float], None]  # (done, total, images per second)
+
+
+@dataclass
+class EditSummary:
+    """What a dataset edit did."""
+
+    output_dir: Path
+    manifest: Path
+    planned: int
+    skipped: int  # already finished before this run
+    written: int  # by this process
+    seconds: float
+    processes: int = 1
+    contact_sheet: Path | None = None
+    rows: int = 0  # lines of the merged manifest
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_model(model: str | None) -> str:
+    """The model to load: the one named, else the toy model shipped with dp, else a clear error."""
+    if model:
+        hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+        if not Path(model).expanduser().exists() and not hub_like:
+            raise ModelError(f"model folder {model} not found",
+                             hint="pass --model with a folder written by `dp train`, or a hub id")
+        return model
+    if TOY_MODEL.is_dir():
+        return str(TOY_MODEL)
+    raise ModelError("no model given and no toy model shipped in dp_cli/assets/toy-model",
+                     hint="pass --model with a folder written by `dp train` (or a hub id), or set [edit] model")
+
+
+def pick_device(name: str, state=None) -> str:
+    """'auto': this process's accelerator (torchrun local rank) or the CPU."""
+    if name != "auto":
+        return name
+    if state is not None:
+        return str(state.device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pipeline(model_ref: str, cfg, device: str):
+    """The editing pipeline for a model reference; library errors become one-line ModelErrors."""
+    from models.edit_pipeline import DPEditPipeline
+
+    try:
+        return DPEditPipeline.from_pretrained(model_ref, scheduler=cfg.scheduler, device=device,
+                                              precision=cfg.precision)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model {model_ref} cannot be loaded: {first}",
+                         hint="pass a complete folder written by `dp train` (--model)") from None
+
+
+def edit_mask(parsing: np.ndarray, types: list[str], label_set: str) -> np.ndarray:
+    """Union of the edited attribute types' masks."""
+    from dp_cli.data.attributes import attribute_mask
+
+    mask = np.zeros(parsing.shape, dtype=bool)
+    for t in types:
+        mask |= attribute_mask(parsing, t, label_set)
+    return mask
+
+
+def settings_of(cfg) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in SETTING_KEYS}
+
+
+def run_batch(pipe, dataset, jobs: list[EditJob], cfg):
+    """Load one batch's sources, masks and references and call the pipeline."""
+    from models.edit_pipeline import Reference
+
+    images, masks, refs = [], [], []
+    for job in jobs:
+        images.append(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"))
+        parsing = load_parsing(dataset.parsing_path(job.record), f"record {job.record.id!r} parsing map")
+        masks.append(edit_mask(parsing, [r.type for r in job.references], dataset.label_set))
+        refs.append([Reference(r.type, load_rgb(r.image, "reference image"), r.label) for r in job.references])
+    return pipe(images, masks, [j.caption for j in jobs], refs, seed=[j.seed for j in jobs],
+                num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
+                feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives)
+
+
+def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution) -> dict[str, Any]:
+    """One line of edits.jsonl (docs/FORMATS.md)."""
+    refs = []
+    for item, binding in zip(job.references, prompt.bindings):
+        row = item.to_reference_json()
+        row.update(replaced=binding.replaced, added_phrase=binding.added_phrase)
+        refs.append(row)
+    return {"id": job.id, "image": f"images/{job.filename}", "mask": f"masks/{job.filename}",
+            "source_id": job.record.id, "source_image": str(dataset.image_path(job.record).resolve()),
+            "source_dataset": str(dataset.root.resolve()), "person_id": job.record.person_id,
+            "variant": job.variant, "split": "train", "base_description": job.caption, "prompt": prompt.text,
+            "reference_attribute_list": refs, "seed": job.seed, "model": model_ref,
+            "settings": {**settings_of(cfg), "resolution": list(resolution)}}
+
+
+def run_dataset_edit(cfg, on_progress: ProgressFn | None = None) -> EditSummary:
+    """Edit a dataset as `[edit]` says; resumable, and sharded when several processes run."""
+    from accelerate import PartialState
+
+    # 1. Plan and check everything before writing anything
+    if cfg.dataset is None or cfg.catalog is None:
+        raise DataError("dataset mode needs [edit] dataset and catalog",
+                        hint="set them in dp.toml or pass --dataset and --catalog (or use --image for one image)")
+    dataset = load_dataset(cfg.dataset)
+    jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg)
+    check_jobs(dataset, jobs)
+    model_ref = resolve_model(cfg.model)
+    state = PartialState()
+    pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
+
+    # 2. What is left, and this process's share (every n-th job of the plan: independent of timing)
+    out = Path(cfg.output_dir)
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        if state.num_processes == 1:
+            merge_manifest(out, {j.id: j.index for j in jobs})  # fold shards of an interrupted distributed run
+    state.wait_for_everyone()
+    done = finished_ids(out)
+    mine = [j for j in jobs if j.index % state.num_processes == state.process_index and j.id not in done]
+    state.wait_for_everyone()  # everybody has read the old state before anyone appends
+
+    # 3. Edit in batches: images atomically, then their manifest lines (fsynced)
+    target = out / MANIFEST if state.num_processes == 1 else shard_path(out, state.process_index,
+                                                                           state.num_processes)
+    start, written = time.perf_counter(), 0
+    with JsonlAppender(target) as log:
+        for b in range(0, len(mine), cfg.batch_size):
+            batch = mine[b:b + cfg.batch_size]
+            result = run_batch(pipe, dataset, batch, cfg)
+            for job, image, mask, prompt in zip(batch, result.images, result.masks, result.prompts):
+                save_image_atomic(image, out / "images" / job.filename)
+                save_image_atomic(mask, out / "masks" / job.filename)
+                log.append(manifest_row(job, dataset, prompt, model_ref, cfg, pipe.resolution))
+            written += len(batch)
+            if on_progress:
+                on_progress(written, len(mine), written / max(time.perf_counter() - start, 1e-9))
+    seconds = time.perf_counter() - start
+
+    # 4. One manifest at the end; the optional contact sheet
+    state.wait_for_everyone()
+    summary = EditSummary(out, out / MANIFEST, len(jobs), len(done & {j.id for j in jobs}), written, seconds, state.num_processes)
+    if state.is_main_process:
+        summary.rows = merge_manifest(out, {j.id: j.index for j in jobs})
+        if cfg.contact_sheet:
+            from dp_cli.edit.sheet import write_contact_sheet
+
+            summary.contact_sheet = write_contact_sheet(out, out / "contact_sheet.png", cfg.contact_sheet_rows)
+    state.wait_for_everyone()
+    return summary
