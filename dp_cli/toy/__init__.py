@@ -1,0 +1,1 @@
+"""The toy world: procedural pedestrians with exact ATR parsing maps, captions and a garment catalog."""
