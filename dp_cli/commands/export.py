@@ -53,9 +53,14 @@ def command(
                  if cfg.edits else None)
     if generated is None and cfg.annotations:
         raise UsageError("--annotations needs --edits", hint="pass the edits.jsonl the annotations belong to")
-    console.info(f"exporting {len(ds.records)} records of {ds.root} as {cfg.format} to {cfg.out}")
-    # 3. Export and summarise.
-    result = export_dataset(ds, cfg.format, cfg.out, generated, link=cfg.link, overwrite=overwrite)
+    # 3. Export (with a progress bar once every check passed) and summarise.
+    with console.progress(transient=True) as bar:
+        def on_start(total: int):
+            task = bar.add_task(f"{'linking' if cfg.link else 'copying'} images", total=total, status="")
+            return lambda: bar.advance(task)
+
+        result = export_dataset(ds, cfg.format, cfg.out, generated, link=cfg.link, overwrite=overwrite,
+                                on_start=on_start)
     _render(result)
 
 
@@ -68,8 +73,8 @@ def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
             if not exc.problems:
                 raise
             problems += exc.problems
-    if problems:
-        raise ConfigError("invalid settings", problems)
+    if problems:  # both tables read the same file: report a file-level problem once
+        raise ConfigError("invalid settings", list(dict.fromkeys(problems)))
     return found
 
 

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, validate_records
 from dp_cli.data.formats import get_format
@@ -43,8 +44,12 @@ class ExportResult:
 
 
 def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: GeneratedRecords | None = None,
-                   link: bool = False, overwrite: bool = False) -> ExportResult:
-    """Export `dataset` (+ `generated`) as `format` into `out`; returns counts per split."""
+                   link: bool = False, overwrite: bool = False,
+                   on_start: Callable[[int], Callable[[], None]] | None = None) -> ExportResult:
+    """Export `dataset` (+ `generated`) as `format` into `out`; returns counts per split.
+
+    `on_start(total files)`, called once everything checks out, returns a per-file callback (progress).
+    """
     fmt = get_format(format)
     out = Path(out).expanduser().absolute()
     # 1. Check inputs: the output folder, then every record and every source file.
@@ -58,7 +63,7 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
     # 2. Stage: place images, write the annotation file, then swap the folder into place.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        mode = place_files(files, staging, link)
+        mode = place_files(files, staging, link, on_start(len(files)) if on_start else None)
         staged = PersonDataset(staging, [_retarget(r, fmt) for r in records], label_set=dataset.label_set,
                                name=dataset.name, source_format=fmt.name)
         annotation = fmt.write(staged, staging)
@@ -118,7 +123,7 @@ def plan_files(dataset: PersonDataset, records: list[PersonRecord], gen: Generat
     return files
 
 
-def place_files(files: dict[str, Path], root: Path, link: bool) -> str:
+def place_files(files: dict[str, Path], root: Path, link: bool, on_file: Callable[[], None] | None = None) -> str:
     """Copy (or hard-link, falling back to symlinks across devices) every file under `root`."""
     made: set[Path] = set()
     mode = "linked" if link else "copied"
@@ -129,12 +134,14 @@ def place_files(files: dict[str, Path], root: Path, link: bool) -> str:
             made.add(dest.parent)
         if not link:
             shutil.copyfile(source, dest)
-            continue
-        try:
-            os.link(source, dest)
-        except OSError:
-            os.symlink(source.absolute(), dest)
-            mode = "linked (symlinks)"
+        else:
+            try:
+                os.link(source, dest)
+            except OSError:
+                os.symlink(source.absolute(), dest)
+                mode = "linked (symlinks)"
+        if on_file:
+            on_file()
     return mode
 
 
