@@ -1,0 +1,168 @@
+"""`dp eval`: retrieval metrics, edit quality and caption quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from dp_cli import console
+from dp_cli.cli_common import dp_command, settings
+from dp_cli.errors import UsageError
+
+app = typer.Typer(help="Measure retrieval (Rank-k, mAP, mINP), edit quality and caption quality.",
+                  no_args_is_help=True)
+
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="CLIP model: hub id or local folder (saved with save_pretrained).",
+    envvar="DP_EVAL_MODEL", show_envvar=True)]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="Torch device: auto, cpu, cuda, cuda:1 ...",
+                                                  envvar="DP_EVAL_DEVICE", show_envvar=True)]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Images or captions per CLIP pass.")]
+
+
+def _int_list(value: Optional[str], name: str, sep: str = ",") -> Optional[list[int]]:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(sep) if v]
+    except ValueError:
+        raise UsageError(f"{name}: expected integers separated by '{sep}', got {value!r}") from None
+
+
+def _with_progress(total: int, label: str, fn: Callable[[Callable[[int], None]], object]):
+    with console.progress(transient=True) as bar:
+        task = bar.add_task(label, total=total, status="")
+        return fn(lambda n: bar.advance(task, n))
+
+
+def _load_clip(cfg):
+    from dp_cli.eval.embeddings import load_clip
+
+    console.info(f"loading CLIP model {cfg.model}")
+    return load_clip(cfg.model, cfg.device)
+
+
+@app.command("retrieval")
+@dp_command
+def retrieval(
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Person dataset folder (any format dp reads).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split to evaluate: train, val or test. [default: test]")] = None,
+    model: ModelOpt = None,
+    queries: Annotated[Optional[Path], typer.Option(help="Query (text) embedding file instead of a model.")] = None,
+    gallery: Annotated[Optional[Path], typer.Option(help="Gallery (image) embedding file, with --queries.")] = None,
+    ks: Annotated[Optional[str], typer.Option(help="Ranks to report, e.g. 1,5,10.")] = None,
+    chunk: Annotated[Optional[int], typer.Option(help="Queries per similarity chunk (memory bound).")] = None,
+    image_size: Annotated[Optional[str], typer.Option(help="CLIP input HxW, e.g. 384x128.")] = None,
+    batch_size: BatchOpt = None,
+    device: DeviceOpt = None,
+    figure: Annotated[Optional[Path], typer.Option(help="Write the CMC curve to this PNG.")] = None,
+    save_embeddings: Annotated[Optional[Path], typer.Option(
+        help="Folder to write queries.npy/gallery.npy (+ .ids.txt) computed from the model.")] = None,
+) -> None:
+    """Text-to-person retrieval: Rank-k, mAP and mINP of a CLIP model on a dataset split, or of embedding files."""
+    from dp_cli.eval.config import EvalConfig
+
+    cfg = settings(EvalConfig, "eval", dataset=dataset, split=split, model=model, queries=queries, gallery=gallery,
+                   ks=_int_list(ks, "--ks"), chunk=chunk, image_size=_int_list(image_size, "--image-size", "x"),
+                   batch_size=batch_size, device=device, figure=figure)
+    q_emb, q_ids, g_emb, g_ids, source = _retrieval_inputs(cfg, save_embeddings)
+    from dp_cli.eval.embeddings import resolve_device
+    from dp_cli.eval.retrieval import retrieval_metrics
+
+    metrics = retrieval_metrics(q_emb, q_ids, g_emb, g_ids, ks=cfg.ks, chunk=cfg.chunk,
+                                cmc_max_rank=cfg.cmc_max_rank, device=resolve_device(cfg.device))
+    if metrics.missing_queries:
+        console.warn(f"{metrics.missing_queries} queries have no gallery image of their person; left out of the averages")
+    payload = {"source": source, **metrics.to_dict()}
+    if cfg.figure:
+        from dp_cli.eval.cmc import save_cmc
+
+        title = f"CMC ({source}): R1 {metrics.rank.get(1, metrics.rank[min(metrics.rank)]):.1f}, mAP {metrics.mAP:.1f}"
+        payload["figure"] = str(save_cmc(cfg.figure, {source: metrics.cmc}, title))
+    console.render_summary("Retrieval", metrics.summary_rows(), payload)
+
+
+def _retrieval_inputs(cfg, save_to: Optional[Path]):
+    from dp_cli.eval.embeddings import load_embeddings
+
+    if cfg.queries or cfg.gallery:
+        if not (cfg.queries and cfg.gallery):
+            raise UsageError("--queries and --gallery go together (one embedding file each)")
+        q_emb, q_ids = load_embeddings(cfg.queries)
+        g_emb, g_ids = load_embeddings(cfg.gallery)
+        return q_emb, q_ids, g_emb, g_ids, f"{cfg.queries.name} vs {cfg.gallery.name}"
+    if not (cfg.dataset and cfg.model):
+        raise UsageError("give --dataset and --model (CLIP), or --queries and --gallery (embedding files)")
+    emb = _embed(cfg)
+    if save_to:
+        from dp_cli.eval.embeddings import save_embeddings
+
+        save_embeddings(save_to / "queries.npy", emb.query_emb, emb.query_ids)
+        save_embeddings(save_to / "gallery.npy", emb.gallery_emb, emb.gallery_ids)
+        console.info(f"embeddings written to {save_to}")
+    return emb.query_emb, emb.query_ids, emb.gallery_emb, emb.gallery_ids, f"{Path(cfg.model).name} on {cfg.split}"
+
+
+def _embed(cfg):
+    from dp_cli.eval.embeddings import embed_dataset, load_person_dataset
+
+    ds = load_person_dataset(cfg.dataset)
+    clip, tokenizer = _load_clip(cfg)
+    recs = ds.split(cfg.split)
+    total = len(recs) + sum(len(r.captions) for r in recs)
+    return _with_progress(total, "embedding", lambda cb: embed_dataset(
+        clip, tokenizer, ds, cfg.split, cfg.image_size, cfg.mean, cfg.std, cfg.batch_size, cfg.max_text_length, cb))
+
+
+@app.command("edits")
+@dp_command
+def edits(
+    manifest: Annotated[Path, typer.Argument(help="edits.jsonl written by `dp edit`.")],
+    model: ModelOpt = None,
+    annotations: Annotated[Optional[Path], typer.Option(
+        help="annotations.jsonl: its descriptions are CLIP-scored instead of the edit prompts.")] = None,
+    dilate: Annotated[Optional[int], typer.Option(help="Grow the edit mask by this many pixels first.")] = None,
+    batch_size: BatchOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Edit quality: preservation outside the masks (PSNR, SSIM), colour fidelity where truth is known, CLIP scores."""
+    from dp_cli.eval.config import EvalConfig
+    from dp_cli.eval.edits import evaluate_edits, read_manifest
+
+    cfg = settings(EvalConfig, "eval", model=model, dilate=dilate, batch_size=batch_size, device=device)
+    descriptions = _descriptions(annotations) if annotations else None
+    clip = _load_clip(cfg) if cfg.model else None
+    total = len(read_manifest(manifest))
+    quality = _with_progress(total, "scoring edits", lambda cb: evaluate_edits(
+        manifest, clip=clip, dilate=cfg.dilate, sigma=cfg.ssim_sigma, descriptions=descriptions,
+        batch_size=cfg.batch_size, progress=cb))
+    console.render_summary(f"Edit quality ({manifest})", quality.summary_rows(), quality.to_dict())
+
+
+def _descriptions(path: Path) -> dict[str, str]:
+    from dp_cli.fsutil import read_jsonl
+
+    return {str(row["id"]): row["description"] for _, row in read_jsonl(path)
+            if "id" in row and isinstance(row.get("description"), str)}
+
+
+@app.command("captions")
+@dp_command
+def captions(
+    annotations: Annotated[Path, typer.Argument(help="annotations.jsonl written by `dp annotate`.")],
+    edits_path: Annotated[Path, typer.Option("--edits", "-e", help="The edits.jsonl the annotations were made from.")],
+    dataset: Annotated[Optional[Path], typer.Option(
+        "--dataset", "-d", help="Source dataset for length/vocabulary comparison [default: the edits' source].")] = None,
+) -> None:
+    """Caption quality: new attributes named, replaced ones gone, length and vocabulary vs the source captions."""
+    from dp_cli.eval.captions import evaluate_captions, source_captions_for
+    from dp_cli.eval.embeddings import load_person_dataset
+
+    if dataset is not None:
+        source = [c for r in load_person_dataset(dataset).records for c in r.captions]
+    else:
+        source = source_captions_for(edits_path)
+    quality = evaluate_captions(annotations, edits_path, source)
+    console.render_summary(f"Caption quality ({annotations})", quality.summary_rows(), quality.to_dict())

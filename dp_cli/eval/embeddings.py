@@ -1,0 +1,273 @@
+"""Embeddings for retrieval: CLIP (transformers) over a person dataset split, or files users bring.
+
+Embedding files (one per side: queries = captions, gallery = images):
+- `NAME.safetensors` with tensors `embeddings` (N, D, float) and `ids` (N, integer person ids);
+- `NAME.npy` (N, D) with a sidecar of person ids, one per row: `NAME.ids.txt` (one id per line),
+  `NAME.ids.json` (a JSON list) or `NAME.ids.npy`; ids may be integers or strings;
+- `NAME.npz` with arrays `embeddings` and `ids`.
+Rows need not be normalised; dp L2-normalises them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from dp_cli.errors import DataError, ModelError
+
+ProgressFn = Callable[[int], None]
+ID_SIDECARS = (".ids.txt", ".ids.json", ".ids.npy")
+
+
+@dataclass
+class EmbeddingSet:
+    """Text queries and image gallery of one split, with person ids and record keys."""
+
+    query_emb: np.ndarray  # (Q, D) float32, one row per caption
+    query_ids: list  # person id of each caption
+    gallery_emb: np.ndarray  # (G, D) float32, one row per image
+    gallery_ids: list
+    query_keys: list[str]  # "<record id>#<caption index>"
+    gallery_keys: list[str]  # record id
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def load_embeddings(path: str | Path) -> tuple[np.ndarray, list]:
+    """Read an embedding file (.safetensors, .npy + ids sidecar, .npz) -> (float32 (N, D), ids)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: embedding file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        emb, ids = _load_safetensors(path)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            if "embeddings" not in data or "ids" not in data:
+                raise DataError(f"{path}: expected arrays 'embeddings' and 'ids', found {sorted(data.files)}")
+            emb, ids = data["embeddings"], data["ids"].tolist()
+    elif suffix == ".npy":
+        emb, ids = np.load(path, allow_pickle=False), _load_sidecar(path)
+    else:
+        raise DataError(f"{path}: unknown embedding file type {suffix!r}",
+                        hint="use .safetensors (embeddings + ids), .npz, or .npy with a NAME.ids.txt sidecar")
+    return _check_embeddings(path, np.asarray(emb), list(ids))
+
+
+def _load_safetensors(path: Path) -> tuple[np.ndarray, list]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        data = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    missing = [k for k in ("embeddings", "ids") if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing tensor(s) {', '.join(missing)} (found {', '.join(sorted(data)) or 'none'})",
+                        hint="save tensors named 'embeddings' (N, D) and 'ids' (N,)")
+    return data["embeddings"], data["ids"].reshape(-1).tolist()
+
+
+def _sidecar_paths(path: Path) -> list[Path]:
+    stem = path.with_suffix("")
+    return [stem.with_name(stem.name + s) for s in ID_SIDECARS]
+
+
+def _load_sidecar(path: Path) -> list:
+    for side in _sidecar_paths(path):
+        if not side.exists():
+            continue
+        if side.name.endswith(".txt"):
+            ids = [line.strip() for line in side.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return [int(i) if _is_int(i) else i for i in ids]
+        if side.name.endswith(".json"):
+            try:
+                ids = json.loads(side.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{side}: malformed JSON ({exc.msg})") from None
+            if not isinstance(ids, list):
+                raise DataError(f"{side}: expected a JSON list of person ids")
+            return ids
+        return np.load(side, allow_pickle=False).reshape(-1).tolist()
+    names = ", ".join(p.name for p in _sidecar_paths(path))
+    raise DataError(f"{path}: no person ids beside it (looked for {names})",
+                    hint="write one person id per row to NAME.ids.txt")
+
+
+def _is_int(s: str) -> bool:
+    return s.lstrip("-").isdigit()
+
+
+def _check_embeddings(path: Path, emb: np.ndarray, ids: list) -> tuple[np.ndarray, list]:
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise DataError(f"{path}: embeddings must be a non-empty (N, D) array, got shape {emb.shape}")
+    if emb.dtype.kind not in "fiu":
+        raise DataError(f"{path}: embeddings must be numeric, got dtype {emb.dtype}")
+    if len(ids) != emb.shape[0]:
+        raise DataError(f"{path}: {emb.shape[0]} embedding rows but {len(ids)} ids", hint="give one id per row")
+    emb = emb.astype(np.float32, copy=False)
+    if not np.isfinite(emb).all():
+        bad = int(np.flatnonzero(~np.isfinite(emb).all(1))[0])
+        raise DataError(f"{path}: row {bad} holds NaN or infinite values")
+    return emb, ids
+
+
+def save_embeddings(path: str | Path, emb, ids: Sequence) -> list[Path]:
+    """Write an embedding file: .safetensors (integer ids) or .npy + NAME.ids.txt; returns the files."""
+    from dp_cli.fsutil import atomic_path, write_text_atomic
+
+    path = Path(path)
+    emb = np.ascontiguousarray(np.asarray(emb, dtype=np.float32))
+    ids = list(ids)
+    if len(ids) != emb.shape[0]:
+        raise ValueError(f"{len(ids)} ids for {emb.shape[0]} embedding rows")
+    if path.suffix.lower() == ".safetensors":
+        if not all(isinstance(i, (int, np.integer)) for i in ids):
+            raise DataError(f"{path}: safetensors ids must be integers", hint="use a .npy path for string ids")
+        from safetensors.numpy import save_file
+
+        with atomic_path(path) as tmp:
+            save_file({"embeddings": emb, "ids": np.asarray(ids, dtype=np.int64)}, str(tmp))
+        return [path]
+    if path.suffix.lower() != ".npy":
+        raise DataError(f"{path}: embedding files end in .safetensors or .npy")
+    side = _sidecar_paths(path)[0]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, emb)
+    write_text_atomic(side, "".join(f"{i}\n" for i in ids))
+    return [path, side]
+
+
+# ----------------------------------------------------------------------------- CLIP
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' -> cuda when available, else cpu."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:
+    """A CLIPModel and its tokenizer from a hub id or a local folder (HF_HUB_OFFLINE respected)."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    try:
+        model = CLIPModel.from_pretrained(model_ref)
+        tokenizer = AutoTokenizer.from_pretrained(model_ref)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{model_ref}: cannot load a CLIP model and tokenizer ({first})",
+                         hint="give a local folder saved with save_pretrained, or a hub id reachable from here") from None
+    return model.to(resolve_device(device)).eval(), tokenizer
+
+
+def preprocess_images(images: Sequence, size: Sequence[int], mean: Sequence[float], std: Sequence[float]):
+    """PIL images (or paths) -> normalised float tensor (B, 3, H, W); resized directly to `size` (H, W)."""
+    import torch
+    from PIL import Image
+
+    h, w = int(size[0]), int(size[1])
+    arrays = []
+    for im in images:
+        if not isinstance(im, Image.Image):
+            im = _open_image(im)
+        arrays.append(np.asarray(im.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.float32) / 255.0)
+    x = (np.stack(arrays) - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def _open_image(path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
+
+
+def _features(out) -> Any:
+    """transformers 5 returns an output with pooler_output; 4.x returns the tensor."""
+    return out if hasattr(out, "shape") else out.pooler_output
+
+
+def embed_images(model, images: Sequence, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 batch_size: int = 64, progress: ProgressFn | None = None) -> np.ndarray:
+    """CLIP image embeddings (projected, L2-normalised) of PIL images or paths, float32 (N, D)."""
+    import torch
+
+    device = next(model.parameters()).device
+    native = model.config.vision_config.image_size
+    interpolate = tuple(int(s) for s in size) != (native, native)
+    outs = []
+    for lo in range(0, len(images), batch_size):
+        batch = images[lo: lo + batch_size]
+        pixels = preprocess_images(batch, size, mean, std).to(device)
+        with torch.inference_mode():
+            kwargs = {"interpolate_pos_encoding": True} if interpolate else {}
+            feats = _features(model.get_image_features(pixel_values=pixels, **kwargs))
+        outs.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
+        if progress:
+            progress(len(batch))
+    return np.concatenate(outs) if outs else np.zeros((0, model.config.projection_dim), np.float32)
+
+
+def embed_texts(model, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 77,
+                progress: ProgressFn | None = None) -> np.ndarray:
+    """CLIP text embeddings (projected, L2-normalised) of captions, float32 (N, D); long ones truncated."""
+    import torch
+
+    device = next(model.parameters()).device
+    max_length = min(max_length, model.config.text_config.max_position_embeddings)
+    outs = []
+    for lo in range(0, len(texts), batch_size):
+        batch = list(texts[lo: lo + batch_size])
+        enc = tokenizer(batch, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            feats = _features(model.get_text_features(input_ids=enc["input_ids"].to(device),
+                                                      attention_mask=enc["attention_mask"].to(device)))
+        outs.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
+        if progress:
+            progress(len(batch))
+    return np.concatenate(outs) if outs else np.zeros((0, model.config.projection_dim), np.float32)
+
+
+def embed_dataset(model, tokenizer, dataset, split: str = "test", size: Sequence[int] = (384, 128),
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None, batch_size: int = 64,
+                  max_length: int = 77, progress: ProgressFn | None = None) -> EmbeddingSet:
+    """Embed every caption (queries) and image (gallery) of a split of a PersonDataset with CLIP."""
+    from dp_cli.eval.config import CLIP_MEAN, CLIP_STD
+
+    records = dataset.split(split)
+    if not records:
+        have = ", ".join(sorted({r.split for r in dataset.records})) or "none"
+        raise DataError(f"{dataset.root}: no records in split {split!r} (splits present: {have})",
+                        hint="choose another split with --split")
+    captions = [(f"{r.id}#{i}", c, r.person_id) for r in records for i, c in enumerate(r.captions)]
+    gallery = embed_images(model, [dataset.image_path(r) for r in records], size, mean or CLIP_MEAN,
+                           std or CLIP_STD, batch_size, progress)
+    queries = embed_texts(model, tokenizer, [c for _, c, _ in captions], batch_size, max_length, progress)
+    return EmbeddingSet(query_emb=queries, query_ids=[p for _, _, p in captions], gallery_emb=gallery,
+                        gallery_ids=[r.person_id for r in records], query_keys=[k for k, _, _ in captions],
+                        gallery_keys=[r.id for r in records])
+
+
+def load_person_dataset(root: Path):
+    """The dataset loader of dp_cli.data (any supported format when available; native otherwise)."""
+    try:
+        from dp_cli.data.loading import load_dataset
+    except ImportError:
+        from dp_cli.data.dataset import load_native
+
+        return load_native(Path(root))
+    return load_dataset(Path(root))
