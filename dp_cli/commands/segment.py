@@ -35,7 +35,7 @@ def _load(dataset: Optional[Path]):
 
     data = settings(DataConfig, "data", dataset=dataset)
     if data.dataset is None:
-        raise UsageError("no dataset given; pass --dataset PATH (or set [data] dataset in dp.toml)")
+        raise UsageError("no dataset given; pass --dataset PATH (or set dataset in the data table of dp.toml)")
     try:
         from dp_cli.data.loading import load_dataset
     except ModuleNotFoundError:  # pragma: no cover - loading lands with the data area

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,9 @@ def _load_config(ref: str) -> Any:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
 
+    if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().exists():
+        raise ModelError(f"{ref}: model folder not found", hint="check the path, or give a hub id like org/name")
+
     try:
         config = AutoConfig.from_pretrained(ref)
     except (OSError, ValueError, EnvironmentError) as exc:
@@ -110,12 +114,13 @@ def model_lut(ref: str, config: Any, label_set: str, labels: dict[int, str]) -> 
     missing = [i for i in range(n) if i not in names]
     if missing:
         raise ModelError(f"{ref}: model has {n} labels but label set {label_set!r} names only {len(names)} "
-                         f"(missing ids {missing[:8]})", hint="set [segment] label_set / labels to match the model")
+                         f"(missing ids {missing[:8]})",
+                         hint="set label_set (and the segment.labels table) in dp.toml to match the model")
     try:
         return lut_from_names({i: names[i] for i in range(n)}, f"{ref}: model labels")
     except ValueError as exc:
         raise ModelError(str(exc), hint="use an ATR/LIP parsing model, or map its ids with label_set = "
-                                        "\"custom\" and a [segment.labels] table") from None
+                                        "\"custom\" and a segment.labels table in dp.toml") from None
 
 
 def _base_prefix(model: Any) -> str:

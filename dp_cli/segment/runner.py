@@ -113,8 +113,8 @@ def import_lut(cfg: SegmentConfig, dataset: PersonDataset, from_dataset: bool) -
         label_set = dataset.label_set if from_dataset else "atr"
     if label_set == "custom":
         if not cfg.labels:
-            raise UsageError("label_set = custom needs a [segment.labels] table (id = \"label name\")")
-        return label_set, lut_from_names(cfg.labels, "[segment.labels]")
+            raise UsageError("label_set = custom needs a segment.labels table in dp.toml (id = \"label name\")")
+        return label_set, lut_from_names(cfg.labels, "segment.labels")
     if label_set not in LABEL_SETS:
         raise UsageError(f"label set {label_set!r} unknown; use atr, lip or custom")
     return label_set, lut_for_set(label_set)
@@ -183,7 +183,7 @@ def _import_one(src: Path, image: Path, target: Path, lut: np.ndarray, label_set
         atr_map = convert_map(ids, lut, f"{src} ({label_set})")
     except ValueError as exc:
         raise DataError(str(exc), hint="pick the maps' label set with --label-set, or map ids with "
-                                       "label_set = custom and [segment.labels]") from None
+                                       "label_set = custom and a segment.labels table in dp.toml") from None
     atr_map = _cleanup(atr_map, cfg)
     save_map(atr_map, target)
     return types_present(atr_map)

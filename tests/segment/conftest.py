@@ -81,3 +81,25 @@ def write_dataset(root: Path, n: int = 5, maps: bool = True, label_set: str = "a
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     return write_dataset(tmp_path / "src")
+
+
+@pytest.fixture
+def seg_kit():
+    """This folder's helpers, for tests (importlib mode cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(tiny_segformer=tiny_segformer, write_dataset=write_dataset, person_map=person_map,
+                                 SIZES=SIZES)
+
+
+@pytest.fixture
+def dp():
+    """Run `dp ARGS...` in-process; returns typer's Result (stdout: --json, output: everything)."""
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+
+    def run(*args: str, env: dict | None = None):
+        return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+    return run
