@@ -1,0 +1,87 @@
+"""dp annotate against a real HTTP server on 127.0.0.1 (tests/annotate/fake_openai.py)."""
+
+import json
+
+from conftest import SECRET, invoke, make_rows, read_lines, write_rows
+from fake_openai import FakeOpenAI
+
+FAULTS = {1: "FAULT429x2", 2: "FAULT500x1", 3: "FAULTSLOWx1", 4: "FAULTMALFORMEDx1", 5: "FAULTREFUSEx9",
+          6: "FAULTDROPx9", 7: "FAULTEMPTYx1", 8: "FAULTLENGTHx1", 9: "FAULTECHOx1", 10: "FAULTSLOWx9"}
+
+
+def _args(srv, tmp_path, *extra):
+    return ["--json", "annotate", "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+            "--base-url", srv.url, "--timeout", "0.4", "--max-retries", "1", "--attempts", "3", *extra]
+
+
+def test_faults_end_done_or_failed_with_reason(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    write_rows(tmp_path / "in.jsonl", make_rows(14, FAULTS))
+    res = invoke(_args(server, tmp_path))
+    assert res.exit_code == 0, res.output
+    done = read_lines(tmp_path / "out.jsonl")
+    failed = {r["id"]: r for r in read_lines(tmp_path / "out.failed.jsonl")}
+    assert sorted(failed) == ["p10__v0", "p5__v0", "p6__v0"]
+    assert failed["p5__v0"]["reason"] == "refusal" and failed["p6__v0"]["reason"] == "missing_attribute"
+    assert failed["p10__v0"]["reason"] == "timeout" and failed["p10__v0"]["attempts"] == 3
+    assert len(done) == 11 and len({r["key"] for r in done}) == 11
+    for row in done:
+        assert "red jacket" in row["description"] and "blue jeans" in row["description"], row
+        assert row["attributes"] == ["red jacket", "blue jeans"] and row["usage"]["completion_tokens"] > 0
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["done"] == 11 and summary["failed"] == 3 and summary["rate_limited"] >= 2
+    for reason in ("malformed", "empty", "truncated", "echoed_prompt", "refusal", "missing_attribute", "timeout"):
+        assert summary["rejections"].get(reason, 0) >= 1, reason
+    assert SECRET in server.state.auth_seen  # the key was sent ...
+    everything = res.output + "".join(p.read_text() for p in tmp_path.iterdir())
+    assert SECRET not in everything  # ... and never written anywhere
+
+
+def test_rerun_skips_finished_and_retry_failed_asks_again(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(6, {2: "FAULTREFUSEx3"}))
+    assert invoke(_args(server, tmp_path, "--attempts", "2")).exit_code == 0
+    asked = server.state.requests
+    res = invoke(_args(server, tmp_path))
+    assert json.loads(res.stdout.splitlines()[-1])["skipped"] == 6 and server.state.requests == asked
+    res = invoke(_args(server, tmp_path, "--retry-failed"))
+    assert res.exit_code == 0, res.output
+    assert len(read_lines(tmp_path / "out.jsonl")) == 6 and read_lines(tmp_path / "out.failed.jsonl") == []
+
+
+def test_401_stops_at_once_without_leaking_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    write_rows(tmp_path / "in.jsonl", make_rows(40))
+    with FakeOpenAI(api_key="sk-the-right-one") as srv:
+        res = invoke(_args(srv, tmp_path, "--concurrency", "4", "--max-retries", "5"))
+        assert res.exit_code == 1
+        assert "401" in res.output and "OPENAI_API_KEY" in res.output and "Traceback" not in res.output
+        assert srv.state.statuses == {401: srv.state.statuses[401]} and srv.state.statuses[401] <= 4  # no retries
+    assert SECRET not in res.output
+    assert not (tmp_path / "out.jsonl").exists() or read_lines(tmp_path / "out.jsonl") == []
+
+
+def test_unknown_model_is_404_and_stops(tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(5))
+    with FakeOpenAI(models={"gpt-4o-mini"}) as srv:
+        res = invoke(_args(srv, tmp_path, "--model", "no-such-model"))
+    assert res.exit_code == 1 and "404" in res.output and "no-such-model" in res.output
+
+
+def test_in_flight_is_bounded_and_follows_rate_limit_headers(tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(60))
+    with FakeOpenAI(latency=0.03) as srv:
+        assert invoke(_args(srv, tmp_path, "--concurrency", "6")).exit_code == 0
+        assert srv.state.max_in_flight == 6
+    (tmp_path / "out.jsonl").unlink()
+    with FakeOpenAI(latency=0.03, remaining_requests=2) as srv:
+        assert invoke(_args(srv, tmp_path, "--concurrency", "12")).exit_code == 0
+        assert len(read_lines(tmp_path / "out.jsonl")) == 60
+        # the first wave goes out at 12; once answers say "2 left", the limiter keeps to that
+        assert max(srv.state.arrivals[:12]) > 2 and max(srv.state.arrivals[24:]) <= 2
+
+
+def test_structured_output(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(3))
+    assert invoke(_args(server, tmp_path, "--structured")).exit_code == 0
+    rows = read_lines(tmp_path / "out.jsonl")
+    assert len(rows) == 3 and all(not r["description"].startswith("{") for r in rows)
