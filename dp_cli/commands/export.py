@@ -70,11 +70,11 @@ def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
         try:
             found.append(settings(model, table, **flags))
         except ConfigError as exc:
-            if not exc.problems:
+            if exc.message != "invalid settings":  # the file itself is broken: same for both tables
                 raise
             problems += exc.problems
-    if problems:  # both tables read the same file: report a file-level problem once
-        raise ConfigError("invalid settings", list(dict.fromkeys(problems)))
+    if problems:
+        raise ConfigError("invalid settings", problems)
     return found
 
 

@@ -152,7 +152,7 @@ def out_is_the_dataset(c):
 CASES = [
     (broken_toml, 1, r"dp.toml: invalid TOML"),
     (unknown_key, 1, r"dp.toml: .*formt: unknown key \(did you mean 'format'\?\)"),
-    (unknown_table, 1, r"unknown table \(did you mean 'export'\?\)$"),
+    (unknown_table, 1, r"dp.toml: invalid config: .*unknown table \(did you mean 'export'\?\)$"),
     (wrong_type, 1, r"label_set: unknown label set; use one of atr, lip \(got 'coco'\); .*link: .*'sometimes'"),
     (bad_config_path, 1, r"nope.toml: config file not found"),
     (missing_dataset, 1, r"no-such-dataset: dataset not found"),

@@ -1,0 +1,124 @@
+"""The one config resolution (dp_cli/config.py): precedence, paths, and problems reported together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import Field, field_validator
+
+from dp_cli import config as C
+from dp_cli.errors import ConfigError
+
+
+class Demo(C.Section):
+    """A small section for these tests."""
+
+    steps: int = Field(10, description="Steps.", json_schema_extra={"env": "DP_TEST_STEPS"})
+    name: str = Field("x", description="A name.")
+    data: Path | None = Field(None, description="A path.")
+    extra_paths: list[Path] = Field(default_factory=list, description="More paths.")
+    model: str = C.path_or_hub(default="org/model", description="A model.")
+    rate: float = Field(0.5, description="A rate in [0, 1].")
+
+    @field_validator("rate")
+    @classmethod
+    def _unit(cls, v: float) -> float:
+        if not 0 <= v <= 1:
+            raise ValueError("must be between 0 and 1")
+        return v
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.delenv("DP_TEST_STEPS", raising=False)
+    monkeypatch.delenv(C.CONFIG_ENV, raising=False)
+    monkeypatch.setitem(C.SECTIONS, "demo_table", "tests:Demo")
+
+    def write(text: str, name: str = "proj/dp.toml") -> C.ProjectFile:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return C.load_project(path, explicit=True)
+
+    return write
+
+
+def test_precedence_flag_env_toml_default(project, monkeypatch):
+    assert C.resolve_section(Demo, "demo_table", C.ProjectFile(None)).steps == 10
+    p = project("[demo_table]\nsteps = 20\nname = 'toml'\n")
+    assert C.resolve_section(Demo, "demo_table", p).steps == 20
+    monkeypatch.setenv("DP_TEST_STEPS", "30")
+    got = C.resolve_section(Demo, "demo_table", p)
+    assert (got.steps, got.name) == (30, "toml")
+    assert C.resolve_section(Demo, "demo_table", p, {"steps": 40, "name": None}).steps == 40
+    monkeypatch.setenv("DP_TEST_STEPS", "")  # empty env counts as unset
+    assert C.resolve_section(Demo, "demo_table", p).steps == 20
+
+
+def test_relative_paths_resolve_against_the_toml_folder(project, tmp_path, monkeypatch):
+    (tmp_path / "proj" / "local-model").mkdir(parents=True)
+    p = project("[demo_table]\ndata = 'd/x.json'\nextra_paths = ['a', '/abs/b']\nmodel = 'local-model'\n")
+    got = C.resolve_section(Demo, "demo_table", p)
+    assert got.data == tmp_path / "proj" / "d" / "x.json"
+    assert got.extra_paths == [tmp_path / "proj" / "a", Path("/abs/b")]
+    assert got.model == str(tmp_path / "proj" / "local-model")
+    monkeypatch.chdir(tmp_path)
+    assert C.resolve_section(Demo, "demo_table", p, {"data": "flag.json"}).data == tmp_path / "flag.json"
+
+
+def test_hub_ids_stay_as_they_are(project):
+    p = project("[demo_table]\nmodel = 'someorg/some-model'\n")
+    assert C.resolve_section(Demo, "demo_table", p).model == "someorg/some-model"
+
+
+def test_unknown_key_has_did_you_mean(project):
+    p = project("[demo_table]\nstesp = 3\n")
+    with pytest.raises(ConfigError) as info:
+        C.resolve_section(Demo, "demo_table", p)
+    assert info.value.problems == [f"{p.path}: [demo_table] stesp: unknown key (did you mean 'steps'?)"]
+
+
+def test_wrong_type_names_table_key_and_value(project):
+    p = project("[demo_table]\nsteps = 'many'\n")
+    with pytest.raises(ConfigError, match=r"\[demo_table\] steps: .*integer.*\(got 'many'\)"):
+        C.resolve_section(Demo, "demo_table", p)
+
+
+def test_all_problems_reported_together(project):
+    p = project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n")
+    with pytest.raises(ConfigError) as info:
+        C.resolve_section(Demo, "demo_table", p)
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert any("stesp: unknown key" in x for x in problems)
+    assert any("steps:" in x and "'many'" in x for x in problems)
+    assert any("rate: must be between 0 and 1 (got 2.0)" in x for x in problems)
+    assert str(info.value).count("; ") == 2  # one line
+
+
+def test_unknown_table_and_non_table(project):
+    with pytest.raises(ConfigError, match=r"\[demo_tabel\]: unknown table \(did you mean 'demo_table'\?\)"):
+        project("[demo_tabel]\nsteps = 1\n")
+    with pytest.raises(ConfigError, match="expected a table"):
+        project("demo_table = 3\n")
+
+
+def test_broken_toml_names_the_file(project):
+    with pytest.raises(ConfigError, match=r"dp.toml: invalid TOML: .*line 2"):
+        project("[demo_table]\nsteps = = 1\n")
+
+
+def test_missing_files_default_vs_explicit(tmp_path, monkeypatch):
+    monkeypatch.delenv(C.CONFIG_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert C.load_project(None).path is None  # no ./dp.toml: defaults only
+    with pytest.raises(ConfigError, match="nope.toml: config file not found"):
+        C.load_project(tmp_path / "nope.toml", explicit=True)
+    monkeypatch.setenv(C.CONFIG_ENV, str(tmp_path / "env.toml"))
+    with pytest.raises(ConfigError, match="env.toml: config file not found"):
+        C.load_project(None)
+
+
+def test_env_var_declared_on_field():
+    assert C.env_var(Demo, "steps") == "DP_TEST_STEPS" and C.env_var(Demo, "name") is None
