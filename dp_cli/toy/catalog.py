@@ -11,7 +11,7 @@ from PIL import Image
 from dp_cli.toy.figure import product_shapes
 from dp_cli.toy.palette import CATALOG_BACKGROUNDS, COLOR_NAMES, JEANS_COLORS
 from dp_cli.toy.render import Frame, paint, rasterize
-from dp_cli.toy.spec import NOUNS, PATTERNS, Attribute, PersonSpec, View
+from dp_cli.toy.spec import NOUNS, PATTERNS, Attribute, PersonSpec, View, contrast_color
 
 CATALOG_TYPES: tuple[str, ...] = ("hair", "uppercloth", "bottomcloth", "shoes", "bag", "hat")
 CATALOG_FILE = "catalog.jsonl"
@@ -30,7 +30,7 @@ def sample_item(attr_type: str, index: int, rng: np.random.Generator, colors: li
     pattern, second = "plain", None
     if noun in PATTERNED.get(attr_type, ()) and rng.random() < 0.35:
         pattern = PATTERNS[1 + int(rng.integers(3))]
-        second = "white" if color != "white" else "black"
+        second = contrast_color(rng, color)
     style = ("knee", "mini", "long")[index % 3] if noun == "skirt" else None
     return Attribute(attr_type, noun, color, pattern, second, style=style)
 

@@ -218,10 +218,14 @@ def product_shapes(attr_type: str, spec: PersonSpec, view: View) -> list[Shape]:
                 limb("bag", (-0.03, 0.2), (0.03, 0.2), 0.006, 0.006)]
     if attr_type == "bag" and bag is not None and bag.noun == "handbag":
         return handbag(View(arm_swing=0.0, bag_side=1))
+    if attr_type == "bag" and bag is not None:
+        return [limb("bag", (-0.04, 0.4), (0.0, 0.3), 0.006, 0.006), limb("bag", (0.04, 0.4), (0.0, 0.3), 0.006, 0.006),
+                poly("bag", (-0.05, 0.4), (0.05, 0.4), (0.048, 0.48), (-0.048, 0.48))]
+    if attr_type == "hair":
+        # a wig: the hair shapes with the face cut out
+        return hair_back(spec, view) + [ellipse("hair", 0.0, 0.073, 0.056, 0.062),
+                                        ellipse("background", 0.0, 0.092, 0.045, 0.056)]
     from dp_cli.data.attributes import ATTRIBUTE_TYPES
 
     labels = set(ATTRIBUTE_TYPES[attr_type].labels)
-    body = spec.attributes.get(attr_type)
-    if attr_type == "hair" and body is not None:
-        return [s for s in hair_back(spec, view) + [ellipse("hair", 0.0, 0.073, 0.056, 0.062)]]
     return [s for s in figure_shapes(spec, view) if s.label in labels]

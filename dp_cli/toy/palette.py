@@ -10,13 +10,13 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "red": (200, 32, 38),
     "blue": (38, 72, 196),
     "green": (36, 140, 62),
-    "yellow": (236, 204, 40),
+    "yellow": (240, 212, 36),
     "orange": (238, 128, 28),
     "pink": (238, 140, 182),
     "purple": (118, 48, 150),
     "brown": (116, 72, 38),
     "beige": (214, 194, 150),
-    "gold": (212, 172, 52),
+    "gold": (198, 156, 58),
 }
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 

@@ -85,7 +85,7 @@ def paint(labels: np.ndarray, spec: PersonSpec, frame: Frame, base: np.ndarray) 
             rgb[mask] = texture(attr, frame, height, width)[mask]
     figure = labels > 0
     xx = np.arange(width, dtype=np.float32)[None, :]
-    shade = 1.0 - 0.22 * np.clip(np.abs(xx - frame.cx) / max(1.0, 0.2 * frame.size), 0, 1) ** 2
+    shade = 1.0 - 0.12 * np.clip(np.abs(xx - frame.cx) / max(1.0, 0.2 * frame.size), 0, 1) ** 2
     rgb[figure] *= np.broadcast_to(shade, labels.shape)[figure][:, None]
     if "hair" in spec.attributes:
         step = max(2, int(round(0.012 * frame.size)))
@@ -96,7 +96,7 @@ def paint(labels: np.ndarray, spec: PersonSpec, frame: Frame, base: np.ndarray) 
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edge[1:, :] |= labels[1:, :] != labels[:-1, :]
     edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
-    rgb[edge & figure] *= 0.72 if frame.size >= 100 else 0.86
+    rgb[edge & figure] *= 0.78 if frame.size >= 100 else 0.88
     return rgb
 
 

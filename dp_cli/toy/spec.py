@@ -95,8 +95,19 @@ def _pattern(rng: np.random.Generator, color: str, weights) -> tuple[str, str | 
     pattern = _pick(rng, PATTERNS, p=weights)
     if pattern == "plain":
         return "plain", None
-    second = "white" if color != "white" and rng.random() < 0.5 else _pick(rng, [c for c in COLOR_NAMES if c != color])
-    return pattern, second
+    return pattern, contrast_color(rng, color)
+
+
+def contrast_color(rng: np.random.Generator, color: str) -> str:
+    """A second colour that stands out against `color` (white or black half of the time)."""
+    def far(c: str) -> bool:
+        return sum((a - b) ** 2 for a, b in zip(COLORS[c], COLORS[color])) > 150 ** 2
+
+    choices = [c for c in COLOR_NAMES if c != color and far(c)]
+    if rng.random() < 0.5:
+        plain = [c for c in ("white", "black") if c in choices]
+        choices = plain or choices
+    return _pick(rng, choices)
 
 
 def sample_person(rng: np.random.Generator, person_id: int) -> PersonSpec:

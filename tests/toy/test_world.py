@@ -1,0 +1,181 @@
+"""The toy world: determinism, exact parsing maps that agree with the captions, splits, sizes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dp_cli.data.attributes import ATTRIBUTE_TYPES, attribute_mask, find_nouns
+from dp_cli.data.dataset import load_native
+from dp_cli.errors import ConfigError, DataError
+from dp_cli.toy.palette import COLORS, nearest_color
+from dp_cli.toy.spec import Attribute, PersonSpec, View
+from dp_cli.toy.world import generate_world, person_plan, render_person
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes(tiny_world, tiny_args, tmp_path):
+    again = tmp_path / "again"
+    generate_world(again, **tiny_args)
+    first, second = _files(tiny_world), _files(again)
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folder left behind"
+
+
+def test_different_seed_gives_different_world(tiny_world, tiny_args, tmp_path):
+    other = tmp_path / "other"
+    generate_world(other, **{**tiny_args, "seed": tiny_args["seed"] + 1})
+    a, b = _files(tiny_world), _files(other)
+    assert a["annotations.jsonl"] != b["annotations.jsonl"]
+    images = [k for k in a if k.startswith("images/")]
+    assert sum(a[k] != b[k] for k in images) == len(images)
+
+
+def test_sizes_modes_and_label_ids(tiny_world, tiny_args):
+    ds = load_native(tiny_world)
+    assert len(ds.records) == tiny_args["persons"] * tiny_args["images_per_person"]
+    for rec in ds.records:
+        image = Image.open(ds.image_path(rec))
+        parsing = Image.open(ds.parsing_path(rec))
+        assert (image.mode, image.size) == ("RGB", (tiny_args["width"], tiny_args["height"]))
+        assert (parsing.mode, parsing.size) == ("L", image.size)
+        labels = np.asarray(parsing)
+        assert labels.max() < 18 and (labels == 0).any() and (labels > 0).sum() > 50
+        assert 1 <= len(rec.captions) <= 2
+
+
+def _check_record(ds, rec):
+    labels = np.asarray(Image.open(ds.parsing_path(rec)))
+    truth = rec.extra["toy"]["attributes"]
+    for caption in rec.captions:
+        matches = find_nouns(caption)
+        named = {m.type for m in matches}
+        assert named == set(truth), (caption, sorted(truth))
+        for m in matches:
+            assert attribute_mask(labels, m.type).any(), f"{m.noun!r} in {caption!r} has no pixels"
+            colors = [w for w in caption[m.phrase_start:m.end].split() if w in COLORS]
+            if m.noun not in ("ponytail", "bun"):
+                assert colors and colors[0] == truth[m.type]["color_name"], (caption, truth[m.type])
+    for t, attr in truth.items():
+        assert attr["color"] == list(COLORS[attr["color_name"]])
+        assert attr["noun"] in ATTRIBUTE_TYPES[t].nouns and attr["label"].endswith(attr["noun"])
+        assert attr["pattern"] in ("plain", "stripes", "checks", "dots")
+
+
+@pytest.mark.parametrize("world", ["tiny_world", "medium_world"])
+def test_captions_name_exactly_the_drawn_attributes_in_their_colours(world, request):
+    ds = load_native(request.getfixturevalue(world))
+    for rec in ds.records:
+        _check_record(ds, rec)
+
+
+def test_medium_world_covers_every_noun_kind(medium_world):
+    ds = load_native(medium_world)
+    nouns = {a["noun"] for r in ds.records for a in r.extra["toy"]["attributes"].values()}
+    patterns = {a["pattern"] for r in ds.records for a in r.extra["toy"]["attributes"].values()}
+    assert {"t-shirt", "skirt", "jeans", "sneakers", "hair"} <= nouns
+    assert {"plain", "stripes"} <= patterns
+    assert len({r.extra["toy"]["background"] for r in ds.records}) == 3
+
+
+def _interior(mask):
+    """Pixels whose four neighbours are in the mask too (outlines are darkened on purpose)."""
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+def test_plain_garment_pixels_show_their_named_colour(medium_world):
+    ds = load_native(medium_world)
+    checked = 0
+    for rec in ds.records:
+        labels = np.asarray(Image.open(ds.parsing_path(rec)))
+        rgb = np.asarray(Image.open(ds.image_path(rec))).astype(float)
+        for t, attr in rec.extra["toy"]["attributes"].items():
+            mask = _interior(attribute_mask(labels, t))
+            if attr["pattern"] != "plain" or t == "hair" or mask.sum() < 20:
+                continue
+            assert nearest_color(np.median(rgb[mask], axis=0)) == attr["color_name"], (rec.id, t, attr)
+            checked += 1
+    assert checked > 50
+
+
+def test_split_is_by_person(tiny_world, medium_world):
+    for root, persons, fraction in ((tiny_world, 6, 0.34), (medium_world, 30, 0.2)):
+        ds = load_native(root)
+        train = {r.person_id for r in ds.split("train")}
+        test = {r.person_id for r in ds.split("test")}
+        assert not train & test
+        assert train | test == set(range(persons))
+        assert len(test) == round(persons * fraction)
+        for pid in train | test:
+            recs = [r for r in ds.records if r.person_id == pid]
+            assert len({json.dumps(r.extra["toy"]["pose"]) for r in recs}) == len(recs)  # views differ
+
+
+def test_same_clothes_across_a_persons_images():
+    plan = person_plan(seed=5, person_id=2, images=4)
+    labels = [render_person(plan.spec, v, 128, 64)[1] for v in plan.views]
+    assert len({v.noise_seed for v in plan.views}) == 4
+    assert not all(np.array_equal(labels[0], other) for other in labels[1:])
+
+
+def _spec(**attrs):
+    base = {"hair": Attribute("hair", "hair", "black", style="long"),
+            "uppercloth": Attribute("uppercloth", "t-shirt", "red"),
+            "bottomcloth": Attribute("bottomcloth", "jeans", "blue"),
+            "shoes": Attribute("shoes", "sneakers", "white")}
+    base.update(attrs)
+    return PersonSpec(0, "woman", (230, 190, 150), {k: v for k, v in base.items() if v is not None})
+
+
+def test_render_person_labels_follow_the_spec():
+    image, labels = render_person(_spec(), View(), 256, 128)
+    assert image.size == (128, 256) and labels.shape == (256, 128) and labels.dtype == np.uint8
+    present = set(np.unique(labels).tolist())
+    assert {2, 4, 6, 9, 10, 11, 14, 15} <= present and not present & {1, 5, 16}
+    ys, xs = np.nonzero(labels == 9)
+    ys2, xs2 = np.nonzero(labels == 10)
+    assert xs.mean() > xs2.mean(), "left shoe is the person's left, the image's right"
+    _, with_extras = render_person(_spec(hat=Attribute("hat", "cap", "green"), bag=Attribute("bag", "backpack", "gray"),
+                                         bottomcloth=Attribute("bottomcloth", "skirt", "pink", style="knee")), View(), 256, 128)
+    assert {1, 5, 16, 12, 13} <= set(np.unique(with_extras).tolist()) and 6 not in with_extras
+    rgb = np.asarray(image)
+    assert np.abs(rgb[labels == 4].astype(float).mean(0) - COLORS["red"]).max() < 30
+
+
+def test_render_person_is_deterministic_and_view_dependent():
+    a = render_person(_spec(), View(noise_seed=1), 64, 32)
+    b = render_person(_spec(), View(noise_seed=1), 64, 32)
+    c = render_person(_spec(), View(noise_seed=1, dx=0.8, stride=0.05), 64, 32)
+    assert a[0].tobytes() == b[0].tobytes() and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_bad_arguments_are_reported_together(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        generate_world(tmp_path / "w", persons=0, height=0, test_fraction=1.5)
+    text = str(err.value)
+    assert "persons must be at least 1 (got 0)" in text and "0x128" in text and "1.5" in text
+    assert not (tmp_path / "w").exists()
+
+
+def test_non_empty_target_is_refused_and_kept(tiny_args, tmp_path):
+    target = tmp_path / "w"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="not empty"):
+        generate_world(target, **tiny_args)
+    assert (target / "keep.txt").read_text() == "mine"
+    generate_world(target, **tiny_args, overwrite=True)
+    assert not (target / "keep.txt").exists() and (target / "annotations.jsonl").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["w"]
