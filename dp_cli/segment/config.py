@@ -27,7 +27,7 @@ class SegmentConfig(Section):
     label_set: str = Field("auto", description="Label set of the model or of imported maps: auto (model: its "
                            "id2label names; import: the dataset's header, or atr with --maps), atr, lip, "
                            "or custom (the [segment.labels] table).")
-    labels: dict[int, str] = Field(default_factory=dict, description="For label_set = custom: source label "
+    labels: dict[int, str] = Field({}, description="For label_set = custom: source label "
                                    "id -> our label name (ATR or LIP name), e.g. {0 = \"background\", 1 = \"hair\"}.")
     cleanup: bool = Field(False, description="Clean maps: drop tiny islands and fill small background holes.")
     min_island_pixels: int = Field(32, ge=0, description="Clean-up: components smaller than this are "

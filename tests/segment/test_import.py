@@ -1,0 +1,132 @@
+"""`dp segment import`: existing maps (the dataset's own, or a folder of SCHP-style PNGs) -> ATR ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dp_cli.data.attributes import ATR_LABELS, ATTRIBUTE_TYPES, LIP_LABELS, attribute_mask
+from dp_cli.data.dataset import load_native
+
+ATR_TO_LIP = {a: LIP_LABELS.index(a) for a in ATR_LABELS if a in LIP_LABELS}
+ATR_TO_LIP.update({"belt": LIP_LABELS.index("pants")})  # LIP has no belt
+
+
+def maps_of(root: Path) -> dict[str, np.ndarray]:
+    ds = load_native(root)
+    return {r.id: np.asarray(Image.open(ds.parsing_path(r))) for r in ds.records if r.parsing}
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def write_lip_maps(dataset: Path, folder: Path, mode: str = "P") -> dict[str, np.ndarray]:
+    """SCHP-style output: `<image stem>.png`, palette PNGs whose indices are LIP ids (coat on odd images)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = load_native(dataset)
+    lips = {}
+    for i, rec in enumerate(ds.records):
+        atr = np.asarray(Image.open(ds.parsing_path(rec)))
+        lip = np.zeros_like(atr)
+        for name, lid in ATR_TO_LIP.items():
+            lip[atr == ATR_LABELS.index(name)] = lid
+        if i % 2:
+            lip[atr == ATR_LABELS.index("upper-clothes")] = LIP_LABELS.index("coat")
+        img = Image.fromarray(lip, mode="L")
+        if mode == "P":
+            img = img.convert("P")
+            img.putpalette([v for k in range(256) for v in (k * 7 % 256, k * 13 % 256, k * 29 % 256)])
+        img.save(folder / (Path(rec.image).stem + ".png"))
+        lips[rec.id] = lip
+    return lips
+
+
+def test_native_maps_survive_a_round_trip(dp, dataset, tmp_path):
+    r = dp("--json", "segment", "import", "-d", dataset, "-o", tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"] == 5
+    original = maps_of(dataset)
+    assert maps_of(tmp_path / "a").keys() == original.keys()
+    for rid, m in maps_of(tmp_path / "a").items():
+        np.testing.assert_array_equal(m, original[rid])
+    r = dp("segment", "import", "-d", tmp_path / "a", "-o", tmp_path / "b", "--maps", tmp_path / "a" / "parsing")
+    assert r.exit_code == 0, r.output
+    for rid, m in maps_of(tmp_path / "b").items():
+        np.testing.assert_array_equal(m, original[rid])
+
+
+def test_lip_maps_from_a_folder_keep_every_attribute(dp, dataset, tmp_path):
+    lips = write_lip_maps(dataset, tmp_path / "schp")
+    r = dp("--json", "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", tmp_path / "schp",
+           "--label-set", "lip")
+    assert r.exit_code == 0, r.output
+    converted = maps_of(tmp_path / "out")
+    for rid, lip in lips.items():
+        for t in ATTRIBUTE_TYPES:
+            np.testing.assert_array_equal(attribute_mask(converted[rid], t, "atr"), attribute_mask(lip, t, "lip"))
+    share = json.loads(r.stdout)["type_share"]
+    assert (share["shoes"], share["uppercloth"], share["bag"]) == (1.0, 1.0, 0.0)  # LIP has no bag
+
+
+def test_label_id_outside_the_set_keeps_the_output(dp, dataset, tmp_path):
+    write_lip_maps(dataset, tmp_path / "schp", mode="L")
+    out = tmp_path / "out"
+    assert dp("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp", "--label-set", "lip").exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = tmp_path / "schp" / "000.png"
+    arr = np.asarray(Image.open(bad)).copy()
+    arr[0, 0] = 25
+    Image.fromarray(arr, mode="L").save(bad)
+    line = one_error_line(dp("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp",
+                             "--label-set", "lip"))
+    assert "000.png (lip): label id(s) [25] outside the label set (valid ids: 0..19)" in line
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_bad_maps_are_named(dp, dataset, tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    Image.new("L", (5, 5), 0).save(folder / "000.png")
+    line = one_error_line(dp("segment", "import", "-d", dataset, "-o", tmp_path / "o1", "--maps", folder))
+    assert "000.png: map is 5x5 but its image 000.png is 24x48" in line
+    Image.new("RGB", (24, 48)).save(folder / "000.png")
+    assert "mode 'RGB'" in one_error_line(dp("segment", "import", "-d", dataset, "-o", tmp_path / "o2", "--maps", folder))
+    assert "maps folder not found" in one_error_line(
+        dp("segment", "import", "-d", dataset, "-o", tmp_path / "o3", "--maps", tmp_path / "none"))
+
+
+def test_missing_maps_are_reported_and_left_without_parsing(dp, dataset, tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    ds = load_native(dataset)
+    Image.open(ds.parsing_path(ds.records[2])).save(folder / "002.png")
+    r = dp("--json", "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", folder)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["missing"] == 4 and "4 image(s) had no parsing map" in r.output
+    out = load_native(tmp_path / "out")
+    assert [rec.parsing is not None for rec in out.records] == [False, False, True, False, False]
+
+
+def test_custom_table_and_cleanup(dp, dataset, tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    m = np.full((48, 24), 7, np.uint8)
+    m[10:40, 5:20] = 3  # "shirt" in the user's ids
+    m[20, 10] = 9  # a one-pixel speck
+    Image.fromarray(m, mode="L").save(folder / "000.png")
+    cfg = tmp_path / "dp.toml"
+    cfg.write_text('[segment]\nlabel_set = "custom"\ncleanup = true\nmin_island_pixels = 4\n'
+                   '[segment.labels]\n7 = "background"\n3 = "upper-clothes"\n9 = "hat"\n')
+    r = dp("--config", cfg, "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", folder)
+    assert r.exit_code == 0, r.output
+    got = maps_of(tmp_path / "out")["r0"]
+    expected = np.where(m == 3, 4, 0)
+    expected[20, 10] = 4
+    np.testing.assert_array_equal(got, expected)
