@@ -8,7 +8,8 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command
+from dp_cli.config import load_project, resolve_section
 from dp_cli.errors import UsageError
 
 app = typer.Typer(help="Measure retrieval (Rank-k, mAP, mINP), edit quality and caption quality.",
@@ -20,6 +21,14 @@ ModelOpt = Annotated[Optional[str], typer.Option(
 DeviceOpt = Annotated[Optional[str], typer.Option(help="Torch device: auto, cpu, cuda, cuda:1 ...",
                                                   envvar="DP_EVAL_DEVICE", show_envvar=True)]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Images or captions per CLIP pass.")]
+
+
+def _settings(**flags):
+    """cli_common.settings, inlined: its first parameter is named `model`, which is also one of our flags."""
+    from dp_cli.eval.config import EvalConfig
+
+    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
+    return resolve_section(EvalConfig, "eval", project, flags)
 
 
 def _int_list(value: Optional[str], name: str, sep: str = ",") -> Optional[list[int]]:
@@ -62,9 +71,7 @@ def retrieval(
         help="Folder to write queries.npy/gallery.npy (+ .ids.txt) computed from the model.")] = None,
 ) -> None:
     """Text-to-person retrieval: Rank-k, mAP and mINP of a CLIP model on a dataset split, or of embedding files."""
-    from dp_cli.eval.config import EvalConfig
-
-    cfg = settings(EvalConfig, "eval", dataset=dataset, split=split, model=model, queries=queries, gallery=gallery,
+    cfg = _settings(dataset=dataset, split=split, model=model, queries=queries, gallery=gallery,
                    ks=_int_list(ks, "--ks"), chunk=chunk, image_size=_int_list(image_size, "--image-size", "x"),
                    batch_size=batch_size, device=device, figure=figure)
     q_emb, q_ids, g_emb, g_ids, source = _retrieval_inputs(cfg, save_embeddings)
@@ -128,10 +135,9 @@ def edits(
     device: DeviceOpt = None,
 ) -> None:
     """Edit quality: preservation outside the masks (PSNR, SSIM), colour fidelity where truth is known, CLIP scores."""
-    from dp_cli.eval.config import EvalConfig
     from dp_cli.eval.edits import evaluate_edits, read_manifest
 
-    cfg = settings(EvalConfig, "eval", model=model, dilate=dilate, batch_size=batch_size, device=device)
+    cfg = _settings(model=model, dilate=dilate, batch_size=batch_size, device=device)
     descriptions = _descriptions(annotations) if annotations else None
     clip = _load_clip(cfg) if cfg.model else None
     total = len(read_manifest(manifest))

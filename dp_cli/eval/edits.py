@@ -365,7 +365,7 @@ def _clip_scores(clip: tuple[Any, Any], jobs: list, batch_size: int) -> None:
         crops = embed_images(model, [Image.fromarray(c) for _, c, _ in pairs], size, CLIP_MEAN, CLIP_STD, batch_size)
         refs = embed_images(model, [Path(r) for _, _, r in pairs], size, CLIP_MEAN, CLIP_STD, batch_size)
         for (attr, _, _), sim in zip(pairs, (crops * refs).sum(1)):
-            attr.clip_similarity = float(sim)
+            attr.clip_similarity = float(np.clip(sim, -1.0, 1.0))
     images = embed_images(model, [Image.fromarray(e) for _, _, e, _, _ in jobs], size, CLIP_MEAN, CLIP_STD,
                           batch_size)
     for field_name, pos in (("clip_score", 3), ("clip_score_base", 4)):

@@ -51,7 +51,7 @@ def tiny_clip(tmp_path_factory) -> Path:
 def person_image(upper: tuple, hair: tuple, bg: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """A 32x16 figure: image (H, W, 3) uint8 and its ATR parsing map."""
     img = np.full((H, W, 3), bg, np.uint8)
-    img[np.arange(H)[:, None] % 4 == 0] = bg - 40  # some texture so SSIM is not trivial
+    img[::4] = bg - 40  # some texture so SSIM is not trivial
     parsing = np.zeros((H, W), np.uint8)
     img[UPPER], parsing[UPPER] = upper, 4
     img[HAIR], parsing[HAIR] = hair, 2
@@ -126,3 +126,13 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture()
+def kit():
+    """The helpers above (test modules cannot import conftest under --import-mode=importlib)."""
+    import types
+
+    return types.SimpleNamespace(COLORS=COLORS, write_edit=write_edit, write_jsonl=write_jsonl,
+                                 write_dataset=write_dataset, write_tiny_clip=write_tiny_clip,
+                                 person_image=person_image)

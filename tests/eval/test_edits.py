@@ -1,0 +1,119 @@
+"""Edit quality: PSNR/SSIM on crafted images, colour fidelity with known truth, CLIP scores, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dp_cli.app import app
+from dp_cli.errors import DataError
+from dp_cli.eval.edits import dilate_mask, evaluate_edits, gaussian_filter, psnr, ssim
+
+
+def test_psnr_and_ssim_basics():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (24, 20, 3)).astype(np.uint8)
+    assert psnr(a, a) is None  # identical: infinite PSNR reported as None
+    assert ssim(a, a) == 1.0
+    noisy = np.clip(a.astype(int) + rng.integers(-10, 11, a.shape), 0, 255).astype(np.uint8)
+    more = np.clip(a.astype(int) + rng.integers(-60, 61, a.shape), 0, 255).astype(np.uint8)
+    assert 25 < psnr(a, noisy) < 40 and psnr(a, more) < psnr(a, noisy)
+    assert ssim(a, more) < ssim(a, noisy) < 1.0
+    b = a.copy()
+    b[:5] = 0  # differences only inside the top rows
+    outside = np.ones(a.shape[:2], bool)
+    outside[:5] = False
+    assert psnr(a, b, outside) is None
+
+
+def test_gaussian_filter_matches_direct_convolution_inside():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 30))
+    r = int(3.5 * 1.5 + 0.5)
+    t = np.arange(-r, r + 1)
+    k = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5 ** 2))
+    k /= k.sum()
+    direct = (x[15 - r: 15 + r + 1, 12 - r: 12 + r + 1] * k).sum()
+    assert gaussian_filter(x, 1.5)[15, 12] == pytest.approx(direct)
+
+
+def test_dilate_mask_grows_by_pixels():
+    m = np.zeros((9, 9), bool)
+    m[4, 4] = True
+    assert dilate_mask(m, 2).sum() == 25 and dilate_mask(m, 0).sum() == 1
+
+
+def test_identity_and_colour_fidelity_on_known_truth(dataset, tmp_path, kit):
+    out = tmp_path / "edits"
+    rows = [kit.write_edit(out, dataset, "p0_0", 0, None, "blue"),  # identity edit (source upper is red)
+            kit.write_edit(out, dataset, "p0_1", 1, kit.COLORS["blue"], "blue"),  # painted the reference colour
+            kit.write_edit(out, dataset, "p0_0", 2, (200, 40, 40), "blue"),  # wrong colour: near the original red
+            kit.write_edit(out, dataset, "p1_0", 3, kit.COLORS["blue"], "blue")]  # reference == original: not counted
+    q = evaluate_edits(kit.write_jsonl(out / "edits.jsonl", rows), dilate=1)
+    by_id = {e.id: e for e in q.edits}
+    ident, good, wrong = by_id["p0_0__v0"], by_id["p0_1__v1"], by_id["p0_0__v2"]
+    assert ident.psnr is None and ident.ssim == 1.0
+    assert q.identical_outside_mask == 4 and q.psnr_mean is None  # edits only touched the mask
+    assert good.attributes[0].closer_to_reference is True
+    assert good.attributes[0].distance_to_reference == pytest.approx(0.0)
+    assert wrong.attributes[0].closer_to_reference is False
+    assert wrong.attributes[0].distance_to_reference > good.attributes[0].distance_to_reference
+    assert by_id["p1_0__v3"].attributes[0].closer_to_reference is None
+    assert (q.attributes_with_truth, q.attributes_color_differs, q.closer_to_reference) == (4, 3, 1)
+    assert q.share_closer_to_reference == pytest.approx(1 / 3)
+
+
+def test_changes_outside_mask_lower_preservation(dataset, tmp_path, kit):
+    from PIL import Image
+
+    out = tmp_path / "edits"
+    row = kit.write_edit(out, dataset, "p2_0", 0, kit.COLORS["red"], "red")
+    img = np.asarray(Image.open(out / row["image"])).copy()
+    img[28:, :] = 255 - img[28:, :]  # damage the legs, far outside the mask
+    Image.fromarray(img).save(out / row["image"])
+    q = evaluate_edits(kit.write_jsonl(out / "edits.jsonl", [row]), dilate=3)
+    assert q.psnr_mean is not None and q.psnr_mean < 20 and q.ssim_mean < 0.95
+    assert q.identical_outside_mask == 0
+
+
+def test_clip_scores_with_tiny_model(dataset, tmp_path, tiny_clip, kit):
+    from dp_cli.eval.embeddings import load_clip
+
+    out = tmp_path / "edits"
+    rows = [kit.write_edit(out, dataset, "p0_0", 0, kit.COLORS["blue"], "blue"),
+            kit.write_edit(out, dataset, "p3_0", 1, kit.COLORS["white"], "white"),
+            kit.write_edit(out, dataset, "p1_0", 2, kit.COLORS["red"], "white")]
+    q = evaluate_edits(kit.write_jsonl(out / "edits.jsonl", rows), clip=load_clip(str(tiny_clip), "cpu"),
+                       descriptions={"p0_0__v0": "A person wearing a blue t-shirt."})
+    for e in q.edits:
+        assert -1 <= e.attributes[0].clip_similarity <= 1
+        assert 0 <= e.clip_score <= 100 and 0 <= e.clip_score_base <= 100
+    assert q.clip_score_mean is not None and q.clip_image_similarity_mean is not None
+    sims = [e.attributes[0].clip_similarity for e in q.edits]
+    assert sims[0] == pytest.approx(1.0, abs=1e-5)  # uniform blue region vs uniform blue reference
+    assert sims[2] < sims[1]  # a red region scores worse against a white reference than a white one
+
+
+def test_manifest_errors_name_the_line(tmp_path, dataset, kit):
+    path = kit.write_jsonl(tmp_path / "edits.jsonl", [{"id": "x", "image": "a.png"}])
+    with pytest.raises(DataError, match=r"edits.jsonl:1: missing field\(s\) mask"):
+        evaluate_edits(path)
+    row = kit.write_edit(tmp_path / "e", dataset, "p0_0", 0, None, "blue")
+    row["image"] = "images/nope.png"
+    with pytest.raises(DataError, match=r"edits.jsonl:1: cannot read image"):
+        evaluate_edits(kit.write_jsonl(tmp_path / "e" / "edits.jsonl", [row]))
+
+
+def test_cli_edits_json_and_bad_manifest(dataset, tmp_path, kit):
+    out = tmp_path / "edits"
+    rows = [kit.write_edit(out, dataset, "p0_0", 0, kit.COLORS["blue"], "blue")]
+    manifest = kit.write_jsonl(out / "edits.jsonl", rows)
+    res = CliRunner().invoke(app, ["--json", "eval", "edits", str(manifest)])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["num_edits"] == 1 and payload["closer_to_reference"] == 1
+    assert payload["edits"][0]["psnr"] is None
+    (out / "bad.jsonl").write_text('{"id": 1}\nnot json\n')
+    res = CliRunner().invoke(app, ["eval", "edits", str(out / "bad.jsonl")])
+    assert res.exit_code == 1 and "bad.jsonl:2: malformed JSON" in res.output and "Traceback" not in res.output
