@@ -48,7 +48,8 @@ def command(
         raise UsageError("no output folder given", hint="pass --out DIR or set [export] out in dp.toml")
     # 2. Load the dataset and the generated records; nothing is written before everything checks out.
     ds = load_dataset(data_cfg.dataset, data_cfg.format)
-    ds.label_set = data_cfg.label_set if data_cfg.format != "native" else ds.label_set
+    if ds.source_format != "dp-native":  # native datasets say their label set in dataset.json
+        ds.label_set = data_cfg.label_set
     generated = (load_generated(cfg.edits, ds, cfg.annotations, cfg.use_base_description)
                  if cfg.edits else None)
     if generated is None and cfg.annotations:

@@ -70,3 +70,17 @@ def test_toy_world_exported_as_cuhk_pedes_passes_irra_contract(dp, tmp_path, exp
     payload = json.loads(result.stdout)
     assert len(ids["train"]) == payload["splits"]["train"]["persons"] > 0
     assert ids["test"] and not ids["test"] & {i + 1 for i in ids["train"]}  # test ids stay distinct on disk
+
+
+def test_label_set_native_header_wins_over_data_default(dp, tmp_path, kit):
+    root = tmp_path / "lip"
+    kit.write_native(root, kit.native_rows(), header={"format": "dp-native", "version": 1, "label_set": "lip",
+                                                      "name": "lipset"})
+    result = dp("-q", "export", "-d", root, "-f", "native", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text())["label_set"] == "lip"
+    cuhk = kit.write_tbps(tmp_path / "c", "cuhk-pedes", kit.sample_entries("cuhk-pedes")).parent
+    (tmp_path / "dp.toml").write_text('[data]\nlabel_set = "lip"\n')
+    result = dp("-q", "--config", tmp_path / "dp.toml", "export", "-d", cuhk, "-f", "native", "-o", tmp_path / "o2")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o2" / "dataset.json").read_text())["label_set"] == "lip"
