@@ -27,6 +27,8 @@ def command(
     catalog_per_type: Annotated[Optional[int], typer.Option(help="Catalog images per attribute type. "
                                                                  "(default 8)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option(help="Also write a sample sheet PNG here (persons, parsing "
+                                                       "maps, catalog items).")] = None,
 ) -> None:
     """Generate a toy world: pedestrian-like figures with exact ATR parsing maps, CUHK-style captions,
     a train/test split by person and a garment catalog, all deterministic from the seed."""
@@ -58,4 +60,11 @@ def command(
     rows += [(f"{split}", f"{c['images']} images, {c['persons']} persons") for split, c in counts.items()]
     rows += [("catalog items", n_catalog), ("seed", cfg.seed), ("size", f"{cfg.height}x{cfg.width}"),
              ("seconds", payload["seconds"])]
+    if sheet is not None:
+        from dp_cli.fsutil import save_image_atomic
+        from dp_cli.toy.sheet import sample_sheet
+
+        save_image_atomic(sample_sheet(dataset), sheet, format="PNG")
+        payload["sheet"] = str(sheet)
+        rows.append(("sample sheet", str(sheet)))
     console.render_summary("dp toy", rows, payload)
