@@ -1,0 +1,103 @@
+"""Embedding files in and out, a tiny CLIP through save_pretrained/from_pretrained, `dp eval retrieval`."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dp_cli.app import app
+from dp_cli.data.dataset import load_native
+from dp_cli.errors import DataError, ModelError
+from dp_cli.eval.embeddings import embed_dataset, load_clip, load_embeddings, save_embeddings
+
+
+@pytest.mark.parametrize("name,ids", [("e.safetensors", [3, 1, 3]), ("e.npy", ["a", "b", "a"]), ("e.npy", [5, 6, 7])])
+def test_embedding_files_round_trip(tmp_path, name, ids):
+    emb = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    files = save_embeddings(tmp_path / name, emb, ids)
+    assert all(f.exists() for f in files)
+    back, back_ids = load_embeddings(tmp_path / name)
+    assert np.array_equal(back, emb) and back_ids == ids
+
+
+def test_npz_and_json_sidecar(tmp_path):
+    emb = np.eye(3, dtype=np.float64)
+    np.savez(tmp_path / "e.npz", embeddings=emb, ids=np.array([1, 2, 3]))
+    assert load_embeddings(tmp_path / "e.npz")[1] == [1, 2, 3]
+    np.save(tmp_path / "f.npy", emb)
+    (tmp_path / "f.ids.json").write_text('["x", "y", "z"]')
+    back, ids = load_embeddings(tmp_path / "f.npy")
+    assert back.dtype == np.float32 and ids == ["x", "y", "z"]
+
+
+def test_embedding_file_errors(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((3, 2)))
+    with pytest.raises(DataError, match=r"a.npy: no person ids beside it"):
+        load_embeddings(tmp_path / "a.npy")
+    (tmp_path / "a.ids.txt").write_text("1\n2\n")
+    with pytest.raises(DataError, match="3 embedding rows but 2 ids"):
+        load_embeddings(tmp_path / "a.npy")
+    bad = np.ones((2, 2))
+    bad[1, 0] = np.nan
+    save_embeddings(tmp_path / "b.npy", bad, [1, 2])
+    with pytest.raises(DataError, match="row 1 holds NaN"):
+        load_embeddings(tmp_path / "b.npy")
+    from safetensors.numpy import save_file
+
+    save_file({"emb": np.ones((2, 2), np.float32)}, str(tmp_path / "c.safetensors"))
+    with pytest.raises(DataError, match="missing tensor"):
+        load_embeddings(tmp_path / "c.safetensors")
+
+
+def test_tiny_clip_embeds_a_split(tiny_clip, dataset):
+    model, tok = load_clip(str(tiny_clip), "cpu")
+    ds = load_native(dataset)
+    calls = []
+    emb = embed_dataset(model, tok, ds, "test", size=(48, 24), batch_size=3, progress=calls.append)
+    assert emb.gallery_emb.shape == (8, 8) and emb.query_emb.shape == (16, 8)
+    assert np.allclose(np.linalg.norm(emb.query_emb, axis=1), 1, atol=1e-5)
+    assert emb.gallery_ids == [r.person_id for r in ds.records] and emb.query_keys[1] == "p0_0#1"
+    assert sum(calls) == 24
+    again = embed_dataset(model, tok, ds, "test", size=(48, 24), batch_size=64)
+    assert np.allclose(again.gallery_emb, emb.gallery_emb, atol=1e-5)  # batching does not change results
+    with pytest.raises(DataError, match="no records in split 'train'"):
+        embed_dataset(model, tok, ds, "train")
+
+
+def test_missing_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="cannot load a CLIP model"):
+        load_clip(str(tmp_path / "nothing"))
+
+
+def test_cli_retrieval_model_then_files(tiny_clip, dataset, tmp_path):
+    runner = CliRunner()
+    fig, saved = tmp_path / "cmc.png", tmp_path / "emb"
+    res = runner.invoke(app, ["--json", "eval", "retrieval", "--dataset", str(dataset), "--model", str(tiny_clip),
+                              "--image-size", "48x24", "--figure", str(fig), "--save-embeddings", str(saved)])
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout)
+    assert set(first["rank"]) == {"R1", "R5", "R10"} and first["num_queries"] == 16 and first["num_gallery"] == 8
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size == (640, 420)
+    res = runner.invoke(app, ["--json", "eval", "retrieval", "--queries", str(saved / "queries.npy"),
+                              "--gallery", str(saved / "gallery.npy")])
+    assert res.exit_code == 0, res.output
+    second = json.loads(res.stdout)
+    assert second["rank"] == first["rank"] and second["mAP"] == pytest.approx(first["mAP"])
+
+
+def test_cli_retrieval_usage_and_data_errors(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "retrieval"])
+    assert res.exit_code == 2 and "--dataset and --model" in res.output
+    res = runner.invoke(app, ["eval", "retrieval", "--queries", str(tmp_path / "q.npy"), "--gallery",
+                              str(tmp_path / "g.npy")])
+    assert res.exit_code == 1 and "q.npy: embedding file not found" in res.output
+    res = runner.invoke(app, ["eval", "retrieval", "--ks", "1,x"])
+    assert res.exit_code == 2 and "--ks" in res.output
+    res = runner.invoke(app, ["eval", "retrieval", "--ks", "0"])
+    assert res.exit_code == 1 and "ks" in res.output
+    for sub in ("retrieval", "edits", "captions"):
+        assert runner.invoke(app, ["eval", sub, "--help"]).exit_code == 0
