@@ -90,9 +90,25 @@ def load_project(path: str | os.PathLike | None, explicit: bool = False) -> Proj
             problems.append(f"[{key}]: unknown table{_did_you_mean(key, SECTIONS)}")
         elif not isinstance(value, dict):
             problems.append(f"{key}: expected a table [{key}], got {type(value).__name__}")
+        elif problems or any(k not in _known_keys(key) for k in value):
+            # report unknown keys of every table together with unknown tables
+            problems += [f"[{key}] {k}: unknown key{_did_you_mean(k, _known_keys(key))}"
+                         for k in value if k not in _known_keys(key)]
     if problems:
         raise ConfigError(f"{path}: invalid config", problems)
     return ProjectFile(path.resolve(), data)
+
+
+def _known_keys(table: str) -> set[str] | dict:
+    try:
+        return section_model(table).model_fields
+    except (ModuleNotFoundError, AttributeError):  # command not built here: its keys are checked later
+        return _AnyKey()
+
+
+class _AnyKey(dict):
+    def __contains__(self, key: object) -> bool:
+        return True
 
 
 def section_model(table: str) -> type[Section]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -40,24 +41,24 @@ def is_main_process() -> bool:
 def info(message: str) -> None:
     """A progress message on stderr, unless --quiet or not the main process."""
     if not STATE.quiet and is_main_process():
-        err_console().print(message)
+        err_console().print(escape(message))
 
 
 def debug(message: str) -> None:
     """A message shown only with --verbose."""
     if STATE.verbose and is_main_process():
-        err_console().print(f"[dim]{message}[/dim]")
+        err_console().print(f"[dim]{escape(message)}[/dim]")
 
 
 def warn(message: str) -> None:
     """A warning on stderr (shown even with --quiet)."""
     if is_main_process():
-        err_console().print(f"[yellow]warning:[/yellow] {message}")
+        err_console().print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def error(message: str) -> None:
     """The one-line error rendering."""
-    err_console().print(f"[bold red]error:[/bold red] {message}", markup=True, emoji=False)
+    err_console().print(f"[bold red]error:[/bold red] {escape(message)}", markup=True, emoji=False)
 
 
 def progress(transient: bool = False) -> Progress:

@@ -122,3 +122,25 @@ def test_missing_files_default_vs_explicit(tmp_path, monkeypatch):
 
 def test_env_var_declared_on_field():
     assert C.env_var(Demo, "steps") == "DP_TEST_STEPS" and C.env_var(Demo, "name") is None
+
+
+def test_unknown_table_and_unknown_keys_reported_together(tmp_path):
+    path = tmp_path / "dp.toml"
+    path.write_text('[exprt]\nx = 1\n[export]\nformt = "native"\n')
+    with pytest.raises(ConfigError) as info:
+        C.load_project(path)
+    text = str(info.value)
+    assert "[exprt]: unknown table (did you mean 'export'?)" in text
+    assert "[export] formt: unknown key (did you mean 'format'?)" in text
+
+
+def test_cli_error_keeps_table_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+
+    path = tmp_path / "dp.toml"
+    path.write_text('[export]\nformt = "native"\n')
+    result = CliRunner().invoke(app, ["--config", str(path), "export", "--dataset", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "[export] formt: unknown key" in result.output
