@@ -73,7 +73,7 @@ def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[
                          f"{len(head) - 1} more weights; architectures {config.architectures})",
                          hint="use a *ForSemanticSegmentation checkpoint such as mattmdjaga/segformer_b2_clothes")
     try:
-        processor = AutoImageProcessor.from_pretrained(ref, backend="pil")
+        processor = AutoImageProcessor.from_pretrained(ref, **_pil_backend())
     except (OSError, ValueError, EnvironmentError) as exc:
         raise ModelError(f"{ref}: cannot load the image processor (preprocessor_config.json): "
                          f"{_first_line(exc)}") from None
@@ -121,6 +121,14 @@ def model_lut(ref: str, config: Any, label_set: str, labels: dict[int, str]) -> 
     except ValueError as exc:
         raise ModelError(str(exc), hint="use an ATR/LIP parsing model, or map its ids with label_set = "
                                         "\"custom\" and a segment.labels table in dp.toml") from None
+
+
+def _pil_backend() -> dict[str, Any]:
+    """The PIL/numpy image processor (torchvision's fast one may not be installed): transformers 5 names it
+    with `backend`, 4.x with `use_fast=False`."""
+    import transformers
+
+    return {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {"use_fast": False}
 
 
 def _base_prefix(model: Any) -> str:

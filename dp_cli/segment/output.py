@@ -43,14 +43,24 @@ class SegmentResult:
         return self.done_now / self.seconds if self.seconds > 0 else 0.0
 
 
-def plan_paths(dataset: PersonDataset) -> dict[str, str]:
-    """Source image relative path -> parsing map path in the output (unique, collision-free)."""
-    images = list(dict.fromkeys(r.image for r in dataset.records))
-    stems = {img: "parsing/" + posixpath.splitext(img)[0] + ".png" for img in images}
-    counts: dict[str, int] = {}
-    for p in stems.values():
-        counts[p] = counts.get(p, 0) + 1
-    return {img: (p if counts[p] == 1 else f"parsing/{img}.png") for img, p in stems.items()}
+@dataclass
+class Layout:
+    """Where each source image (by its relative path) goes in the output, and where its map goes."""
+
+    images: dict[str, str]
+    parsing: dict[str, str]
+
+
+def plan_paths(dataset: PersonDataset) -> Layout:
+    """Images under `images/` (a source path already there keeps it), maps under `parsing/` with the
+    same sub-path and .png; when two images would collide, every path keeps its full source path."""
+    sources = list(dict.fromkeys(r.image for r in dataset.records))
+    for strip in (True, False):
+        sub = {img: img[len("images/"):] if strip and img.startswith("images/") else img for img in sources}
+        parsing = {img: "parsing/" + posixpath.splitext(p)[0] + ".png" for img, p in sub.items()}
+        if len(set(sub.values())) == len(sources) and len(set(parsing.values())) == len(sources):
+            return Layout({img: f"images/{p}" for img, p in sub.items()}, parsing)
+    return Layout({img: f"images/{img}" for img in sources}, {img: f"parsing/{img}.png" for img in sources})
 
 
 def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
@@ -133,13 +143,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def finish(dataset: PersonDataset, out: Path, maps: dict[str, str | None], image_mode: str,
+def finish(dataset: PersonDataset, out: Path, layout: Layout, maps: dict[str, str | None], image_mode: str,
            provenance: dict[str, Any]) -> None:
     """Place the images and write annotations.jsonl, dataset.json and segment.json (main process)."""
     records = []
     for rec in dataset.records:
-        place_image(dataset.image_path(rec), out / "images" / rec.image, image_mode)
-        records.append(replace(rec, image=f"images/{rec.image}", parsing=maps.get(rec.image)))
+        place_image(dataset.image_path(rec), out / layout.images[rec.image], image_mode)
+        records.append(replace(rec, image=layout.images[rec.image], parsing=maps.get(rec.image)))
     write_jsonl_atomic(out / NATIVE_ANNOTATIONS, (r.to_json() for r in records))
     write_json_atomic(out / NATIVE_HEADER, {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr",
                                             "name": dataset.name or out.name})

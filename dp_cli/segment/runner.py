@@ -15,7 +15,7 @@ from dp_cli.errors import DataError, UsageError
 from dp_cli.segment.cleanup import clean_map
 from dp_cli.segment.config import SegmentConfig
 from dp_cli.segment.labels import convert_map, lut_for_set, lut_from_names, types_present
-from dp_cli.segment.output import (SegmentResult, check_out, finish, found_types, plan_paths, read_image,
+from dp_cli.segment.output import (Layout, SegmentResult, check_out, finish, found_types, plan_paths, read_image,
                                    read_map, save_map, type_shares)
 
 Progress = Callable[[int], None]
@@ -56,7 +56,8 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
                     ) -> SegmentResult:
     """Segment every image without a map in `out` (resume), then write the native dataset (main process)."""
     # 1. Plan: output paths, provenance check, this process's share
-    paths = plan_paths(dataset)
+    layout = plan_paths(dataset)
+    paths = layout.parsing
     provenance = {"source": "model", "model": cfg.model, "label_set": cfg.label_set,
                   "labels": {str(k): v for k, v in sorted(cfg.labels.items())}, **_settings(cfg)}
     check_out(dataset, out, provenance, overwrite)
@@ -73,6 +74,7 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
         from dp_cli.segment.model import load_segmenter
 
         seg = load_segmenter(cfg.model, dist.device(cfg.device), cfg.label_set, cfg.labels)
+        start = time.perf_counter()  # images/s measures segmentation, not model loading
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
             images = [read_image(dataset.root / img) for img in chunk]
@@ -87,13 +89,14 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     dist.wait()
     result = SegmentResult(out, len(paths), len(todo_all), len(paths) - len(todo_all), 0, seconds)
     if dist.is_main:
-        result = _finish_run(dataset, out, paths, found, cfg, provenance, result)
+        result = _finish_run(dataset, out, layout, found, cfg, provenance, result)
     dist.wait()
     return result
 
 
-def _finish_run(dataset: PersonDataset, out: Path, paths: dict[str, str], found: dict[str, list[str]],
+def _finish_run(dataset: PersonDataset, out: Path, layout: Layout, found: dict[str, list[str]],
                 cfg: SegmentConfig, provenance: dict[str, Any], result: SegmentResult) -> SegmentResult:
+    paths = layout.parsing
     missing = [img for img in paths if not (out / paths[img]).exists()]
     if missing:
         raise DataError(f"{out / paths[missing[0]]}: map missing after the run ({len(missing)} in all)",
@@ -101,7 +104,7 @@ def _finish_run(dataset: PersonDataset, out: Path, paths: dict[str, str], found:
     for img, parsing in paths.items():
         if img not in found:
             found[img] = found_types(out, parsing)
-    finish(dataset, out, paths, cfg.images, provenance)
+    finish(dataset, out, layout, paths, cfg.images, provenance)
     result.type_share = type_shares(found)
     return result
 
@@ -138,7 +141,8 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     if maps is not None and not maps.is_dir():
         raise DataError(f"{maps}: maps folder not found", hint="pass the folder holding the parsing PNGs")
     label_set, lut = import_lut(cfg, dataset, maps is None)
-    paths = plan_paths(dataset)
+    layout = plan_paths(dataset)
+    paths = layout.parsing
     provenance = {"source": "import", "maps": str(maps.resolve()) if maps else "dataset",
                   "label_set": label_set, **_settings(cfg)}
     check_out(dataset, out, provenance, overwrite)
@@ -156,7 +160,7 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
             on_progress(1)
     seconds = time.perf_counter() - start
     # 3. The native dataset; images without a map keep no `parsing`
-    finish(dataset, out, written, cfg.images, provenance)
+    finish(dataset, out, layout, written, cfg.images, provenance)
     result = SegmentResult(out, len(paths), len(written), 0, len(paths) - len(written), seconds)
     result.type_share = type_shares(found)
     return result

@@ -78,14 +78,14 @@ def test_lip_maps_from_a_folder_keep_every_attribute(dp, dataset, tmp_path):
 def test_label_id_outside_the_set_keeps_the_output(dp, dataset, tmp_path):
     write_lip_maps(dataset, tmp_path / "schp", mode="L")
     out = tmp_path / "out"
-    assert dp("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp", "--label-set", "lip").exit_code == 0
+    args = ("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp", "--label-set", "lip")
+    assert dp(*args).exit_code == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     bad = tmp_path / "schp" / "000.png"
     arr = np.asarray(Image.open(bad)).copy()
     arr[0, 0] = 25
     Image.fromarray(arr, mode="L").save(bad)
-    line = one_error_line(dp("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp",
-                             "--label-set", "lip"))
+    line = one_error_line(dp(*args))
     assert "000.png (lip): label id(s) [25] outside the label set (valid ids: 0..19)" in line
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
@@ -97,7 +97,8 @@ def test_bad_maps_are_named(dp, dataset, tmp_path):
     line = one_error_line(dp("segment", "import", "-d", dataset, "-o", tmp_path / "o1", "--maps", folder))
     assert "000.png: map is 5x5 but its image 000.png is 24x48" in line
     Image.new("RGB", (24, 48)).save(folder / "000.png")
-    assert "mode 'RGB'" in one_error_line(dp("segment", "import", "-d", dataset, "-o", tmp_path / "o2", "--maps", folder))
+    line = one_error_line(dp("segment", "import", "-d", dataset, "-o", tmp_path / "o2", "--maps", folder))
+    assert "mode 'RGB'" in line
     assert "maps folder not found" in one_error_line(
         dp("segment", "import", "-d", dataset, "-o", tmp_path / "o3", "--maps", tmp_path / "none"))
 
@@ -130,3 +131,14 @@ def test_custom_table_and_cleanup(dp, dataset, tmp_path):
     expected = np.where(m == 3, 4, 0)
     expected[20, 10] = 4
     np.testing.assert_array_equal(got, expected)
+
+
+def test_toy_world_maps_survive_import_and_layout_is_stable(dp, tmp_path):
+    r = dp("toy", "-o", tmp_path / "toy", "--persons", 2, "--images-per-person", 1, "--catalog-per-type", 1)
+    assert r.exit_code == 0, r.output
+    assert dp("segment", "import", "-d", tmp_path / "toy", "-o", tmp_path / "a").exit_code == 0
+    toy, out = load_native(tmp_path / "toy"), load_native(tmp_path / "a")
+    assert [x.image for x in out.records] == [x.image for x in toy.records]  # images/ is not nested again
+    for a, b in zip(toy.records, out.records):
+        np.testing.assert_array_equal(np.asarray(Image.open(toy.parsing_path(a))),
+                                      np.asarray(Image.open(out.parsing_path(b))))

@@ -96,8 +96,9 @@ def test_model_without_segmentation_head(dp, dataset, seg_kit, tmp_path):
 def test_model_of_another_kind(dp, dataset, tmp_path):
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    CLIPVisionModel(CLIPVisionConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, image_size=16, patch_size=8)).save_pretrained(tmp_path / "clip")
+    clip = CLIPVisionModel(CLIPVisionConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                            num_attention_heads=2, image_size=16, patch_size=8))
+    clip.save_pretrained(tmp_path / "clip")
     line = one_error_line(dp("segment", "-d", dataset, "-o", tmp_path / "out", "--model", tmp_path / "clip"))
     assert "'clip_vision_model' model has no semantic-segmentation head" in line
 
@@ -142,3 +143,20 @@ def test_usage_errors(dp, dataset, tmp_path):
     assert r.exit_code == 1 and "source dataset's folder" in r.output
     r = dp("segment", "-d", dataset, "-o", tmp_path / "o", "--device", "tpu")
     assert r.exit_code == 1 and "device" in r.output and "tpu" in r.output
+
+
+@pytest.mark.slow
+def test_torchrun_splits_images_between_two_processes(dataset, segformer_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "dp_cli", "--json",
+           "segment", "-d", str(dataset), "-o", str(out), "--model", str(segformer_dir), "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])  # only the main process prints
+    assert proc.stdout.count('"images"') == 1 and summary["written"] == 5
+    ds = load_native(out)
+    assert all(Image.open(ds.parsing_path(r)).size == Image.open(ds.image_path(r)).size for r in ds.records)
