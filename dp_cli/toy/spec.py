@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,16 @@ class Attribute:
             out["style"] = self.style
         return out
 
+    @classmethod
+    def from_truth(cls, type_name: str, truth: dict[str, Any]) -> "Attribute":
+        """Rebuild an attribute from a record's `extra["toy"]` entry or a toy catalog entry."""
+        from dp_cli.toy.palette import nearest_color
+
+        color = truth.get("color_name") or nearest_color(truth["color"])
+        second = truth.get("pattern_color_name") or (nearest_color(truth["pattern_color"])
+                                                     if truth.get("pattern_color") else None)
+        return cls(type_name, truth["noun"], color, truth.get("pattern", "plain"), second, truth.get("style"))
+
 
 @dataclass(frozen=True)
 class PersonSpec:
@@ -67,6 +77,10 @@ class PersonSpec:
     gender: str  # "woman" | "man"
     skin: tuple[int, int, int]
     attributes: dict[str, Attribute] = field(default_factory=dict)
+
+    def with_attribute(self, attr: Attribute) -> "PersonSpec":
+        """The same person with one attribute replaced or added (the ideal result of an edit)."""
+        return replace(self, attributes={**self.attributes, attr.type: attr})
 
 
 @dataclass(frozen=True)

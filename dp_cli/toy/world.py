@@ -26,7 +26,7 @@ from dp_cli.toy.render import LABEL_ID, render_person
 from dp_cli.toy.spec import Attribute, PersonSpec, View, sample_person, sample_view
 
 __all__ = ["Attribute", "PersonSpec", "View", "PersonPlan", "generate_world", "person_plan", "render_person",
-           "visible_types", "CATALOG_DIR"]
+           "visible_types", "plan_for_record", "CATALOG_DIR"]
 
 CATALOG_DIR = "catalog"
 
@@ -48,6 +48,23 @@ def person_plan(seed: int, person_id: int, images: int) -> PersonPlan:
     views = tuple(sample_view(rng) for _ in range(images))
     counts = tuple(1 + int(rng.random() < 0.5) for _ in range(images))
     return PersonPlan(spec, views, counts, int(rng.integers(2**31)))
+
+
+def plan_for_record(dataset: PersonDataset, record) -> tuple[PersonSpec, View]:
+    """The spec and view that drew a record of a toy world (from dataset.json's generator settings)."""
+    from dp_cli.data.dataset import read_header
+
+    gen = read_header(dataset.root).get("generator")
+    if not gen or "seed" not in gen:
+        raise DataError(f"{dataset.root / NATIVE_HEADER}: no toy generator settings", hint="was it made by `dp toy`?")
+    try:
+        index = int(record.id.rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        raise DataError(f"{dataset.root}: record {record.id!r} is not a toy record id (p<person>_<k>)") from None
+    plan = person_plan(int(gen["seed"]), record.person_id, int(gen["images_per_person"]))
+    if index >= len(plan.views):
+        raise DataError(f"{dataset.root}: record {record.id!r} has image index {index} beyond images_per_person")
+    return plan.spec, plan.views[index]
 
 
 def visible_types(spec: PersonSpec, labels: np.ndarray, min_pixels: int = 1) -> set[str]:
@@ -125,8 +142,9 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
     check_arguments(persons, height, width, images_per_person, test_fraction, catalog_per_type, seed)
     out_dir = Path(out_dir)
     check_target(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    where = out_dir.resolve()
+    where.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{where.name}.", suffix=".tmp", dir=where.parent))
     try:
         # 2. Persons, their images, parsing maps and captions
         test_ids = split_persons(persons, test_fraction, seed)
@@ -149,7 +167,7 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
                                                       "test_fraction": test_fraction,
                                                       "catalog_per_type": catalog_per_type}})
         os.chmod(stage, 0o755)
-        replace_dir(stage, out_dir)
+        replace_dir(stage, where)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
@@ -165,11 +183,20 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
 
 
 def replace_dir(stage: Path, target: Path) -> None:
-    """Rename the finished stage folder onto target (an old target is moved aside, then removed)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(stage, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Put the finished stage folder's contents at target.
+
+    A new target is one rename. An existing folder (empty, or replaced with overwrite) keeps its own
+    inode, so a shell inside it stays valid: its old entries move aside first, the new ones move in
+    with annotations.jsonl last (it marks a complete dataset), then the old ones are deleted.
+    """
+    if not target.exists():
+        os.replace(stage, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.resolve().name}.old-", dir=target.resolve().parent))
+    for entry in list(target.iterdir()):
+        os.replace(entry, old / entry.name)
+    names = sorted(p.name for p in stage.iterdir())
+    names.sort(key=lambda n: n == NATIVE_ANNOTATIONS)
+    for name in names:
+        os.replace(stage / name, target / name)
+    shutil.rmtree(old, ignore_errors=True)

@@ -107,3 +107,15 @@ def test_sheet_option_writes_a_sample_sheet(tmp_path):
     image = Image.open(sheet)
     # 3 persons side by side (image | parsing), then one row of 6 catalog items of 32 px
     assert image.mode == "RGB" and image.width >= 3 * 2 * 32 and image.height > 64 + 32
+
+
+def test_out_may_be_the_current_empty_folder(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = run("toy", "--out", ".", *TINY_FLAGS)
+    assert result.exit_code == 0, result.output
+    assert (here / "annotations.jsonl").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+    result = run("toy", "--out", ".", *TINY_FLAGS, "--seed", "9", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert len(load_native(here).records) == 6 and sorted(p.name for p in tmp_path.iterdir()) == ["here"]

@@ -179,3 +179,32 @@ def test_non_empty_target_is_refused_and_kept(tiny_args, tmp_path):
     generate_world(target, **tiny_args, overwrite=True)
     assert not (target / "keep.txt").exists() and (target / "annotations.jsonl").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["w"]
+
+
+def test_plan_for_record_redraws_the_stored_image_and_parsing(tiny_world):
+    from dp_cli.toy.world import plan_for_record
+
+    ds = load_native(tiny_world)
+    for rec in ds.records[:4]:
+        spec, view = plan_for_record(ds, rec)
+        image, labels = render_person(spec, view, 64, 32)
+        assert image.tobytes() == Image.open(ds.image_path(rec)).tobytes()
+        assert np.array_equal(labels, np.asarray(Image.open(ds.parsing_path(rec))))
+        for t, truth in rec.extra["toy"]["attributes"].items():
+            assert Attribute.from_truth(t, truth) == spec.attributes[t]
+
+
+def test_with_attribute_changes_only_that_attribute(tiny_world):
+    from dp_cli.toy.world import plan_for_record
+
+    ds = load_native(tiny_world)
+    rec = ds.records[0]
+    spec, view = plan_for_record(ds, rec)
+    catalog = [json.loads(line) for line in (tiny_world / "catalog" / "catalog.jsonl").read_text().splitlines()]
+    entry = next(e for e in catalog if e["type"] == "uppercloth")
+    edited = spec.with_attribute(Attribute.from_truth("uppercloth", entry))
+    assert edited.attributes["uppercloth"].label == entry["label"] and edited.attributes["hair"] == spec.attributes["hair"]
+    before, labels_before = render_person(spec, view, 128, 64)
+    after, labels_after = render_person(edited, view, 128, 64)
+    keep = ~attribute_mask(labels_before, "uppercloth") & ~attribute_mask(labels_after, "uppercloth")
+    assert np.array_equal(np.asarray(before)[keep], np.asarray(after)[keep])
