@@ -26,7 +26,7 @@ def command(
     logging_dir: Annotated[Optional[Path], _O("--logging-dir", help="Tracker logs (default: OUTPUT_DIR/logs).")] = None,
     max_train_steps: Annotated[Optional[int], _O("--max-train-steps", help="Optimizer steps (default 30000).")] = None,
     num_train_epochs: Annotated[Optional[int], _O("--num-train-epochs",
-        help="Epochs, used when --max-train-steps is not set in the config.")] = None,
+        help="Stop after this many epochs if that comes first.")] = None,
     train_batch_size: Annotated[Optional[int], _O("--train-batch-size", help="Batch size per device.")] = None,
     gradient_accumulation_steps: Annotated[Optional[int], _O("--gradient-accumulation-steps")] = None,
     lr: Annotated[Optional[float], _O("--lr", "--learning-rate", help="Learning rate (default 1e-5).")] = None,
@@ -110,19 +110,37 @@ def _dataset_from_data_table(cfg):
     return cfg.model_copy(update={"dataset": data.dataset}) if data.dataset else cfg
 
 
+def _quiet_libraries() -> None:
+    """Library progress bars and notices would break our one progress bar (--verbose keeps them)."""
+    from dp_cli import console
+
+    if console.STATE.verbose:
+        return
+    import diffusers
+    import transformers
+
+    for lib in (diffusers, transformers):
+        lib.utils.logging.set_verbosity_error()
+        lib.utils.logging.disable_progress_bar()
+
+
 def _run(cfg) -> None:
     from dp_cli import console
-    from dp_cli.train.loop import train
+    from dp_cli.train import loop
 
-    with console.progress() as bar:
-        task = bar.add_task("train", total=None, status="loading")
+    _quiet_libraries()
+    # 1. Validate and load (errors here leave nothing behind), 2. train under one progress bar
+    run = loop.setup(cfg)
+    loop.main(run, console.info)
+    with console.progress(transient=True) as bar:
+        task = bar.add_task("train", total=run.total_steps, completed=run.state.global_step, status="")
 
         def on_step(e) -> None:
             status = (f"loss {e.loss:.4f} (denoise {e.denoise:.4f}, loc {e.loc:.4f}) "
                       f"lr {e.lr:.2e} {e.samples_per_s:.1f} samples/s")
-            bar.update(task, completed=e.step, total=e.total, status=status)
+            bar.update(task, completed=e.step, status=status)
 
-        result = train(cfg, on_step=on_step, on_info=console.info)
+        result = loop.fit(run, on_step)
     _render(result)
 
 

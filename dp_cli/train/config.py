@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from dp_cli.config import Section, path_or_hub
 
@@ -41,14 +41,13 @@ class TrainConfig(Section):
         default=None, description="Person dataset folder with parsing maps (native format, or an importable one)")
     split: str = Field(default="train", description="Dataset split to train on")
     output_dir: Path = Field(default=Path("dp-model"),
-                             description="Run folder: checkpoints, logs and the final model (in output_dir/final)")
+                             description="Run folder: checkpoints, logs and the final model (in output_dir/model)")
     logging_dir: Optional[Path] = Field(default=None,
                                         description="Tracker log folder (default: output_dir/logs)")
     # --- schedule --------------------------------------------------------------------------------
-    max_train_steps: Optional[int] = Field(
-        default=30000, ge=1, description="Optimizer steps to train; overrides num_train_epochs when set")
+    max_train_steps: int = Field(default=30000, ge=1, description="Optimizer steps to train (at most)")
     num_train_epochs: Optional[int] = Field(
-        default=None, ge=1, description="Epochs to train when max_train_steps is not set")
+        default=None, ge=1, description="Stop after this many epochs if that comes before max_train_steps")
     train_batch_size: int = Field(default=32, ge=1, description="Batch size per device")
     gradient_accumulation_steps: int = Field(default=1, ge=1, description="Batches accumulated per optimizer step")
     lr: float = Field(default=1e-5, gt=0, description="Learning rate (image encoder, fusion module, text encoder)")
@@ -70,7 +69,8 @@ class TrainConfig(Section):
     max_reference_attributes: int = Field(default=3, ge=1,
                                           description="Most reference attributes per image (MAX_REFERENCE_ATTRIBUTE_NUM)")
     resolution: str = Field(default="128", description="Training resolution: 'N' (square) or 'HxW' (height x width)")
-    text_image_linking: str = Field(default="control", description="How text and image embeddings are linked (seed: control)")
+    text_image_linking: Literal["postfuse", "control"] = Field(
+        default="postfuse", description="Text-image fusion: postfuse ('control', the seed's spelling, is the same)")
     disable_flash_attention: bool = Field(default=False, description="Use the plain attention processor, not SDPA")
     train_image_encoder: bool = Field(default=True, description="Train the last layers of the CLIP image encoder")
     image_encoder_trainable_layers: int = Field(default=2, ge=0,
@@ -127,12 +127,6 @@ class TrainConfig(Section):
     def _resolution(cls, v: str | int) -> str:
         parse_resolution(v)
         return str(v).strip().lower()
-
-    @model_validator(mode="after")
-    def _schedule(self) -> "TrainConfig":
-        if self.max_train_steps is None and self.num_train_epochs is None:
-            raise ValueError("set max_train_steps or num_train_epochs")
-        return self
 
     @property
     def types(self) -> tuple[str, ...]:

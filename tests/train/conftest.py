@@ -97,3 +97,34 @@ def _quiet_env(monkeypatch):
 def dataset_writer():
     """write_tiny_dataset(root, n=16, seed=0, parsing=True) -> root."""
     return write_tiny_dataset
+
+
+@pytest.fixture()
+def dp(tmp_path, monkeypatch):
+    """`dp(*args)` -> click Result of the in-process app (stdout and stderr apart), cwd in tmp_path."""
+    from typer.testing import CliRunner
+
+    from dp_cli import console
+    from dp_cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DP_DATASET", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        result = runner.invoke(app, [str(a) for a in args])
+        console.STATE = console.AppState()
+        return result
+
+    return invoke
+
+
+def read_losses(out: Path) -> dict[int, float]:
+    """step -> loss from train_log.jsonl (the last line wins for a step written twice)."""
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    return {r["step"]: r["loss"] for r in rows}
+
+
+@pytest.fixture(scope="session")
+def losses_of():
+    return read_losses

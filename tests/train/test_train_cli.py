@@ -1,0 +1,98 @@
+"""`dp train` end to end on the tiny model: losses, checkpoints, rotation, resume, final model, bad settings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_model, tiny_dataset):
+    """6 steps (1.5 epochs) uninterrupted, a checkpoint every step, keeping only the last and multiples of 4."""
+    from typer.testing import CliRunner
+
+    from dp_cli import console
+    from dp_cli.app import app
+
+    out = tmp_path_factory.mktemp("full") / "run"
+    args = ["--json", "train", "--pretrained-model", tiny_model / "sd", "--image-encoder", tiny_model / "clip-vision",
+            "--dataset", tiny_dataset, "--output-dir", out, "--resolution", "64x32", "--train-batch-size", "4",
+            "--max-train-steps", "6", "--checkpointing-steps", "1", "--keep-only-last-checkpoint",
+            "--keep-interval", "4", "--lr", "1e-4", "--seed", "7", "--mixed-precision", "no"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    console.STATE = console.AppState()
+    assert result.exit_code == 0, result.stderr
+    return out, json.loads(result.stdout)
+
+
+def test_few_steps_give_finite_losses_and_a_summary(full_run, losses_of):
+    out, summary = full_run
+    losses = losses_of(out)
+    assert sorted(losses) == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(v) for v in losses.values())
+    assert summary["steps"] == 6 and summary["samples"] == 24 and summary["skipped_files"] == 0
+    assert summary["latent_cache"] and summary["images"] == 16
+
+
+def test_rotation_keeps_last_and_interval_checkpoints(full_run):
+    out, _ = full_run
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert not list(out.glob(".checkpoint-*"))  # no temp folders left
+
+
+def test_final_model_loads_back(full_run):
+    from models.dp_model import DPModel
+
+    out, summary = full_run
+    model = DPModel.from_pretrained(str(out / "model"))
+    assert summary["model_dir"] == str(out / "model")
+    assert model.config.resolution == (64, 32)
+    assert model.config.attribute_types == ("hair", "uppercloth", "bottomcloth")
+
+
+def test_resume_repeats_the_uninterrupted_losses(full_run, dp, train_args, tmp_path, losses_of):
+    out, _ = full_run
+    part = tmp_path / "part"
+    first = dp("train", *train_args(part, max_train_steps=3, checkpointing_steps=3))
+    assert first.exit_code == 0, first.stderr
+    second = dp("--json", "train", *train_args(part, max_train_steps=6, checkpointing_steps=3,
+                                               resume_from_checkpoint="latest"))
+    assert second.exit_code == 0, second.stderr
+    assert json.loads(second.stdout)["resumed_from"] == str(part / "checkpoint-3")
+    full, resumed = losses_of(out), losses_of(part)
+    assert [resumed[s] for s in range(1, 7)] == pytest.approx([full[s] for s in range(1, 7)], rel=1e-5, abs=1e-7)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(dp, train_args, tmp_path):
+    out = tmp_path / "nan"
+    result = dp("train", *train_args(out, lr="1e30", max_train_steps=4, checkpointing_steps=1,
+                                     max_grad_norm=0))
+    assert result.exit_code == 1
+    assert "non-finite loss" in result.stderr and "Traceback" not in result.stderr
+    kept = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert kept and f"last good checkpoint: {out / kept[-1]}" in " ".join(result.stderr.split())
+    assert not (out / "model").exists()
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"reference_attribute_types": "hair_wings"}, "unknown attribute type"),
+    ({"resolution": "64x40"}, "not divisible by 16"),
+    ({"image_encoder_trainable_layers": "5"}, "image_encoder_trainable_layers"),
+    ({"dataset": "no-such-folder"}, "not found"),
+    ({"mixed_precision": "fp16"}, "fp16 needs a GPU"),
+])
+def test_bad_settings_fail_with_one_line(dp, train_args, tmp_path, over, needle):
+    result = dp("train", *train_args(tmp_path / "bad", **over))
+    assert result.exit_code == 1, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error:"), result.stderr
+    assert not (tmp_path / "bad" / "model").exists()
+
+
+def test_dataset_without_parsing_while_localization_is_on(dp, train_args, tmp_path, dataset_writer):
+    root = dataset_writer(tmp_path / "noparse", n=4, parsing=False)
+    result = dp("train", *train_args(tmp_path / "bad", dataset=root))
+    assert result.exit_code == 1 and "no parsing maps" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
