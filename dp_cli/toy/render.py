@@ -100,6 +100,50 @@ def paint(labels: np.ndarray, spec: PersonSpec, frame: Frame, base: np.ndarray) 
     return rgb
 
 
+def _rect(rgb: np.ndarray, labels: np.ndarray, frame: Frame, ids: tuple[int, ...], box, factor=None,
+          color=None) -> None:
+    """Darken (factor) or recolour the pixels of `ids` inside a box given in figure units (x0, y0, x1, y1)."""
+    (x0, y0), (x1, y1) = frame.xy(box[:2]), frame.xy(box[2:])
+    ys = slice(max(0, int(round(y0))), max(0, int(round(y1)) + 1))
+    xs = slice(max(0, int(round(x0))), max(0, int(round(x1)) + 1))
+    region = np.isin(labels[ys, xs], ids)
+    if factor is not None:
+        rgb[ys, xs][region] *= factor
+    else:
+        rgb[ys, xs][region] = color
+
+
+def garment_details(rgb: np.ndarray, labels: np.ndarray, spec: PersonSpec, frame: Frame, view: View) -> None:
+    """Small cues that tell garments apart (collar, buttons, zip, cuffs, soles); labels are unchanged."""
+    if frame.size < 80:
+        return
+    a, up = spec.attributes, (LABEL_ID["upper-clothes"],)
+    noun = a["uppercloth"].noun if "uppercloth" in a else None
+    if noun == "shirt":
+        _rect(rgb, labels, frame, up, (-0.03, 0.16, 0.03, 0.185), factor=0.8)
+        for y in (0.23, 0.29, 0.35, 0.41):
+            _rect(rgb, labels, frame, up, (-0.003, y, 0.003, y + 0.006), color=(235, 235, 230))
+    elif noun == "jacket":
+        _rect(rgb, labels, frame, up, (-0.003, 0.17, 0.003, 0.53), factor=0.55)
+        _rect(rgb, labels, frame, up, (-0.09, 0.505, 0.09, 0.53), factor=0.8)
+    elif noun == "coat":
+        for x in (-0.025, 0.022):
+            for y in (0.24, 0.32, 0.40, 0.48, 0.56):
+                _rect(rgb, labels, frame, up, (x, y, x + 0.006, y + 0.006), factor=0.45)
+    elif noun == "sweater":
+        _rect(rgb, labels, frame, up, (-0.1, 0.49, 0.1, 0.51), factor=0.82)
+        for s in (-1, 1):
+            wx = s * (0.11 + view.arm_swing)
+            _rect(rgb, labels, frame, up, (wx - 0.03, 0.43, wx + 0.03, 0.47), factor=0.82)
+    if "bottomcloth" in a and a["bottomcloth"].noun == "jeans":
+        for s in (-1, 1):
+            _rect(rgb, labels, frame, (LABEL_ID["pants"],), (s * 0.045 - 0.002, 0.56, s * 0.045 + 0.002, 0.9),
+                  factor=1.18)
+    if "shoes" in a and a["shoes"].noun == "sneakers":
+        sole = (225, 225, 222) if a["shoes"].color != "white" else (150, 150, 150)
+        _rect(rgb, labels, frame, (LABEL_ID["left-shoe"], LABEL_ID["right-shoe"]), (-0.5, 0.985, 0.5, 1.0), color=sole)
+
+
 def face_features(rgb: np.ndarray, labels: np.ndarray, frame: Frame) -> None:
     """Eyes and a mouth, drawn only on face pixels (the label map stays 'face')."""
     r = max(1, int(round(0.007 * frame.size)))
@@ -150,6 +194,7 @@ def render_person(spec: PersonSpec, view: View | None = None, height: int = 256,
     frame = frame_for(view, height, width)
     labels = rasterize(figure_shapes(spec, view), frame, height, width)
     rgb = paint(labels, spec, frame, background(view, height, width))
+    garment_details(rgb, labels, spec, frame, view)
     face_features(rgb, labels, frame)
     noise = np.random.default_rng(view.noise_seed).normal(0.0, 2.0, size=rgb.shape).astype(np.float32)
     image = np.clip(np.rint(rgb + noise), 0, 255).astype(np.uint8)
