@@ -149,7 +149,8 @@ class EditPipelineOutput:
     images: list[Image.Image]
     masks: list[Image.Image]
     prompts: list[EditPrompt]
-    latent_masks: torch.Tensor | None = field(default=None, repr=False)
+    latent_masks: torch.Tensor | None = field(default=None, repr=False)  # [B,1,h,w]: 1 where denoised
+    latents: torch.Tensor | None = field(default=None, repr=False)  # final latents, before decoding
 
 
 class DPEditPipeline:
@@ -382,4 +383,4 @@ class DPEditPipeline:
         # 8. Decode, resize back, composite
         out = self.finish(self.decode_latents(latents), images, alphas, composite)
         used = [Image.fromarray(((a > 0) * 255).astype(np.uint8), "L") for a in alphas]
-        return EditPipelineOutput(out, used, prompts, latent_mask)
+        return EditPipelineOutput(out, used, prompts, latent_mask, latents)

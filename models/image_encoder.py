@@ -65,20 +65,27 @@ class ReferenceImageEncoder(nn.Module):
 
     def save_pretrained(self, out_dir) -> None:
         """Save the vision model and a CLIP preprocessor config with this encoder's size/mean/std."""
-        from transformers import CLIPImageProcessorPil
-
         self.vision.save_pretrained(out_dir, safe_serialization=True)
         size = self.image_size
-        CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                              image_mean=list(self.mean), image_std=list(self.std)).save_pretrained(out_dir)
+        processor = clip_image_processor_class()(
+            size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+            image_mean=list(self.mean), image_std=list(self.std))
+        processor.save_pretrained(out_dir)
+
+
+def clip_image_processor_class():
+    """transformers 5's PIL CLIP processor (no torchvision needed), or the classic one on transformers 4."""
+    try:
+        from transformers import CLIPImageProcessorPil
+    except ImportError:
+        from transformers import CLIPImageProcessor as CLIPImageProcessorPil
+    return CLIPImageProcessorPil
 
 
 def _processor_stats(path_or_id: str, kwargs: dict) -> tuple[tuple, tuple]:
     try:
-        from transformers import CLIPImageProcessorPil
-
-        proc = CLIPImageProcessorPil.from_pretrained(path_or_id, **{k: v for k, v in kwargs.items()
-                                                                    if k in ("subfolder", "local_files_only")})
+        passed = {k: v for k, v in kwargs.items() if k in ("subfolder", "local_files_only", "revision")}
+        proc = clip_image_processor_class().from_pretrained(path_or_id, **passed)
         return tuple(proc.image_mean), tuple(proc.image_std)
     except (OSError, ValueError):
         return CLIP_MEAN, CLIP_STD

@@ -39,7 +39,7 @@ def tiny_vocab_words() -> list[str]:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP byte -> printable unicode table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -119,12 +119,14 @@ def _tiny_text_encoder(tokenizer):
 
 
 def _tiny_vision(image_size: int = 32):
-    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from models.image_encoder import clip_image_processor_class
 
     vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=image_size,
         patch_size=8, projection_dim=32))
-    processor = CLIPImageProcessorPil(size={"shortest_edge": image_size},
+    processor = clip_image_processor_class()(size={"shortest_edge": image_size},
                                    crop_size={"height": image_size, "width": image_size})
     return vision, processor
 
