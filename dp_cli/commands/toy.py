@@ -64,7 +64,10 @@ def command(
         from dp_cli.fsutil import save_image_atomic
         from dp_cli.toy.sheet import sample_sheet
 
+        from dp_cli.toy.world import default_modes
+
         save_image_atomic(sample_sheet(dataset), sheet, format="PNG")
+        default_modes(sheet, dirs=[])
         payload["sheet"] = str(sheet)
         rows.append(("sample sheet", str(sheet)))
     console.render_summary("dp toy", rows, payload)

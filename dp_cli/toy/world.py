@@ -166,12 +166,22 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
                                                       "images_per_person": images_per_person,
                                                       "test_fraction": test_fraction,
                                                       "catalog_per_type": catalog_per_type}})
-        os.chmod(stage, 0o755)
+        default_modes(stage / CATALOG_DIR / CATALOG_FILE, stage / NATIVE_ANNOTATIONS, stage / NATIVE_HEADER, dirs=[stage])
         replace_dir(stage, where)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
     return load_native(out_dir)
+
+
+def default_modes(*files: Path, dirs: list[Path]) -> None:
+    """Temporary files and folders are private (0600/0700); a dataset gets the usual umask modes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in files:
+        os.chmod(path, 0o666 & ~mask)
+    for path in dirs:
+        os.chmod(path, 0o777 & ~mask)
 
 
 def check_target(out_dir: Path, overwrite: bool) -> None:

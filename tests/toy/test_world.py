@@ -208,3 +208,14 @@ def test_with_attribute_changes_only_that_attribute(tiny_world):
     after, labels_after = render_person(edited, view, 128, 64)
     keep = ~attribute_mask(labels_before, "uppercloth") & ~attribute_mask(labels_after, "uppercloth")
     assert np.array_equal(np.asarray(before)[keep], np.asarray(after)[keep])
+
+
+def test_outputs_get_the_usual_file_modes(tiny_world):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("annotations.jsonl", "dataset.json", "catalog/catalog.jsonl", "images"):
+        mode = (tiny_world / name).stat().st_mode & 0o777
+        assert mode == ((0o777 if name == "images" else 0o666) & ~mask), (name, oct(mode))
+    assert (tiny_world.stat().st_mode & 0o777) == 0o777 & ~mask
