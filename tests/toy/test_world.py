@@ -219,3 +219,14 @@ def test_outputs_get_the_usual_file_modes(tiny_world):
         mode = (tiny_world / name).stat().st_mode & 0o777
         assert mode == ((0o777 if name == "images" else 0o666) & ~mask), (name, oct(mode))
     assert (tiny_world.stat().st_mode & 0o777) == 0o777 & ~mask
+
+
+def test_captions_vary_and_read_like_sentences(medium_world):
+    ds = load_native(medium_world)
+    captions = [c for r in ds.records for c in r.captions]
+    assert all(c[0].isupper() and c.endswith(".") and "  " not in c for c in captions)
+    assert len({" ".join(c.split()[:3]) for c in captions}) >= 6
+    nouns = {m.noun for c in captions for m in find_nouns(c)}
+    assert {"hair", "t-shirt", "jeans"} <= nouns and nouns & {"backpack", "handbag", "bag"} and nouns & {"hat", "cap", "beanie"}
+    two = [r for r in ds.records if len(r.captions) == 2]
+    assert two and all(r.captions[0] != r.captions[1] for r in two)
