@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,10 @@ def _load_config(ref: str) -> Any:
     try:
         config = AutoConfig.from_pretrained(ref)
     except (OSError, ValueError, EnvironmentError) as exc:
-        raise ModelError(f"{ref}: cannot load the model config: {_first_line(exc)}",
-                         hint="give a hub id or a folder with config.json (offline: set HF_HUB_OFFLINE=1 "
-                              "and use a cached or local model)") from None
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        hint = ("HF_HUB_OFFLINE is set: use a model in the cache or a local folder" if offline else
+                "give a hub id or a folder with config.json; without internet use a local folder")
+        raise ModelError(f"{ref}: cannot load the model config: {_first_line(exc)}", hint=hint) from None
     if type(config) not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING:
         raise ModelError(f"{ref}: a {config.model_type!r} model has no semantic-segmentation head",
                          hint="use a segmentation model such as mattmdjaga/segformer_b2_clothes")

@@ -75,7 +75,7 @@ def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], ove
         old = json.loads(prov_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, OSError) as exc:
         raise DataError(f"{prov_path}: unreadable ({exc})", hint="delete it, or pass --overwrite") from None
-    keys = [k for k in provenance if k != "finished" and old.get(k) != provenance[k]]
+    keys = [k for k in provenance if old.get(k) != provenance[k]]
     if keys:
         k = keys[0]
         raise DataError(f"{out}: made with {k} = {old.get(k)!r}, this run has {provenance[k]!r}",

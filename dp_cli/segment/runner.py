@@ -30,12 +30,15 @@ def _settings(cfg: SegmentConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
+_WORLD_SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")  # torchrun, MPI
+
+
 class _Dist:
     """This process's share of the work under accelerate launch / torchrun (one process otherwise)."""
 
     def __init__(self, device: str):
         self.state = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if max(int(os.environ.get(k) or 1) for k in _WORLD_SIZE_VARS) > 1:
             from accelerate import PartialState
 
             self.state = PartialState(cpu=device == "cpu")
