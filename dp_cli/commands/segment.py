@@ -16,7 +16,7 @@ app = typer.Typer(
          "semantic-segmentation model over every image and writes one label map per image plus a native "
          "annotations.jsonl pointing to them (resumable; split between processes under accelerate "
          "launch / torchrun). `dp segment import` converts maps you already have.",
-    invoke_without_command=True, no_args_is_help=False)
+    invoke_without_command=True, no_args_is_help=True)
 
 DatasetOpt = Annotated[Optional[Path], typer.Option(
     "--dataset", "-d", help="Person dataset (folder or annotation file). Default: \\[data] dataset.")]
