@@ -76,7 +76,6 @@ def command(
 def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:
     from dp_cli.edit.single import edit_single
 
-    console.info(f"editing {image} ({', '.join(attribute)})")
     res = edit_single(cfg, image, parsing, caption, attribute, out, label_set)
     refs = [{"type": b.type, "label": b.label, "noun": b.noun, "replaced": b.replaced,
              "added_phrase": b.added_phrase} for b in res.bindings]
@@ -87,15 +86,16 @@ def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:
 
 
 def _dataset(cfg) -> None:
-    from dp_cli.edit.runner import run_dataset_edit
+    from dp_cli.edit.runner import prepare_dataset_edit, run_dataset_edit
 
+    prepared = prepare_dataset_edit(cfg)
     with console.progress() as bar:
         task = bar.add_task("editing", total=None, status="")
 
         def on_progress(done: int, total: int, ips: float) -> None:
             bar.update(task, completed=done, total=total, status=f"{ips:.2f} img/s")
 
-        summary = run_dataset_edit(cfg, on_progress=on_progress)
+        summary = run_dataset_edit(cfg, on_progress=on_progress, prepared=prepared)
     if not console.is_main_process():
         return
     rows = {"output": str(summary.output_dir), "manifest": f"{summary.manifest} ({summary.rows} images)",

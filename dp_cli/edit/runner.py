@@ -132,11 +132,22 @@ def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution)
             "settings": {**settings_of(cfg), "resolution": list(resolution)}}
 
 
-def run_dataset_edit(cfg, on_progress: ProgressFn | None = None) -> EditSummary:
-    """Edit a dataset as `[edit]` says; resumable, and sharded when several processes run."""
+@dataclass
+class PreparedEdit:
+    """Everything checked and loaded before the first image is written."""
+
+    cfg: Any
+    dataset: Any
+    jobs: list[EditJob]
+    model_ref: str
+    pipe: Any
+    state: Any
+
+
+def prepare_dataset_edit(cfg) -> PreparedEdit:
+    """Plan the jobs and check every input, then load the model: errors come before any output."""
     from accelerate import PartialState
 
-    # 1. Plan and check everything before writing anything
     if cfg.dataset is None or cfg.catalog is None:
         raise DataError("dataset mode needs [edit] dataset and catalog",
                         hint="set them in dp.toml or pass --dataset and --catalog (or use --image for one image)")
@@ -146,6 +157,14 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None) -> EditSummary:
     model_ref = resolve_model(cfg.model)
     state = PartialState()
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
+    return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
+
+
+def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: PreparedEdit | None = None) -> EditSummary:
+    """Edit a dataset as `[edit]` says; resumable, and sharded when several processes run."""
+    # 1. Plan and check everything before writing anything
+    p = prepared or prepare_dataset_edit(cfg)
+    dataset, jobs, model_ref, pipe, state = p.dataset, p.jobs, p.model_ref, p.pipe, p.state
 
     # 2. What is left, and this process's share (every n-th job of the plan: independent of timing)
     out = Path(cfg.output_dir)

@@ -1,0 +1,180 @@
+"""`dp edit` end to end with a tiny model on the toy world: dataset mode, one-image mode, bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dp_cli.app import app
+from dp_cli.config import ProjectFile, resolve_section
+from dp_cli.edit.config import EditConfig
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--steps", "2", "--mask-dilation", "1", "--feather", "1"]
+ROW_KEYS = {"id", "image", "mask", "source_id", "source_image", "source_dataset", "person_id", "variant", "split",
+            "base_description", "prompt", "reference_attribute_list", "seed", "model", "settings"}
+
+
+def invoke(args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def dataset_args(model_dir, world, out, *extra):
+    return ["edit", "--model", model_dir, "--dataset", world, "--catalog", world / "catalog", "--output-dir", out,
+            "--batch-size", "4", "--persons", "1", "--attributes-per-variant", "2", *FAST, *extra]
+
+
+@pytest.fixture(scope="module")
+def edited(model_dir, world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("edit-cli") / "out"
+    res = invoke(dataset_args(model_dir, world, out, "--contact-sheet"))
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def rows_of(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+
+
+def test_dataset_mode_writes_images_masks_and_the_manifest(edited, world):
+    rows = rows_of(edited)
+    assert rows and len({r["id"] for r in rows}) == len(rows)
+    for row in rows:
+        assert set(row) == ROW_KEYS
+        src = Image.open(row["source_image"])
+        assert Image.open(edited / row["image"]).size == src.size
+        mask = np.asarray(Image.open(edited / row["mask"]))
+        assert mask.shape == (src.height, src.width) and set(np.unique(mask)) <= {0, 255}
+        assert np.array_equal(np.asarray(Image.open(edited / row["image"]))[mask == 0],
+                              np.asarray(src.convert("RGB"))[mask == 0])
+        assert row["variant"].startswith(f"{row['person_id']}__v") and row["split"] == "train"
+        assert row["source_dataset"] == str(world.resolve())
+        for ref in row["reference_attribute_list"]:
+            assert {"type", "label", "image", "replaced", "added_phrase", "color"} <= set(ref)
+            assert Path(ref["image"]).is_absolute() and Path(ref["image"]).is_file()
+            noun_in_prompt = ref["label"].split()[-1] in row["prompt"]
+            assert noun_in_prompt or ref["added_phrase"] is False
+        assert row["settings"]["steps"] == 2 and row["settings"]["scheduler"] == "ddim"
+    assert (edited / "contact_sheet.png").is_file()
+
+
+def test_rerun_skips_finished_images(edited, model_dir, world):
+    before = digest(edited)
+    res = invoke(["--json", *dataset_args(model_dir, world, edited)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["written"] == 0 and summary["already done"] == summary["planned"]
+    assert digest(edited) == before
+
+
+def test_one_image_mode(model_dir, world, tmp_path):
+    from dp_cli.data.dataset import load_native
+
+    rec = next(r for r in load_native(world).split("train")
+               if (np.asarray(Image.open(world / r.parsing)) == 2).any())
+    out = tmp_path / "edited.png"
+    res = invoke(["--json", "edit", "--model", model_dir, "--image", world / rec.image, "--parsing", world / rec.parsing,
+                  "--caption", rec.captions[0], "--attribute", f"hair={world / 'catalog/images/hair_000.png'}",
+                  "--attribute", f"bag={world / 'catalog/images/bag_000.png'}:red backpack", "--out", out, *FAST])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout.strip().splitlines()[-1])
+    assert Image.open(out).size == Image.open(world / rec.image).size
+    assert [r["type"] for r in payload["references"]] == ["hair", "bag"]
+    assert payload["references"][1]["added_phrase"] is True and "red backpack" in payload["prompt"]
+
+
+def test_toml_fragment_loads_and_documents_every_key():
+    text = (REPO / "docs/toml/edit.toml").read_text()
+    documented = set(re.findall(r"^#? ?(\w+) = ", text, re.M))
+    assert documented == set(EditConfig.model_fields)
+    cfg = resolve_section(EditConfig, "edit", ProjectFile(REPO / "dp.toml", tomllib.loads(text)))
+    assert cfg == EditConfig()
+
+
+def one_line_error(res, *needles):
+    assert res.exit_code == 1, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1 and "Traceback" not in res.output, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture
+def broken(edited, world, tmp_path):
+    """A copy of the finished output (to check nothing is lost) and a copy of the world to break."""
+    out = tmp_path / "out"
+    shutil.copytree(edited, out)
+    w = tmp_path / "world"
+    shutil.copytree(world, w)
+    return out, w
+
+
+def test_missing_or_corrupt_reference_image(broken, model_dir):
+    out, w = broken
+    before = digest(out)
+    for item in (w / "catalog/images").glob("hair_*.png"):
+        item.write_bytes(b"not a png")
+    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "hair", "--attributes-per-variant", "1")),
+                   "reference image", "hair_00", "cannot be read")
+    for item in (w / "catalog/images").glob("hair_*.png"):
+        item.unlink()
+    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "hair", "--attributes-per-variant", "1")),
+                   "not found")
+    assert digest(out) == before
+
+
+def test_parsing_map_of_another_size(broken, model_dir):
+    out, w = broken
+    before = digest(out)
+    for p in (w / "parsing").glob("*.png"):
+        Image.open(p).resize((16, 16)).save(p)
+    one_line_error(invoke(dataset_args(model_dir, w, out)), "parsing map", "16x16", "32x64")
+    assert digest(out) == before
+
+
+def test_unknown_type_incomplete_model_and_catalog_without_type(broken, model_dir, tmp_path):
+    out, w = broken
+    before = digest(out)
+    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "wings")), "unknown attribute type")
+    incomplete = tmp_path / "model"
+    shutil.copytree(model_dir, incomplete)
+    shutil.rmtree(incomplete / "fusion")
+    one_line_error(invoke(dataset_args(incomplete, w, out)), "incomplete", "fusion")
+    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "dress", "--attributes-per-variant", "1")),
+                   "catalog has no reference", "dress")
+    assert digest(out) == before
+
+
+def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
+    img, parsing = world / "images/p00000_0.png", world / "parsing/p00000_0.png"
+    out = tmp_path / "edited.png"
+    out.write_bytes(b"keep me")
+    base = ["edit", "--model", model_dir, "--image", img, "--parsing", parsing, "--caption", "A man with hair.",
+            "--out", out, *FAST]
+    one_line_error(invoke(base + ["--attribute", "wings=x.png"]), "unknown attribute type 'wings'")
+    one_line_error(invoke(base + ["--attribute", f"hair={tmp_path / 'nope.png'}"]), "nope.png", "not found")
+    small = tmp_path / "small.png"
+    Image.open(parsing).resize((8, 8)).save(small)
+    one_line_error(invoke(["edit", "--model", model_dir, "--image", img, "--parsing", small, "--caption", "A man.",
+                           "--attribute", f"hair={world / 'catalog/images/hair_000.png'}", "--out", out]),
+                   "8x8", "32x64")
+    assert out.read_bytes() == b"keep me"
+    monkeypatch.setattr("dp_cli.edit.runner.TOY_MODEL", tmp_path / "no-toy-model")
+    one_line_error(invoke([a for a in base if a not in ("--model", model_dir)]
+                          + ["--attribute", f"hair={world / 'catalog/images/hair_000.png'}"]), "--model")
+    res = invoke(["edit", "--image", img, "--out", out])
+    assert res.exit_code == 2 and "--parsing" in res.output
