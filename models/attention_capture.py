@@ -116,12 +116,13 @@ class CaptureAttnProcessor:
         if positions.shape[0] != query.shape[0]:
             raise ValueError(f"token_positions has batch {positions.shape[0]} but the UNet runs batch "
                              f"{query.shape[0]}; set positions for the whole batch")
-        scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale  # [B, H, N, L]
-        if attention_mask is not None:
-            scores = scores + attention_mask.float()
-        lse = torch.logsumexp(scores, dim=-1, keepdim=True)  # [B, H, N, 1]
-        cols = positions.clamp_min(0)[:, None, None, :].expand(-1, scores.shape[1], scores.shape[2], -1)
-        probs = torch.exp(torch.gather(scores, -1, cols) - lse).mean(dim=1)  # [B, N, A]
+        with torch.autocast(device_type=query.device.type, enabled=False):  # fp32 scores under bf16/fp16
+            scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale  # [B, H, N, L]
+            if attention_mask is not None:
+                scores = scores + attention_mask.float()
+            lse = torch.logsumexp(scores, dim=-1, keepdim=True)  # [B, H, N, 1]
+            cols = positions.clamp_min(0)[:, None, None, :].expand(-1, scores.shape[1], scores.shape[2], -1)
+            probs = torch.exp(torch.gather(scores, -1, cols) - lse).mean(dim=1)  # [B, N, A]
         return (probs * (positions >= 0)[:, None, :].to(probs.dtype)).transpose(1, 2)
 
 
@@ -171,5 +172,17 @@ def uninstall_capture(unet) -> None:
         return
     modules = dict(unet.named_modules())
     for name, processor in store.previous.items():
-        modules[name].set_processor(processor)
+        if _is_ours(modules[name].processor, store):  # someone may have set other processors since
+            modules[name].set_processor(processor)
     object.__setattr__(unet, _STORE_ATTR, None)
+
+
+def _is_ours(processor, store: AttentionStore) -> bool:
+    return isinstance(processor, CaptureAttnProcessor) and processor.store is store
+
+
+def capture_installed(unet, store: AttentionStore) -> bool:
+    """Whether every layer of `store` still runs its capturing processor (set_attn_processor replaces them)."""
+    modules = dict(unet.named_modules())
+    return getattr(unet, _STORE_ATTR, None) is store and all(
+        _is_ours(modules[n].processor, store) for n in store.layer_names)

@@ -12,7 +12,7 @@ from torch import nn
 
 from dp_cli.data.attributes import DEFAULT_TYPES, parse_types
 from dp_cli.errors import ConfigError, ModelError
-from models.attention_capture import install_capture, uninstall_capture
+from models.attention_capture import capture_installed, install_capture, uninstall_capture
 from models.fusion import FusionModule
 from models.image_encoder import ReferenceImageEncoder
 from models.loading import SD_PARTS, model_errors, require_parts, resolve_ref
@@ -239,7 +239,7 @@ class DPModel(nn.Module):
         return dist.sample(generator) if sample else dist.mode()
 
     def _capture(self):
-        if self._store is None:
+        if self._store is None or not capture_installed(self.unet, self._store):
             self._store = install_capture(self.unet, self.config.localization_layers)
         return self._store
 

@@ -63,8 +63,11 @@ def localization_loss(maps, masks: torch.Tensor, valid: torch.Tensor, kind: str 
     total = pairs[0][0].new_zeros((), dtype=torch.float32)
     if count == 0:
         return total + 0.0 * sum(t.sum() for t, _ in pairs)  # keeps the graph connected
+    resized: dict[tuple[int, int], torch.Tensor] = {}  # layers at the same resolution share their masks
     for probs, size in pairs:
-        m = _resize_masks(masks.float().to(probs.device), size).flatten(2)
+        if size not in resized:
+            resized[size] = _resize_masks(masks.float().to(probs.device), size).flatten(2)
+        m = resized[size]
         per_attr = balanced_l1(probs.float(), m, normalize)
         total = total + (per_attr * weight.to(per_attr.device)).sum() / count
     return total / len(pairs)

@@ -143,3 +143,24 @@ def test_config_json_round_trip(tmp_path):
     config.save(tmp_path / "c.json")
     assert DPConfig.load(tmp_path / "c.json") == config
     assert config.attribute_types == ("hair", "shoes") and config.resolution == (96, 96)
+
+
+def test_gradient_checkpointing_and_replaced_processors(make_batch, tiny_dir):
+    from diffusers.models.attention_processor import AttnProcessor
+
+    model = _model(tiny_dir, localization_weight=1.0)
+    batch, (noise, ts) = make_batch(model), _fixed()
+    batch["latents"] = model.vae_latents(batch["pixel_values"], sample=False)
+    model.training_losses(batch, noise=noise, timesteps=ts)["loss"].backward()
+    grads = {n: p.grad.clone() for n, p in model.unet.named_parameters()}
+    model.zero_grad()
+    model.unet.enable_gradient_checkpointing()
+    model.unet.train()
+    model.training_losses(batch, noise=noise, timesteps=ts)["loss"].backward()
+    for n, p in model.unet.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], atol=1e-6, rtol=1e-5)
+    model.unet.set_attn_processor(AttnProcessor())  # e.g. --disable-flash-attention after a first step
+    out = model.training_losses(batch, noise=noise, timesteps=ts)
+    assert out["loc"].item() != 0.0  # the capture was put back on the chosen layers
+    model.remove_capture()
+    assert all(type(p) is AttnProcessor for p in model.unet.attn_processors.values())
