@@ -10,9 +10,10 @@ dp defines it as a *stable* descending sort: among equal scores the lower galler
 (`np.argsort(-sim, kind="stable")`). `reference_metrics` is that full-argsort computation.
 
 `retrieval_metrics` gives the same numbers without sorting any row: per chunk of queries it only
-finds the rank of each positive, i.e. the number of gallery items scoring above it (one batched
-`searchsorted` of the similarity row against the query's few sorted positive scores), plus, only for
-positives tied with another item, the tied items with a lower index. Memory is bounded by the chunk.
+finds the rank of each positive, i.e. the number of gallery items scoring above it (one comparison
+pass over the chunk per positive slot; queries are grouped by their number of positives), plus,
+only for positives tied with another item, the tied items with a lower index. Rank-k, AP and INP
+follow from those ranks. Memory is bounded by the chunk (about 8M similarities by default).
 """
 
 from __future__ import annotations
@@ -133,13 +134,14 @@ def _chunked(sim_rows, query_ids, gallery_ids, G, ks, chunk, cmc_max_rank, dev) 
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
     has_pos = count[q_pid] > 0
     evaluated = np.flatnonzero(has_pos)
+    evaluated = evaluated[np.argsort(count[q_pid[evaluated]], kind="stable")]  # chunks with similar P
     order_t = torch.as_tensor(order, device=dev)
     first_hits, aps, inps = [], [], []
     for lo in range(0, len(evaluated), chunk):
         rows = evaluated[lo: lo + chunk]
         sim = sim_rows(torch.as_tensor(rows, device=dev))
         pos_idx, pos_valid = _positives(q_pid[rows], start, count, order_t)
-        fh, ap, inp = _scores_from_ranks(positive_ranks(sim, pos_idx, pos_valid), pos_valid)
+        fh, ap, inp = _scores_from_ranks(positive_ranks(sim, pos_idx, pos_valid), pos_valid.cpu().numpy())
         first_hits.append(fh)
         aps.append(ap)
         inps.append(inp)
@@ -161,64 +163,51 @@ def _positives(pids: np.ndarray, start: np.ndarray, count: np.ndarray, order_t) 
     return idx, torch.as_tensor(valid, device=order_t.device)
 
 
-def positive_ranks(sim, pos_idx, pos_valid, tie_batch: int = 256):
-    """0-based rank of each positive under a stable descending sort; invalid slots get G."""
+def positive_ranks(sim, pos_idx, pos_valid) -> np.ndarray:
+    """0-based rank of each positive under a stable descending sort (numpy (c, P)); invalid slots get G.
+
+    One comparison pass per positive slot: rank = #{g: s_g > s_j} + #{g < j: s_g == s_j}. The second
+    term is only computed for positives tied with some other item. CPU tensors are counted with numpy
+    (counting booleans is several times faster there); other devices stay in torch.
+    """
     import torch
 
+    on_cpu = sim.device.type == "cpu"
+    s = sim.numpy() if on_cpu else sim
+    idx = pos_idx.numpy() if on_cpu else pos_idx
+    valid = pos_valid.cpu().numpy()
     c, G = sim.shape
-    P = pos_idx.shape[1]
-    pos_s = sim.gather(1, pos_idx).masked_fill(~pos_valid, float("inf"))
-    sorted_s, perm = pos_s.sort(dim=1)  # ascending; padding (+inf) last
-    above = _count_at_least(sim, sorted_s, right=False)  # #{g: s_g > p_k}
-    at_least = _count_at_least(sim, sorted_s, right=True)  # #{g: s_g >= p_k}
-    ranks = torch.empty_like(above)
-    ranks.scatter_(1, perm, above)
-    tied = torch.zeros_like(above)
-    tied.scatter_(1, perm, at_least - above)
-    ranks += _lower_index_ties(sim, pos_s, pos_idx, pos_valid & (tied > 1), tie_batch)
-    return ranks.masked_fill(~pos_valid, G)
+    pos_s = np.take_along_axis(s, idx, 1) if on_cpu else s.gather(1, idx)
+    ranks = np.full(valid.shape, G, dtype=np.int64)
+    for k in range(valid.shape[1]):
+        p = pos_s[:, k: k + 1]
+        above, equal = _count_rows(s > p), _count_rows(s == p)
+        ranks[:, k] = np.where(valid[:, k], above, G)
+        tied = np.flatnonzero(valid[:, k] & (equal > 1))
+        if len(tied):
+            j = idx[tied, k]
+            ar = np.arange(G) if on_cpu else torch.arange(G, device=sim.device)
+            t = tied if on_cpu else torch.as_tensor(tied, device=sim.device)
+            ranks[tied, k] += _count_rows((s[t] == p[t]) & (ar[None, :] < j[:, None]))
+    return ranks
 
 
-def _count_at_least(sim, sorted_s, right: bool):
-    """For each sorted positive score p_k: #{g: s_g > p_k} (right=False) or >= p_k (right=True)."""
-    import torch
-
-    c, P = sorted_s.shape
-    # b = #positives < s_g (left) or <= s_g (right); s_g beats p_k exactly when b >= k + 1
-    b = torch.searchsorted(sorted_s, sim, right=right)
-    b += torch.arange(c, device=sim.device)[:, None] * (P + 1)
-    hist = torch.bincount(b.view(-1), minlength=c * (P + 1)).view(c, P + 1)
-    del b
-    return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+def _count_rows(mask) -> np.ndarray:
+    """Number of True per row, as a numpy int64 array."""
+    if isinstance(mask, np.ndarray):
+        return mask.view(np.uint8).sum(1, dtype=np.int64)
+    return mask.sum(1).cpu().numpy()
 
 
-def _lower_index_ties(sim, pos_s, pos_idx, need, batch: int):
-    """#{g < j: s_g == s_j} for the positives `need` marks (only those tied with another item)."""
-    import torch
-
-    extra = torch.zeros(pos_idx.shape, dtype=torch.long, device=sim.device)
-    r, k = torch.nonzero(need, as_tuple=True)
-    ar = torch.arange(sim.shape[1], device=sim.device)
-    for lo in range(0, len(r), batch):
-        rr, kk = r[lo: lo + batch], k[lo: lo + batch]
-        j = pos_idx[rr, kk]
-        eq = (sim[rr] == pos_s[rr, kk][:, None]) & (ar[None, :] < j[:, None])
-        extra[rr, kk] = eq.sum(1)
-    return extra
-
-
-def _scores_from_ranks(ranks, pos_valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scores_from_ranks(ranks: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First-hit rank, AP and INP per query from the 0-based ranks of its positives."""
-    import torch
-
-    r = ranks.sort(dim=1).values.double()  # invalid (= G) sort last
-    m = pos_valid.sum(1)
-    hit_no = torch.arange(1, r.shape[1] + 1, device=r.device, dtype=torch.float64)[None, :]
-    prec = torch.where(pos_valid.sort(dim=1, descending=True).values, hit_no / (r + 1), torch.zeros_like(r))
-    ap = prec.sum(1) / m
-    last = r.gather(1, (m - 1)[:, None]).squeeze(1)
-    inp = m.double() / (last + 1)
-    return r[:, 0].long().cpu().numpy(), ap.cpu().numpy(), inp.cpu().numpy()
+    r = np.sort(ranks, axis=1).astype(np.float64)  # invalid slots (= G) sort last
+    m = valid.sum(1)
+    hit_no = np.arange(1, r.shape[1] + 1, dtype=np.float64)[None, :]
+    ok = np.arange(r.shape[1])[None, :] < m[:, None]
+    ap = np.where(ok, hit_no / (r + 1), 0.0).sum(1) / m
+    inp = m / (r[np.arange(len(m)), m - 1] + 1)
+    return r[:, 0].astype(np.int64), ap, inp
 
 
 def _summarise(first_hits, aps, inps, ks, cmc_max_rank, num_queries, num_gallery, missing, uniq) -> RetrievalMetrics:
