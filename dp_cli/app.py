@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -54,6 +55,10 @@ def main_callback(
 ) -> None:
     """Diverse Person: train, edit, annotate, export and evaluate grown TBPS datasets."""
     console.STATE = console.AppState(config=config, quiet=quiet, verbose=verbose, json=json_out)
+    if not verbose:  # library download/save bars and warnings would clutter dp's own progress on stderr
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 def _register() -> None:

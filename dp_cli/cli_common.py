@@ -37,7 +37,7 @@ def dp_command(fn: F) -> F:
 S = TypeVar("S", bound=Section)
 
 
-def settings(model: type[S], table: str, **flags: Any) -> S:
+def settings(model: type[S], table: str, /, **flags: Any) -> S:
     """Resolve a command's section from the project file (global --config) and its flags."""
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     return resolve_section(model, table, project, flags)

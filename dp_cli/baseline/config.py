@@ -1,0 +1,85 @@
+"""`[baseline]`: train a TBPS retrieval baseline on the original and on the grown training set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from dp_cli.config import Section, path_or_hub
+
+# The field's practice (IRRA, CVPR 2023) and a preset that finishes in minutes on a CPU.
+PRESETS: dict[str, dict] = {
+    "irra": {"clip_model": "openai/clip-vit-base-patch16", "image_size": "384x128", "batch_size": 64,
+             "epochs": 60, "lr": 1e-5, "temperature": 0.02, "warmup_epochs": 5, "max_text_length": 77},
+    "toy": {"clip_model": None, "image_size": "64x32", "batch_size": 32, "epochs": 8, "lr": 5e-4,
+            "temperature": 0.05, "warmup_epochs": 1, "max_text_length": 48},
+}
+
+
+class BaselineConfig(Section):
+    """Settings of `dp baseline`."""
+
+    preset: Literal["irra", "toy"] = Field("toy", description="Defaults for unset keys: irra (paper) or toy (CPU).")
+    clip_model: Optional[str] = path_or_hub(
+        default=None, description="CLIP hub id or local folder; unset with the toy preset: a tiny CLIP from scratch.")
+    dataset: Optional[Path] = Field(None, description="Person dataset (folder or annotation file) with train and test splits.")
+    dataset_format: Optional[str] = Field(None, description="Dataset format; unset: detected.")
+    edits: Optional[Path] = Field(None, description="edits.jsonl from `dp edit`: the generated images.")
+    annotations: Optional[Path] = Field(None, description="annotations.jsonl from `dp annotate` for those edits.")
+    output_dir: Path = Field(Path("baseline-runs"), description="Where runs, checkpoints and results go.")
+    image_size: Optional[str] = Field(None, description="Input size HxW (IRRA: 384x128).")
+    batch_size: Optional[int] = Field(None, ge=2, description="Training batch size per process.")
+    epochs: Optional[int] = Field(None, ge=1, description="Training epochs.")
+    lr: Optional[float] = Field(None, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(4e-5, ge=0, description="AdamW weight decay.")
+    warmup_epochs: Optional[int] = Field(None, ge=0, description="Linear warm-up epochs, then cosine decay.")
+    temperature: Optional[float] = Field(None, gt=0, description="Similarity temperature (logit scale = 1/t).")
+    losses: list[str] = Field(["itc", "sdm"], description="Losses: itc (contrastive) and/or sdm (IRRA).")
+    seeds: list[int] = Field([0], description="One run pair per seed; several seeds give a spread.")
+    max_text_length: Optional[int] = Field(None, ge=8, description="Token length of captions.")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision (accelerate).")
+    eval_batch_size: int = Field(128, ge=1, description="Batch size for embedding the test split.")
+    runs: Literal["both", "original", "grown"] = Field("both", description="Which training sets to train on.")
+
+    @field_validator("losses")
+    @classmethod
+    def _known_losses(cls, v: list[str]) -> list[str]:
+        from dp_cli.baseline.losses import LOSSES
+
+        bad = [x for x in v if x not in LOSSES]
+        if bad or not v:
+            raise ValueError(f"unknown loss(es) {bad}; use any of {sorted(LOSSES)}")
+        return v
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            parse_size(v)
+        return v
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> "BaselineConfig":
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return parse_size(self.image_size)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'384x128' -> (384, 128); '224' -> (224, 224)."""
+    parts = str(text).lower().split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        h = w = 0
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be HxW or N with positive integers, got {text!r}")
+    return h, w

@@ -1,0 +1,154 @@
+"""dp baseline: the retrieval baseline trained on original vs grown data (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dp_cli.app import app
+from dp_cli.baseline.config import BaselineConfig
+from dp_cli.baseline.data import generated_items, train_items
+from dp_cli.baseline.losses import itc_loss, sdm_loss
+from dp_cli.baseline.trainer import encode_images, encode_texts
+from dp_cli.data.dataset import load_native
+from dp_cli.export import load_generated
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    from dp_cli.toy.world import generate_world
+
+    root = tmp_path_factory.mktemp("toy") / "world"
+    generate_world(root, persons=12, seed=3, height=64, width=32, images_per_person=2, test_fraction=0.34,
+                   catalog_per_type=2)
+    return root
+
+
+def _fake_edits(toy: Path, out: Path, n_variants: int = 2) -> tuple[Path, Path]:
+    """Edited images = copies of train images (two per variant), with annotations."""
+    ds = load_native(toy)
+    train = ds.split("train")
+    out.mkdir(parents=True, exist_ok=True)
+    edits, anns = [], []
+    for v in range(n_variants):
+        person = [r for r in train if r.person_id == train[v * 2].person_id][:2]
+        for k, rec in enumerate(person):
+            eid = f"{rec.id}__v{v}"
+            (out / "images").mkdir(exist_ok=True)
+            shutil.copy(ds.image_path(rec), out / "images" / f"{eid}.png")
+            edits.append({"id": eid, "image": f"images/{eid}.png", "source_id": rec.id,
+                          "variant": f"{rec.person_id}__v{v}", "base_description": rec.captions[0],
+                          "reference_attribute_list": [{"type": "uppercloth", "label": "white shirt"}]})
+            anns.append({"key": eid, "id": eid, "description": f"A person in a white shirt, view {k}."})
+    (out / "edits.jsonl").write_text("".join(json.dumps(e) + "\n" for e in edits))
+    (out / "annotations.jsonl").write_text("".join(json.dumps(a) + "\n" for a in anns))
+    return out / "edits.jsonl", out / "annotations.jsonl"
+
+
+def test_sdm_prefers_matching_pairs_and_counts_same_person_positives():
+    torch.manual_seed(0)
+    feats = torch.randn(4, 8)
+    pids = torch.tensor([0, 1, 2, 3])
+    matched = sdm_loss(feats, feats, pids, 50.0)
+    shuffled = sdm_loss(feats, feats[[1, 0, 3, 2]], pids, 50.0)
+    assert matched < shuffled
+    # two images of one person: pairing them crosswise is no longer penalised as hard
+    same = torch.tensor([0, 0, 2, 3])
+    crossed = feats[[1, 0, 2, 3]]
+    assert sdm_loss(feats, crossed, same, 50.0) < sdm_loss(feats, crossed, pids, 50.0)
+
+
+def test_itc_matches_transformers_clip_loss():
+    from transformers.models.clip.modeling_clip import image_text_contrastive_loss as clip_loss
+
+    torch.manual_seed(1)
+    img, txt = torch.randn(5, 8), torch.randn(5, 8)
+    logits = 20.0 * torch.nn.functional.normalize(txt, dim=-1) @ torch.nn.functional.normalize(img, dim=-1).t()
+    assert torch.allclose(itc_loss(img, txt, 20.0), clip_loss(logits), atol=1e-6)
+
+
+def test_training_sets_differ_by_exactly_the_generated_records(toy, tmp_path):
+    edits, anns = _fake_edits(toy, tmp_path / "edits")
+    ds = load_native(toy)
+    gen = generated_items(load_generated(edits, ds, anns), ds)
+    original, grown = train_items(ds), train_items(ds, gen)
+    assert grown[:len(original)] == original
+    assert grown[len(original):] == gen and len(gen) == 4
+    new_ids = {g.person_id for g in gen}
+    assert len(new_ids) == 2 and min(new_ids) == max(r.person_id for r in ds.records) + 1
+
+
+def test_presets_fill_only_unset_keys():
+    cfg = BaselineConfig(preset="irra", epochs=2)
+    assert (cfg.size, cfg.batch_size, cfg.epochs, cfg.clip_model) == ((384, 128), 64, 2, "openai/clip-vit-base-patch16")
+
+
+@pytest.mark.slow
+def test_no_generated_records_gives_exactly_zero_gain_and_same_metrics_code(toy, tmp_path):
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["--json", "baseline", "--dataset", str(toy), "--epochs", "1",
+                                      "--output-dir", str(out), "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [(r["name"], r["seed"]) for r in report["runs"]] == [("original", 5), ("grown", 5)]
+    assert all(v == 0.0 for v in report["gain"].values()) and set(report["gain"]) == {"R1", "R5", "R10", "mAP", "mINP"}
+    assert report["runs"][0]["metrics"] == report["runs"][1]["metrics"]
+    # the reported numbers are dp eval's retrieval metrics on the saved model's embeddings
+    _check_metrics_recomputed(toy, Path(report["runs"][0]["model_dir"]), report["runs"][0]["metrics"])
+
+
+def _check_metrics_recomputed(toy: Path, model_dir: Path, metrics: dict) -> None:
+    from transformers import CLIPModel, CLIPTokenizer
+
+    from dp_cli.baseline.data import load_image
+    from dp_cli.eval.retrieval import retrieval_metrics
+
+    model, tok = CLIPModel.from_pretrained(model_dir).eval(), CLIPTokenizer.from_pretrained(model_dir)
+    test = [r for r in load_native(toy).records if r.split == "test"]
+    with torch.no_grad():
+        g = encode_images(model, torch.stack([load_image(toy / r.image, (64, 32)) for r in test]))
+        caps = [(c, r.person_id) for r in test for c in r.captions]
+        t = tok([c for c, _ in caps], padding="max_length", truncation=True, max_length=48, return_tensors="pt")
+        q = encode_texts(model, t["input_ids"], t["attention_mask"])
+    m = retrieval_metrics(q.numpy(), [p for _, p in caps], g.numpy(), [r.person_id for r in test])
+    assert np.isclose(m.rank[1], metrics["R1"], atol=1e-4) and np.isclose(m.mAP, metrics["mAP"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_grown_run_trains_on_more_records(toy, tmp_path):
+    edits, anns = _fake_edits(toy, tmp_path / "edits")
+    result = CliRunner().invoke(app, ["--json", "baseline", "--dataset", str(toy), "--edits", str(edits),
+                                      "--annotations", str(anns), "--epochs", "1", "--output-dir",
+                                      str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    orig, grown = report["runs"]
+    assert grown["train_items"] == orig["train_items"] + 4
+    assert grown["train_persons"] == orig["train_persons"] + 2
+    assert json.loads((tmp_path / "runs" / "results.json").read_text())["generated_records"] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "epochs"),
+    (["--image-size", "12xq"], "image size must be HxW"),
+    (["--annotations", "x.jsonl"], "--annotations given without --edits"),
+])
+def test_bad_settings_are_one_line_errors(toy, tmp_path, args, message):
+    result = CliRunner().invoke(app, ["baseline", "--dataset", str(toy), "--output-dir", str(tmp_path), *args])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_dataset_without_test_split_is_refused(toy, tmp_path):
+    ds = tmp_path / "trainonly"
+    shutil.copytree(toy, ds)
+    rows = [json.loads(line) for line in (ds / "annotations.jsonl").read_text().splitlines()]
+    (ds / "annotations.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["baseline", "--dataset", str(ds)])
+    assert result.exit_code == 1 and "needs both a train and a test split" in result.output
