@@ -31,6 +31,17 @@ def _settings(**flags):
     return resolve_section(EvalConfig, "eval", project, flags)
 
 
+def _data_dataset() -> tuple[Optional[Path], Optional[str]]:
+    """The project's `[data]` dataset (and format), used when `[eval]`/--dataset name none."""
+    try:
+        from dp_cli.data.config import DataConfig
+    except ImportError:
+        return None, None
+    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
+    data = resolve_section(DataConfig, "data", project, {})
+    return data.dataset, (None if data.format == "auto" else data.format)
+
+
 def _int_list(value: Optional[str], name: str, sep: str = ",") -> Optional[list[int]]:
     if value is None:
         return None
@@ -100,9 +111,13 @@ def _retrieval_inputs(cfg, save_to: Optional[Path]):
         q_emb, q_ids = load_embeddings(cfg.queries)
         g_emb, g_ids = load_embeddings(cfg.gallery)
         return q_emb, q_ids, g_emb, g_ids, f"{cfg.queries.name} vs {cfg.gallery.name}"
+    fmt = None
+    if cfg.dataset is None:
+        cfg.dataset, fmt = _data_dataset()
     if not (cfg.dataset and cfg.model):
-        raise UsageError("give --dataset and --model (CLIP), or --queries and --gallery (embedding files)")
-    emb = _embed(cfg)
+        raise UsageError("give --dataset (or [data] dataset) and --model (CLIP), or --queries and --gallery "
+                         "(embedding files)")
+    emb = _embed(cfg, fmt)
     if save_to:
         from dp_cli.eval.embeddings import save_embeddings
 
@@ -112,10 +127,10 @@ def _retrieval_inputs(cfg, save_to: Optional[Path]):
     return emb.query_emb, emb.query_ids, emb.gallery_emb, emb.gallery_ids, f"{Path(cfg.model).name} on {cfg.split}"
 
 
-def _embed(cfg):
+def _embed(cfg, fmt: Optional[str]):
     from dp_cli.eval.embeddings import embed_dataset, load_person_dataset
 
-    ds = load_person_dataset(cfg.dataset)
+    ds = load_person_dataset(cfg.dataset, fmt)
     clip, tokenizer = _load_clip(cfg)
     recs = ds.split(cfg.split)
     total = len(recs) + sum(len(r.captions) for r in recs)

@@ -262,12 +262,8 @@ def embed_dataset(model, tokenizer, dataset, split: str = "test", size: Sequence
                         gallery_keys=[r.id for r in records])
 
 
-def load_person_dataset(root: Path):
-    """The dataset loader of dp_cli.data (any supported format when available; native otherwise)."""
-    try:
-        from dp_cli.data.loading import load_dataset
-    except ImportError:
-        from dp_cli.data.dataset import load_native
+def load_person_dataset(root: Path, format: str | None = None):
+    """A person dataset in any format dp reads (dp_cli.data.loading.load_dataset)."""
+    from dp_cli.data.loading import load_dataset
 
-        return load_native(Path(root))
-    return load_dataset(Path(root))
+    return load_dataset(Path(root), format)

@@ -91,7 +91,7 @@ def test_cli_retrieval_model_then_files(tiny_clip, dataset, tmp_path):
 def test_cli_retrieval_usage_and_data_errors(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["eval", "retrieval"])
-    assert res.exit_code == 2 and "--dataset and --model" in res.output
+    assert res.exit_code == 2 and "--dataset (or [data] dataset) and --model" in res.output
     res = runner.invoke(app, ["eval", "retrieval", "--queries", str(tmp_path / "q.npy"), "--gallery",
                               str(tmp_path / "g.npy")])
     assert res.exit_code == 1 and "q.npy: embedding file not found" in res.output
@@ -101,3 +101,16 @@ def test_cli_retrieval_usage_and_data_errors(tmp_path):
     assert res.exit_code == 1 and "ks" in res.output
     for sub in ("retrieval", "edits", "captions"):
         assert runner.invoke(app, ["eval", sub, "--help"]).exit_code == 0
+
+
+def test_cli_retrieval_uses_project_file(tiny_clip, dataset, tmp_path):
+    project = tmp_path / "dp.toml"
+    project.write_text(f'[data]\ndataset = "{dataset}"\n\n[eval]\nmodel = "{tiny_clip}"\nimage_size = [32, 32]\n'
+                       f'ks = [1, 2]\n')
+    res = CliRunner().invoke(app, ["--config", str(project), "--json", "eval", "retrieval"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out["rank"]) == {"R1", "R2"} and out["num_gallery"] == 8
+    project.write_text("[eval]\nbatch_sise = 3\n")
+    res = CliRunner().invoke(app, ["--config", str(project), "eval", "retrieval"])
+    assert res.exit_code == 1 and "did you mean 'batch_size'" in res.output
