@@ -117,3 +117,48 @@ def test_cli_edits_json_and_bad_manifest(dataset, tmp_path, kit):
     (out / "bad.jsonl").write_text('{"id": 1}\nnot json\n')
     res = CliRunner().invoke(app, ["eval", "edits", str(out / "bad.jsonl")])
     assert res.exit_code == 1 and "bad.jsonl:2: malformed JSON" in res.output and "Traceback" not in res.output
+
+
+def test_toy_world_edits_with_known_truth(tmp_path):
+    """On the toy world: painting the catalog colour is faithful, an untouched region is not."""
+    from PIL import Image
+
+    from dp_cli.data.attributes import attribute_mask
+    from dp_cli.fsutil import read_jsonl
+    from dp_cli.toy.world import generate_world
+
+    ds = generate_world(tmp_path / "toy", persons=3, height=64, width=32, images_per_person=1, catalog_per_type=2)
+    catalog = [row for _, row in read_jsonl(tmp_path / "toy" / "catalog" / "catalog.jsonl")
+               if row["type"] == "uppercloth"]
+    out, rows = tmp_path / "edits", []
+    for k, rec in enumerate(ds.records):
+        ref = next(c for c in catalog if c["color"] != rec.extra["toy"]["attributes"]["uppercloth"]["color"])
+        img = np.asarray(Image.open(ds.image_path(rec)).convert("RGB")).copy()
+        region = attribute_mask(np.asarray(Image.open(ds.parsing_path(rec))), "uppercloth")
+        for variant, paint in ((0, True), (1, False)):
+            eid = f"{rec.id}__v{variant}"
+            edited = img.copy()
+            if paint:
+                edited[region] = ref["color"]
+            (out / "images").mkdir(parents=True, exist_ok=True)
+            (out / "masks").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(edited).save(out / "images" / f"{eid}.png")
+            Image.fromarray((region * 255).astype(np.uint8), mode="L").save(out / "masks" / f"{eid}.png")
+            rows.append({"id": eid, "image": f"images/{eid}.png", "mask": f"masks/{eid}.png", "source_id": rec.id,
+                         "source_image": str(ds.image_path(rec)), "source_dataset": str(ds.root),
+                         "reference_attribute_list": [{"type": "uppercloth", "label": ref["label"],
+                                                       "image": str(tmp_path / "toy" / "catalog" / ref["image"]),
+                                                       "replaced": None, "color": ref["color"]}]})
+    q = evaluate_edits(kit_jsonl(out / "edits.jsonl", rows), dilate=2)
+    verdicts = {e.id: e.attributes[0].closer_to_reference for e in q.edits}
+    assert all(v is True for i, v in verdicts.items() if i.endswith("__v0"))
+    assert all(v is False for i, v in verdicts.items() if i.endswith("__v1"))
+    assert q.share_closer_to_reference == pytest.approx(0.5)
+    assert q.identical_outside_mask == len(rows)  # nothing changed outside the masks
+
+
+def kit_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
