@@ -164,3 +164,24 @@ def test_gradient_checkpointing_and_replaced_processors(make_batch, tiny_dir):
     assert out["loc"].item() != 0.0  # the capture was put back on the chosen layers
     model.remove_capture()
     assert all(type(p) is AttnProcessor for p in model.unet.attn_processors.values())
+
+
+def test_hub_id_offline_not_cached_gives_model_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from models.dp_model import DPModel, DPConfig\n"
+            "from dp_cli.errors import ModelError\n"
+            "try:\n"
+            "    DPModel.from_pretrained_parts('stable-diffusion-v1-5/stable-diffusion-v1-5',"
+            " 'openai/clip-vit-large-patch14', DPConfig())\n"
+            "except ModelError as e:\n"
+            "    print('MODELERROR', e)\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    line = [x for x in res.stdout.splitlines() if x.startswith("MODELERROR")]
+    assert line, res.stderr[-2000:]
+    assert "cannot load unet from stable-diffusion-v1-5/stable-diffusion-v1-5" in line[0]
+    assert "HF_HUB_OFFLINE is set" in line[0]
