@@ -57,3 +57,14 @@ def test_flag_noun_tokens_truncation_and_limit(tokenizer):
     # <sot> a man in a red shirt and <eot>: shirt survives, jeans is truncated away
     assert pos.tolist() == [[6, -1]]
     assert ids[0, -1].item() == tokenizer.eos_token_id
+
+
+def test_prefix_fallback_agrees_with_offsets(tokenizer):
+    from models.tokens import _position_from_prefix
+
+    captions = ["A man in a red T-shirt and blue jeans.", "A lady with gold hair and a black skirt."]
+    spans = [[(m.start, m.end) for m in find_nouns(c)] for c in captions]
+    _, pos = flag_noun_tokens(tokenizer, captions, spans, max_length=20)
+    for b, caption in enumerate(captions):
+        assert [_position_from_prefix(tokenizer, caption, s, 20) for s in spans[b]] == pos[b, :len(spans[b])].tolist()
+    assert _position_from_prefix(tokenizer, captions[0], spans[0][1], 8) == -1  # truncated away
