@@ -60,12 +60,17 @@ class RetrievalMetrics:
 
 def _encode_ids(query_ids: Sequence, gallery_ids: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Map arbitrary person ids (int or str) to dense ints shared by queries and gallery."""
-    q = np.asarray(list(query_ids) if not isinstance(query_ids, np.ndarray) else query_ids)
-    g = np.asarray(list(gallery_ids) if not isinstance(gallery_ids, np.ndarray) else gallery_ids)
+    q, g = _as_array(query_ids), _as_array(gallery_ids)
     if q.dtype.kind != g.dtype.kind and not (q.dtype.kind in "iu" and g.dtype.kind in "iu"):
         q, g = q.astype(str), g.astype(str)
     uniq, inv = np.unique(np.concatenate([q, g]), return_inverse=True)
     return inv[: len(q)].astype(np.int64), inv[len(q):].astype(np.int64), uniq
+
+
+def _as_array(ids: Sequence) -> np.ndarray:
+    if hasattr(ids, "detach"):  # a torch tensor
+        return ids.detach().cpu().numpy().reshape(-1)
+    return ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))
 
 
 def _check_inputs(query_emb, query_ids, gallery_emb, gallery_ids, ks) -> None:
@@ -86,7 +91,7 @@ def normalize(emb) -> "torch.Tensor":
     """Float32 torch tensor with L2-normalised rows (zero rows stay zero)."""
     import torch
 
-    t = torch.as_tensor(np.asarray(emb) if not isinstance(emb, torch.Tensor) else emb).float()
+    t = torch.as_tensor(np.asarray(emb) if not isinstance(emb, torch.Tensor) else emb.detach()).float()
     return torch.nn.functional.normalize(t, dim=1)
 
 
@@ -113,7 +118,7 @@ def metrics_from_similarity(sim, query_ids: Sequence, gallery_ids: Sequence, ks:
     """The same metrics from a precomputed (Q, G) similarity matrix (numpy or torch), in row chunks."""
     import torch
 
-    sim_t = torch.as_tensor(np.asarray(sim) if not isinstance(sim, torch.Tensor) else sim)
+    sim_t = torch.as_tensor(np.asarray(sim) if not isinstance(sim, torch.Tensor) else sim.detach())
     if sim_t.ndim != 2 or sim_t.shape != (len(query_ids), len(gallery_ids)):
         raise ValueError(f"similarity shape {tuple(sim_t.shape)} does not match {len(query_ids)} queries "
                          f"x {len(gallery_ids)} gallery ids")

@@ -99,3 +99,16 @@ def test_random_embeddings_match_reference():
     fast = retrieval_metrics(q, qi, g, ids, chunk=64)
     assert_same(fast, reference_metrics(similarity(q, g).numpy(), qi, ids))
     assert 0 < fast.mAP < 100 and len(fast.cmc) == 50 and fast.cmc == sorted(fast.cmc)
+
+
+def test_torch_inputs_with_grad_and_half_precision():
+    import torch
+
+    rng = np.random.default_rng(3)
+    q, g = rng.normal(size=(20, 8)), rng.normal(size=(30, 8))
+    qi, gi = rng.integers(0, 6, 20), rng.integers(0, 6, 30)
+    ref = retrieval_metrics(q, qi, g, gi)
+    tq = torch.tensor(q, dtype=torch.float32, requires_grad=True)
+    assert_same(retrieval_metrics(tq, torch.tensor(qi), torch.tensor(g, dtype=torch.float32), gi), ref)
+    half = retrieval_metrics(torch.tensor(q).half(), qi, torch.tensor(g).half(), gi)
+    assert half.num_evaluated == ref.num_evaluated and abs(half.mAP - ref.mAP) < 5
