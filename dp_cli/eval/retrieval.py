@@ -168,7 +168,7 @@ def _positives(pids: np.ndarray, start: np.ndarray, count: np.ndarray, order_t) 
     return idx, torch.as_tensor(valid, device=order_t.device)
 
 
-def positive_ranks(sim, pos_idx, pos_valid) -> np.ndarray:
+def positive_ranks(sim, pos_idx, pos_valid, use_numpy: bool | None = None) -> np.ndarray:
     """0-based rank of each positive under a stable descending sort (numpy (c, P)); invalid slots get G.
 
     One comparison pass per positive slot: rank = #{g: s_g > s_j} + #{g < j: s_g == s_j}. The second
@@ -177,11 +177,11 @@ def positive_ranks(sim, pos_idx, pos_valid) -> np.ndarray:
     """
     import torch
 
-    on_cpu = sim.device.type == "cpu"
+    on_cpu = sim.device.type == "cpu" if use_numpy is None else use_numpy
     s = sim.numpy() if on_cpu else sim
     idx = pos_idx.numpy() if on_cpu else pos_idx
     valid = pos_valid.cpu().numpy()
-    c, G = sim.shape
+    G = sim.shape[1]
     pos_s = np.take_along_axis(s, idx, 1) if on_cpu else s.gather(1, idx)
     ranks = np.full(valid.shape, G, dtype=np.int64)
     for k in range(valid.shape[1]):

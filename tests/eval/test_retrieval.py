@@ -112,3 +112,24 @@ def test_torch_inputs_with_grad_and_half_precision():
     assert_same(retrieval_metrics(tq, torch.tensor(qi), torch.tensor(g, dtype=torch.float32), gi), ref)
     half = retrieval_metrics(torch.tensor(q).half(), qi, torch.tensor(g).half(), gi)
     assert half.num_evaluated == ref.num_evaluated and abs(half.mAP - ref.mAP) < 5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_counting_path_equals_numpy_path(seed):
+    """The path used on GPUs (torch comparisons), exercised on CPU."""
+    import torch
+
+    from dp_cli.eval.retrieval import positive_ranks
+
+    rng = np.random.default_rng(seed)
+    sim = torch.tensor(rng.integers(0, 3, (6, 15)) / 3, dtype=torch.float32)
+    idx = torch.tensor(rng.integers(0, 15, (6, 4)))
+    valid = torch.tensor(rng.random((6, 4)) < 0.8)
+    a = positive_ranks(sim, idx, valid, use_numpy=True)
+    b = positive_ranks(sim, idx, valid, use_numpy=False)
+    assert np.array_equal(a, b)
+    full = np.argsort(-sim.numpy(), axis=1, kind="stable")
+    for r in range(6):
+        for k in range(4):
+            expect = int(np.flatnonzero(full[r] == int(idx[r, k]))[0]) if valid[r, k] else 15
+            assert a[r, k] == expect
