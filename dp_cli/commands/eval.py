@@ -8,7 +8,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command
+from dp_cli.cli_common import dp_command, settings
 from dp_cli.config import load_project, resolve_section
 from dp_cli.errors import UsageError
 
@@ -24,11 +24,10 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Images or
 
 
 def _settings(**flags):
-    """cli_common.settings, inlined: its first parameter is named `model`, which is also one of our flags."""
+    """The resolved `[eval]` section (flag > env > TOML > default)."""
     from dp_cli.eval.config import EvalConfig
 
-    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
-    return resolve_section(EvalConfig, "eval", project, flags)
+    return settings(EvalConfig, "eval", **flags)
 
 
 def _data_dataset() -> tuple[Optional[Path], Optional[str]]:
