@@ -6,6 +6,7 @@ through the same `from_pretrained` calls, so tests exercise the user path.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -52,17 +53,36 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def tiny_bpe(words: list[str] | None = None) -> tuple[dict[str, int], list[str]]:
     """A CLIP-style byte-level BPE (vocab, merges) where every word of `words` is one token."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    vocab_list, merges = _train_bpe(tuple(sorted(set(words or tiny_vocab_words()))))
+    return {tok: i for i, tok in enumerate(vocab_list)}, list(merges)
 
-    words = list(words or tiny_vocab_words())
-    bpe = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(vocab_size=100_000, min_frequency=1, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), end_of_word_suffix="</w>")
-    bpe.train_from_iterator(words, trainer)  # one word per item: no space-prefixed tokens
-    merges = [" ".join(m) if isinstance(m, (list, tuple)) else m
-              for m in json.loads(bpe.to_str())["model"]["merges"]]
-    base = list(_bytes_to_unicode().values())
+
+@functools.lru_cache(maxsize=4)
+def _train_bpe(words: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Plain BPE training, most frequent pair first, ties broken by the pair's text: the same every run.
+
+    (The `tokenizers` trainer breaks ties differently from run to run, which made tiny models
+    tokenize the same caption differently in one process.) Encoding a training word replays its
+    merges, so every word ends as one token.
+    """
+    byte_map = _bytes_to_unicode()
+    seqs = []
+    for word in words:
+        chars = [byte_map[b] for b in word.encode("utf-8")]
+        chars[-1] += "</w>"
+        seqs.append(chars)
+    merges: list[str] = []
+    while True:
+        counts: dict[tuple[str, str], int] = {}
+        for seq in seqs:
+            for pair in zip(seq, seq[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        best = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(f"{best[0]} {best[1]}")
+        seqs = [_merge_pair(seq, best) for seq in seqs]
+    base = list(byte_map.values())
     vocab_list = base + [c + "</w>" for c in base]
     seen = set(vocab_list)
     for merge in merges:
@@ -71,7 +91,21 @@ def tiny_bpe(words: list[str] | None = None) -> tuple[dict[str, int], list[str]]
             seen.add(token)
             vocab_list.append(token)
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
-    return {tok: i for i, tok in enumerate(vocab_list)}, merges
+    return tuple(vocab_list), tuple(merges)
+
+
+def _merge_pair(seq: list[str], pair: tuple[str, str]) -> list[str]:
+    if len(seq) < 2:
+        return seq
+    out, i = [], 0
+    while i < len(seq):
+        if i + 1 < len(seq) and seq[i] == pair[0] and seq[i + 1] == pair[1]:
+            out.append(seq[i] + seq[i + 1])
+            i += 2
+        else:
+            out.append(seq[i])
+            i += 1
+    return out
 
 
 def write_tiny_tokenizer(out_dir: str | Path, max_length: int = 77) -> Path:
