@@ -90,6 +90,21 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, sigma: fl
     return float(sel.mean())
 
 
+def preservation(edited: np.ndarray, reference: np.ndarray, mask: np.ndarray, dilate: int = 3,
+                 sigma: float = 1.5) -> tuple[float | None, float | None]:
+    """(PSNR, SSIM) of `edited` vs `reference` outside `mask` grown by `dilate` px; (None, None) if nothing is outside.
+
+    PSNR is None also when the images are identical there (infinite PSNR). SSIM windows near the mask
+    would see the edited pixels inside it, so SSIM compares the edit with the mask filled from the
+    reference: only changes outside the mask lower it.
+    """
+    outside = ~dilate_mask(mask, dilate)
+    if not outside.any():
+        return None, None
+    composite = np.where(outside[..., None] if edited.ndim == 3 else outside, edited, reference)
+    return psnr(edited, reference, outside), ssim(composite, reference, outside, sigma)
+
+
 def region_mean_color(image: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """Mean RGB inside a boolean mask (None when the mask is empty)."""
     return image[mask].astype(np.float64).mean(0) if mask.any() else None
@@ -285,10 +300,8 @@ def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: flo
     size = (edited.shape[1], edited.shape[0])
     source = _resize_rgb(load_rgb(Path(row["source_image"]), where), size)
     mask = load_mask(base / row["mask"], size, where)
-    outside = ~dilate_mask(mask, dilate)
-    has_outside = bool(outside.any())
-    score = EditScore(id=str(row["id"]), psnr=psnr(edited, source, outside) if has_outside else None,
-                      ssim=ssim(edited, source, outside, sigma) if has_outside else None)
+    p, s = preservation(edited, source, mask, dilate, sigma)
+    score = EditScore(id=str(row["id"]), psnr=p, ssim=s)
     ds, rec = sources.record(row)
     parsing = _parsing(ds, rec, size)
     crops = []

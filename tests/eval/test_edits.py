@@ -162,3 +162,17 @@ def kit_jsonl(path, rows):
 
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def test_preservation_ignores_the_dilated_mask():
+    from dp_cli.eval.edits import preservation
+
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (20, 20, 3)).astype(np.uint8)
+    b = a.copy()
+    b[8:12, 8:12] = 0
+    mask = np.zeros((20, 20), bool)
+    mask[9:11, 9:11] = True  # smaller than the change: only the dilation covers it
+    assert preservation(b, a, mask, dilate=0)[0] is not None
+    assert preservation(b, a, mask, dilate=1) == (None, 1.0)
+    assert preservation(b, a, np.ones((20, 20), bool)) == (None, None)
