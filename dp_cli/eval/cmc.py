@@ -50,8 +50,9 @@ def draw_cmc(curves: dict[str, Sequence[float]], title: str = "CMC", size: tuple
             d.line(pts, fill=color, width=2)
         for p in pts[:1]:
             d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=color)
-        d.line([(left + 10, top + 12 + 14 * i), (left + 30, top + 12 + 14 * i)], fill=color, width=2)
-        d.text((left + 36, top + 12 + 14 * i), name, fill="black", font=font, anchor="lm")
+        ly = top + ph - 14 * (len(curves) - i)  # legend bottom-left: CMC curves live near the top
+        d.line([(left + 10, ly), (left + 30, ly)], fill=color, width=2)
+        d.text((left + 36, ly), name, fill="black", font=font, anchor="lm")
     d.text((w / 2, 8), title, fill="black", font=font, anchor="mt")
     d.text((left + pw / 2, h - 14), "rank", fill="black", font=font, anchor="mm")
     d.text((6, top - 14), "matching rate", fill="black", font=font, anchor="lm")
