@@ -158,10 +158,7 @@ class DPModel(nn.Module):
         self.unet.requires_grad_(True)
         self.fusion.requires_grad_(True)
         n = self.config.image_encoder_trainable_layers if self.config.train_image_encoder else 0
-        if self.config.train_image_encoder:
-            self.image_encoder.set_trainable_layers(n)  # ConfigError when n > layers
-        else:
-            self.image_encoder.set_trainable_layers(0)
+        self.image_encoder.set_trainable_layers(n)  # ConfigError when n > layers
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -241,6 +238,11 @@ class DPModel(nn.Module):
     def _capture(self):
         if self._store is None or not capture_installed(self.unet, self._store):
             self._store = install_capture(self.unet, self.config.localization_layers)
+        return self._store
+
+    @property
+    def attention_store(self):
+        """The AttentionStore of the last loss with localization (None before): maps for metrics/benchmarks."""
         return self._store
 
     def remove_capture(self) -> None:

@@ -59,7 +59,7 @@ def _overfit(model, batch, steps, lr=1e-3, loc=None, in_mask_mass=None):
     history = []
     for _ in range(steps):
         out = model.training_losses(batch, noise=noise, timesteps=ts, loc=loc)
-        mass = in_mask_mass(model._store, batch["attr_masks"], batch["attr_valid"]) if loc else 0.0
+        mass = in_mask_mass(model.attention_store, batch["attr_masks"], batch["attr_valid"]) if loc else 0.0
         history.append((out["denoise"].item(), out["loc"].item(), mass))
         opt.zero_grad()
         out["loss"].backward()
