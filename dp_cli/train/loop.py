@@ -105,7 +105,7 @@ def train(cfg: TrainConfig, on_step: Callable[[StepEvent], None] | None = None,
 # ---------------------------------------------------------------------------------------------- setup
 def setup(cfg: TrainConfig):
     """Check what can be checked without models, then build the accelerator."""
-    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+    from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration, set_seed
 
     problems = []
@@ -119,13 +119,19 @@ def setup(cfg: TrainConfig):
     log_with = None if cfg.report_to == "none" else cfg.report_to
     _reset_accelerate_state()
     accelerator = Accelerator(
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
+        cpu=_distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
     set_seed(cfg.seed)
     return Run(cfg, accelerator)
+
+
+def _distributed_without_cuda() -> bool:
+    """torchrun / accelerate launch on CPUs: accelerate then needs cpu=True to pick gloo (MULTI_CPU)."""
+    import os
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _reset_accelerate_state() -> None:
