@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from dp_cli.config import Section
 
@@ -64,9 +64,10 @@ class AnnotateConfig(Section):
             raise ValueError("expected an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
         return v
 
-    @model_validator(mode="after")
-    def _range(self) -> "AnnotateConfig":
-        if self.text_end != -1 and self.text_end < self.text_start:
-            raise ValueError(f"text_end ({self.text_end}) is before text_start ({self.text_start}); "
-                             "use -1 for 'through the last record'")
-        return self
+    @field_validator("text_end")
+    @classmethod
+    def _range(cls, v: int, info: ValidationInfo) -> int:
+        start = info.data.get("text_start", 0)
+        if v != -1 and v < start:
+            raise ValueError(f"is before text_start ({start}); use -1 for 'through the last record'")
+        return v

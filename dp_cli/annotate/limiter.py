@@ -26,18 +26,26 @@ class AdaptiveLimiter:
             self._cond = asyncio.Condition()
         return self._cond
 
-    async def __aenter__(self) -> "AdaptiveLimiter":
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
         cond = self._condition()
         async with cond:
             await cond.wait_for(lambda: self.in_flight < max(self.min_limit, int(self.limit)))
             self.in_flight += 1
-        return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def release(self) -> None:
+        """Give a slot back."""
         cond = self._condition()
         async with cond:
             self.in_flight -= 1
             cond.notify(max(1, int(self.limit) - self.in_flight))
+
+    async def __aenter__(self) -> "AdaptiveLimiter":
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.release()
 
     def on_success(self, latency: float | None = None) -> None:
         """Additive increase: +1 per `limit` successes (about one per round trip)."""

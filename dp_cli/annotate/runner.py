@@ -142,7 +142,10 @@ async def _run_slice(ctx: _Ctx, items: list[Item], slice_id: str) -> None:
         for item in it:  # one shared iterator: each item goes to exactly one worker
             await _process(ctx, item)
 
-    await _all_or_first_error([asyncio.create_task(worker()) for _ in range(min(ctx.cfg.concurrency, len(items)))])
+    # more workers than slots: items whose request sleeps in a retry backoff do not hold a slot, so
+    # others can use it; the limiter alone bounds the requests in flight
+    n_workers = min(len(items), 2 * ctx.cfg.concurrency + 4)
+    await _all_or_first_error([asyncio.create_task(worker()) for _ in range(n_workers)])
 
 
 async def _all_or_first_error(tasks: list[asyncio.Task]) -> None:
@@ -162,14 +165,7 @@ async def _process(ctx: _Ctx, item: Item) -> None:
     messages = ctx.template.messages(item, examples, ctx.cfg.structured_output)
     last: tuple[str, str, str | None] = ("", "", None)
     for attempt in range(1, ctx.cfg.attempts + 1):
-        async with ctx.limiter:
-            ctx.stats.in_flight += 1
-            try:
-                outcome: Answer | Transient = await ctx.backend.complete(messages, item)
-            except Transient as exc:
-                outcome = exc
-            finally:
-                ctx.stats.in_flight -= 1
+        outcome = await _ask(ctx, messages, item)
         verdict = _judge(ctx, item, outcome)
         if verdict.ok:
             await _commit_done(ctx, item, verdict, outcome)
@@ -179,6 +175,20 @@ async def _process(ctx: _Ctx, item: Item) -> None:
             ctx.stats.retries += 1
         ctx.on_progress(ctx.stats)
     await _commit_failed(ctx, item, last, ctx.cfg.attempts)
+
+
+async def _ask(ctx: _Ctx, messages: list[dict], item: Item) -> Answer | Transient:
+    """One attempt, inside a concurrency slot (backends with `owns_slots` take it per HTTP attempt)."""
+    ctx.stats.in_flight += 1
+    try:
+        if getattr(ctx.backend, "owns_slots", False):
+            return await ctx.backend.complete(messages, item)
+        async with ctx.limiter:
+            return await ctx.backend.complete(messages, item)
+    except Transient as exc:
+        return exc
+    finally:
+        ctx.stats.in_flight -= 1
 
 
 def _judge(ctx: _Ctx, item: Item, outcome: Answer | Transient) -> Verdict:

@@ -14,6 +14,7 @@ Run standalone: python tests/annotate/fake_openai.py --latency 0.05 [--fault-rat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email.parser
 import email.policy
 import json
@@ -23,7 +24,6 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -80,8 +80,6 @@ def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
         return 429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after-ms": "20"}
     if fault == "500":
         return 500, {"error": {"message": "internal error"}}, {}
-    if fault == "SLOW":
-        time.sleep(state.slow_seconds)
     text, finish = rewrite(Item(0, "x", sentence, tuple(Attribute(l) for l in labels))), "stop"
     if fault == "REFUSE":
         text = "I'm sorry, but I can't help with that request."
@@ -101,80 +99,111 @@ def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
                  "model": body.get("model"), "usage": usage,
                  "choices": [{"index": 0, "finish_reason": finish,
                               "message": {"role": "assistant", "content": text, "refusal": None}}]}, \
-        {"x-malformed": "1"} if fault == "MALFORMED" else {}
+        {"x-malformed": "1"} if fault == "MALFORMED" else {"slow": "1"} if fault == "SLOW" else {}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: "FakeOpenAI"
+class FakeOpenAI:
+    """An asyncio HTTP/1.1 server (keep-alive) in a background thread.
 
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
+    Start with `with FakeOpenAI(latency=0.01) as srv:`; point clients at `srv.url`.
+    """
 
-    def _send(self, status: int, obj: dict | bytes, headers: dict | None = None) -> None:
+    def __init__(self, port: int = 0, **state_kwargs):
+        self.state = FakeState(**state_kwargs)
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", self._port, backlog=512))
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        async def shutdown() -> None:
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+        self._thread.join(5)
+
+    def serve_forever(self) -> None:
+        self.__enter__()
+        self._thread.join()
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                status, obj, extra = await self._route(method, target.split("?")[0], headers, body)
+                writer.write(self._response(status, obj, extra))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError,
+                asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def _response(self, status: int, obj: dict | bytes, headers: dict) -> bytes:
         data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        if headers and headers.pop("x-malformed", None):
+        if headers.pop("x-malformed", None):
             data = data[: len(data) // 2]
-        st = self.server.state
+        st = self.state
         with st.lock:
             st.statuses[status] = st.statuses.get(status, 0) + 1
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
         if st.remaining_requests is not None:
-            self.send_header("x-ratelimit-remaining-requests", str(st.remaining_requests))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+            headers["x-ratelimit-remaining-requests"] = str(st.remaining_requests)
+        head = [f"HTTP/1.1 {status} X", "content-type: application/json", f"content-length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + data
 
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
-
-    def _authorized(self) -> bool:
-        st = self.server.state
-        auth = self.headers.get("authorization", "")
-        key = auth.removeprefix("Bearer ").strip()
+    async def _route(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict | bytes, dict]:
+        st = self.state
+        key = headers.get("authorization", "").removeprefix("Bearer ").strip()
         with st.lock:
             st.auth_seen.add(key)
         if st.api_key is not None and key != st.api_key:
-            self._send(401, {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
-                                       "code": "invalid_api_key"}})
-            return False
-        return True
+            return 401, {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
+                                   "code": "invalid_api_key"}}, {}
+        parts = path.strip("/").split("/")
+        if method == "POST" and path.endswith("/chat/completions"):
+            return await self._chat(json.loads(body))
+        if method == "POST" and path.endswith("/files"):
+            return 200, self.add_file(headers.get("content-type", ""), body), {}
+        if method == "POST" and path.endswith("/batches"):
+            return 200, self.add_batch(json.loads(body)), {}
+        if method == "GET" and len(parts) >= 3 and parts[-1] == "content" and parts[-2] in st.files:
+            return 200, st.files[parts[-2]]["data"], {}
+        if method == "GET" and len(parts) >= 2 and parts[-2] == "batches" and parts[-1] in st.batches:
+            return 200, self.batch_status(parts[-1]), {}
+        return 404, {"error": {"message": f"no route {method} {path}"}}, {}
 
-    def do_POST(self) -> None:
-        body = self._body()
-        if not self._authorized():
-            return
-        path = self.path.split("?")[0]
-        if path.endswith("/chat/completions"):
-            self._chat(json.loads(body))
-        elif path.endswith("/files"):
-            self._send(200, self.server.add_file(self.headers.get("content-type", ""), body))
-        elif path.endswith("/batches"):
-            self._send(200, self.server.add_batch(json.loads(body)))
-        else:
-            self._send(404, {"error": {"message": f"no route {path}"}})
-
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        parts = self.path.split("?")[0].strip("/").split("/")
-        srv = self.server
-        if len(parts) >= 3 and parts[-3] == "files" and parts[-1] == "content" and parts[-2] in srv.state.files:
-            self._send(200, srv.state.files[parts[-2]]["data"])
-        elif len(parts) >= 2 and parts[-2] == "batches" and parts[-1] in srv.state.batches:
-            self._send(200, srv.batch_status(parts[-1]))
-        else:
-            self._send(404, {"error": {"message": f"no such object {self.path}"}})
-
-    def _chat(self, body: dict) -> None:
-        st = self.server.state
+    async def _chat(self, body: dict) -> tuple[int, dict, dict]:
+        st = self.state
         if st.models is not None and body.get("model") not in st.models:
-            self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist",
-                                       "code": "model_not_found"}})
-            return
+            return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist",
+                                   "code": "model_not_found"}}, {}
         with st.lock:
             st.requests += 1
             st.in_flight += 1
@@ -182,36 +211,14 @@ class Handler(BaseHTTPRequestHandler):
             st.arrivals.append(st.in_flight)  # requests in flight when each request arrived
         try:
             if st.latency:
-                time.sleep(st.latency)
+                await asyncio.sleep(st.latency)
             status, obj, headers = chat_answer(st, body)
+            if headers.pop("slow", None):
+                await asyncio.sleep(st.slow_seconds)
+            return status, obj, headers
         finally:
             with st.lock:
                 st.in_flight -= 1
-        self._send(status, obj, headers)
-
-
-class FakeOpenAI(ThreadingHTTPServer):
-    """Start with `with FakeOpenAI(latency=0.01) as srv:`; point clients at `srv.url`."""
-
-    daemon_threads = True
-    request_queue_size = 256
-
-    def __init__(self, port: int = 0, **state_kwargs):
-        super().__init__(("127.0.0.1", port), Handler)
-        self.state = FakeState(**state_kwargs)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # clients that time out close their socket mid-answer: expected here
-
-    def __enter__(self) -> "FakeOpenAI":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.shutdown()
-        self.server_close()
 
     def add_file(self, content_type: str, body: bytes) -> dict:
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -267,9 +274,10 @@ def main() -> None:
     ap.add_argument("--fault-rate", type=float, default=0.0)
     args = ap.parse_args()
     srv = FakeOpenAI(args.port, latency=args.latency, fault_rate=args.fault_rate)
+    srv.__enter__()
     print(srv.url, flush=True)
     try:
-        srv.serve_forever()
+        srv._thread.join()
     except KeyboardInterrupt:
         pass
 
