@@ -176,3 +176,18 @@ def test_preservation_ignores_the_dilated_mask():
     assert preservation(b, a, mask, dilate=0)[0] is not None
     assert preservation(b, a, mask, dilate=1) == (None, 1.0)
     assert preservation(b, a, np.ones((20, 20), bool)) == (None, None)
+
+
+def test_cli_edits_with_model_and_annotations(dataset, tmp_path, tiny_clip, kit):
+    out = tmp_path / "edits"
+    manifest = kit.write_jsonl(out / "edits.jsonl", [kit.write_edit(out, dataset, "p0_0", 0, kit.COLORS["blue"], "blue")])
+    anns = kit.write_jsonl(out / "annotations.jsonl", [{"key": "k", "id": "p0_0__v0", "description": "A blue t-shirt."}])
+    res = CliRunner().invoke(app, ["--json", "eval", "edits", str(manifest), "--model", str(tiny_clip),
+                                   "--annotations", str(anns), "--dilate", "0"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    edit = payload["edits"][0]
+    assert edit["clip_score"] is not None and edit["attributes"][0]["clip_similarity"] == pytest.approx(1, abs=1e-5)
+    # the annotation's description, not the prompt, was scored: scoring the prompt gives another number
+    res2 = CliRunner().invoke(app, ["--json", "eval", "edits", str(manifest), "--model", str(tiny_clip)])
+    assert json.loads(res2.stdout)["edits"][0]["clip_score"] != edit["clip_score"]
