@@ -25,6 +25,7 @@ import numpy as np
 
 DEFAULT_KS = (1, 5, 10)
 CHUNK_ELEMENTS = 8_000_000  # similarity entries per chunk when `chunk` is not given (~32 MB float32)
+SORT_ABOVE_POSITIVES = 64  # chunks whose queries have more positives than this sort their rows instead
 
 
 @dataclass
@@ -168,15 +169,19 @@ def _positives(pids: np.ndarray, start: np.ndarray, count: np.ndarray, order_t) 
     return idx, torch.as_tensor(valid, device=order_t.device)
 
 
-def positive_ranks(sim, pos_idx, pos_valid, use_numpy: bool | None = None) -> np.ndarray:
+def positive_ranks(sim, pos_idx, pos_valid, use_numpy: bool | None = None,
+                   sort_above: int = SORT_ABOVE_POSITIVES) -> np.ndarray:
     """0-based rank of each positive under a stable descending sort (numpy (c, P)); invalid slots get G.
 
     One comparison pass per positive slot: rank = #{g: s_g > s_j} + #{g < j: s_g == s_j}. The second
     term is only computed for positives tied with some other item. CPU tensors are counted with numpy
-    (counting booleans is several times faster there); other devices stay in torch.
+    (counting booleans is several times faster there); other devices stay in torch. Persons with
+    more than `sort_above` gallery images make the passes costlier than a sort: those rows are sorted.
     """
     import torch
 
+    if pos_idx.shape[1] > sort_above:
+        return _ranks_by_sorting(sim, pos_idx, pos_valid)
     on_cpu = sim.device.type == "cpu" if use_numpy is None else use_numpy
     s = sim.numpy() if on_cpu else sim
     idx = pos_idx.numpy() if on_cpu else pos_idx
@@ -195,6 +200,17 @@ def positive_ranks(sim, pos_idx, pos_valid, use_numpy: bool | None = None) -> np
             t = tied if on_cpu else torch.as_tensor(tied, device=sim.device)
             ranks[tied, k] += _count_rows((s[t] == p[t]) & (ar[None, :] < j[:, None]))
     return ranks
+
+
+def _ranks_by_sorting(sim, pos_idx, pos_valid) -> np.ndarray:
+    """Positive ranks from a stable descending sort of each row of the chunk."""
+    import torch
+
+    order = torch.sort(sim, dim=1, descending=True, stable=True).indices
+    position = torch.empty_like(order)
+    position.scatter_(1, order, torch.arange(sim.shape[1], device=sim.device).expand_as(order))
+    ranks = position.gather(1, pos_idx).cpu().numpy()
+    return np.where(pos_valid.cpu().numpy(), ranks, sim.shape[1])
 
 
 def _count_rows(mask) -> np.ndarray:

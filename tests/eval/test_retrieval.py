@@ -133,3 +133,24 @@ def test_torch_counting_path_equals_numpy_path(seed):
         for k in range(4):
             expect = int(np.flatnonzero(full[r] == int(idx[r, k]))[0]) if valid[r, k] else 15
             assert a[r, k] == expect
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sorting_path_for_many_positives_equals_counting(seed):
+    import torch
+
+    from dp_cli.eval.retrieval import positive_ranks
+
+    rng = np.random.default_rng(seed)
+    sim = torch.tensor(rng.integers(0, 4, (5, 30)) / 4, dtype=torch.float32)
+    idx = torch.tensor(rng.integers(0, 30, (5, 6)))
+    valid = torch.tensor(rng.random((5, 6)) < 0.7)
+    assert np.array_equal(positive_ranks(sim, idx, valid), positive_ranks(sim, idx, valid, sort_above=2))
+
+
+def test_person_with_many_gallery_images_matches_reference():
+    rng = np.random.default_rng(5)
+    gi = np.concatenate([np.zeros(80, int), rng.integers(1, 5, 40)])
+    qi = rng.integers(0, 5, 25)
+    sim = (rng.integers(0, 9, (25, 120)) / 9).astype(np.float32)
+    assert_same(metrics_from_similarity(sim, qi, gi, chunk=4), reference_metrics(sim, qi, gi))
