@@ -155,6 +155,7 @@ class OpenAIBackend:
         self.cfg, self.limiter, self.stats = cfg, limiter, stats
         self.model = cfg.model
         self._key = api_key(cfg.base_url)
+        self.fatal: BackendError | None = None
         self.client = make_client(cfg, self._on_request, self._on_response)
 
     async def _on_request(self, request: Any) -> None:
@@ -198,6 +199,8 @@ class OpenAIBackend:
         try:
             await self.limiter.acquire()
             slot["held"] = True
+            if self.fatal is not None:  # another request was refused (401/403/404): send nothing more
+                raise self.fatal
             return await self._post(messages)
         finally:
             if slot["held"]:
@@ -217,6 +220,7 @@ class OpenAIBackend:
         except openai.APIError as exc:
             fatal = fatal_error(exc, self.cfg, self._key)
             if fatal is not None:
+                self.fatal = fatal
                 raise fatal from None
             raise Transient(transient_reason(exc), redact(str(exc)[:200], self._key)) from None
         try:
