@@ -87,6 +87,11 @@ def run(cfg: AnnotateConfig, stdin: TextIO | None = None, on_progress: ProgressF
     return asyncio.run(_run(cfg, stdin, on_progress or (lambda s: None), on_slice or (lambda d: None)))
 
 
+def annotate_file(input: Path | str, output: Path | str, **settings: Any) -> RunResult:
+    """Annotate a JSONL file into `output` with [annotate] settings given as keywords (e.g. backend="offline")."""
+    return run(AnnotateConfig(input=Path(input), output=Path(output), **settings))
+
+
 async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressFn, on_slice: SliceFn) -> RunResult:
     # 1. Prompt, backend and plan
     template = load_template(cfg.prompt_version, cfg.prompt_file)
@@ -154,9 +159,9 @@ async def _all_or_first_error(tasks: list[asyncio.Task]) -> None:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        if task.exception() is not None:
-            raise task.exception()
+    errors = [task.exception() for task in done if not task.cancelled() and task.exception() is not None]
+    if errors:  # every exception retrieved; the first one is raised
+        raise errors[0]
 
 
 async def _process(ctx: _Ctx, item: Item) -> None:

@@ -49,6 +49,7 @@ class FakeState:
         self.statuses: dict[int, int] = {}
         self.auth_seen: set[str] = set()
         self.arrivals: list[int] = []
+        self.prompts: list[str] = []
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
 
@@ -75,6 +76,8 @@ def parse_prompt(messages: list[dict]) -> tuple[str, list[str], str]:
 def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
     """(status, json body, extra headers) of one chat completion, faults applied."""
     sentence, labels, user = parse_prompt(body.get("messages", []))
+    with state.lock:
+        state.prompts.append(user)
     fault = state.hit(sentence)
     if fault == "429":
         return 429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after-ms": "20"}

@@ -85,3 +85,33 @@ def test_structured_output(server, tmp_path):
     assert invoke(_args(server, tmp_path, "--structured")).exit_code == 0
     rows = read_lines(tmp_path / "out.jsonl")
     assert len(rows) == 3 and all(not r["description"].startswith("{") for r in rows)
+
+
+def test_few_shot_examples_come_from_the_source_dataset(server, tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    caps = [f"A person number {i} in a coat and dark trousers, style sample." for i in range(5)]
+    (ds / "annotations.jsonl").write_text("".join(json.dumps({"id": str(i), "captions": [c]}) + "\n"
+                                                  for i, c in enumerate(caps)))
+    rows = [{**r, "source_dataset": str(ds)} for r in make_rows(3)]
+    write_rows(tmp_path / "in.jsonl", rows)
+    assert invoke(_args(server, tmp_path, "--few-shot", "2")).exit_code == 0
+    assert len(server.state.prompts) == 3
+    for prompt in server.state.prompts:
+        assert "Examples of the dataset's style" in prompt and sum(c in prompt for c in caps) == 2
+
+
+def test_verbose_errors_do_not_leak_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    write_rows(tmp_path / "in.jsonl", make_rows(3))
+    with FakeOpenAI(api_key="sk-other-key-123456") as srv:
+        res = invoke(["-v"] + _args(srv, tmp_path))
+    assert res.exit_code == 1 and SECRET not in res.output and "[redacted]" in res.output
+
+
+def test_annotate_file_api_offline(tmp_path):
+    from dp_cli.annotate.runner import annotate_file
+
+    write_rows(tmp_path / "in.jsonl", make_rows(4))
+    result = annotate_file(tmp_path / "in.jsonl", tmp_path / "out.jsonl", backend="offline")
+    assert result.stats.done == 4 and len(read_lines(tmp_path / "out.jsonl")) == 4
