@@ -36,7 +36,6 @@ class Answer:
     refusal: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    retries: int = 0
 
 
 class Transient(Exception):

@@ -76,9 +76,9 @@ class BatchBackend(OpenAIBackend):
             if file_id:
                 results.update(self._join(await self._download(file_id)))
         if batch.status != "completed" and not results:
+            self.forget(slice_id)  # a rerun submits a new batch for this slice
             raise BackendError(f"batch {batch_id} {batch.status}: {self._errors(batch)}",
-                               hint="check the batch in the dashboard; delete "
-                                    f"{self.state_file} to submit a new one")
+                               hint="fix the cause, then rerun the same command to submit a new batch")
         return results
 
     async def _resume_or_create(self, slice_id: str, requests: list[tuple[Item, list[dict]]]) -> str:
