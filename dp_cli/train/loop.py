@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from dp_cli.errors import ConfigError, ModelError, TrainingError
+from dp_cli.errors import ConfigError, TrainingError
 from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
 from dp_cli.train.config import TrainConfig
 
@@ -119,8 +119,8 @@ def setup(cfg: TrainConfig):
     log_with = None if cfg.report_to == "none" else cfg.report_to
     _reset_accelerate_state()
     accelerator = Accelerator(
-        cpu=_distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
-        log_with=log_with,
+        cpu=_distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=cfg.mixed_precision, log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
     set_seed(cfg.seed)
@@ -158,6 +158,7 @@ def _tracker_problems(report_to: str) -> list[str]:
 def main(run: Run, on_info: Callable[[str], None]) -> None:
     """Load the model and the data, build optimizer and schedule, prepare them, resume if asked."""
     cfg, acc = run.cfg, run.accelerator
+    run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
     # 1. Model
     run.model = load_model(cfg)
     configure_model(cfg, run.model)
@@ -179,7 +180,6 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     run.module, run.optimizer, run.loader, run.scheduler = acc.prepare(
         run.module, run.optimizer, run.loader, run.scheduler)
     # 5. Resume
-    run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)
     if cfg.resume_from_checkpoint == "latest" and run.resumed_from is None:
         on_info(f"no checkpoint in {cfg.output_dir} yet: starting from step 0")
     if run.resumed_from is not None:
@@ -254,8 +254,9 @@ def build_optimizer(cfg: TrainConfig, model, num_processes: int) -> torch.optim.
     unet_ids = {id(p) for p in unet}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in unet_ids]
     groups = [{"params": unet, "lr": lr * cfg.unet_lr_scale}] + ([{"params": rest, "lr": lr}] if rest else [])
+    # foreach: one vectorised update instead of a Python loop over tensors (torch picks it only on GPU)
     return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                             weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+                             weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon, foreach=True)
 
 
 def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:
