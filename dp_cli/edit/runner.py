@@ -132,6 +132,15 @@ def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution)
             "settings": {**settings_of(cfg), "resolution": list(resolution)}}
 
 
+def _distributed_without_cuda() -> bool:
+    """torchrun / accelerate launch on CPUs: accelerate needs cpu=True to pick gloo (MULTI_CPU)."""
+    import os
+
+    import torch
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 @dataclass
 class PreparedEdit:
     """Everything checked and loaded before the first image is written."""
@@ -155,7 +164,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg)
     check_jobs(dataset, jobs)
     model_ref = resolve_model(cfg.model)
-    state = PartialState()
+    state = PartialState(cpu=_distributed_without_cuda())
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
     return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
 

@@ -1,0 +1,159 @@
+"""Throughput of the editing pipeline on the toy config (and at SD-1.5 size when a GPU is at hand).
+
+Prints, measured in one run: images/s at batch 1 and at batch 8; the full edit time (prompt and
+reference encoding, VAE encode/decode, masks, compositing) over the bare denoising loop (the UNet
+calls x steps with classifier-free guidance) at the same batch (target <= 1.15).
+
+    .venv/bin/python benchmarks/edit_throughput.py [--model DIR] [--steps 25] [--repeats 3]
+    .venv/bin/python benchmarks/edit_throughput.py --sd15    # GPU: SD-1.5-size random weights, 256x128, fp16
+
+Without --model: the shipped toy model (dp_cli/assets/toy-model) if present, else a tiny random model
+at 128x64 built from configs in code (the timings do not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from models.edit_pipeline import DPEditPipeline, Reference, make_scheduler  # noqa: E402
+
+CAPTION = "A woman with long black hair is wearing a red shirt, blue jeans and black shoes."
+
+
+def tiny_model(folder: Path, height: int, width: int) -> str:
+    from models.dp_model import DPConfig, DPModel
+    from models.tiny import write_tiny_pretrained
+
+    parts = write_tiny_pretrained(folder / "parts", height=height, width=width)
+    model = DPModel.from_pretrained_parts(str(parts / "sd"), str(parts / "clip-vision"),
+                                          DPConfig(resolution=(height, width)))
+    return str(model.save_pretrained(folder / "model"))
+
+
+def sd15_model(height: int, width: int):
+    """SD-1.5 / CLIP ViT-L/14 architectures with random weights (no download needed)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, \
+        CLIPVisionModelWithProjection
+
+    from models.dp_model import DPConfig, DPModel
+    from models.fusion import FusionModule
+    from models.image_encoder import ReferenceImageEncoder
+    from models.tiny import write_tiny_tokenizer
+
+    tok = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(Path(tempfile.mkdtemp()) / "tok"))
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77))
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
+        patch_size=14, projection_dim=768))
+    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                          set_alpha_to_one=False, steps_offset=1)
+    return DPModel(unet, vae, text, tok, sched, ReferenceImageEncoder(vision, trainable_layers=0),
+                   FusionModule(768, 768), DPConfig(resolution=(height, width)))
+
+
+def inputs(n: int, height: int, width: int):
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)) for _ in range(n)]
+    mask = np.zeros((height, width), bool)
+    mask[height // 2:, :] = True
+    refs = [[Reference("bottomcloth", Image.new("RGB", (64, 64), (240, 240, 240)), "white skirt"),
+             Reference("hair", Image.new("RGB", (64, 64), (212, 172, 52)), "gold hair")] for _ in range(n)]
+    return images, [mask] * n, [CAPTION] * n, refs
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_full(pipe, batch: int, steps: int, repeats: int) -> float:
+    images, masks, caps, refs = inputs(batch, *pipe.resolution)
+    pipe(images, masks, caps, refs, seed=list(range(batch)), num_inference_steps=steps)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        sync(pipe.device)
+        t = time.perf_counter()
+        pipe(images, masks, caps, refs, seed=list(range(batch)), num_inference_steps=steps)
+        sync(pipe.device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+@torch.no_grad()
+def time_bare_loop(pipe, batch: int, steps: int, repeats: int, guidance: float = 5.0) -> float:
+    """Only the UNet calls of the denoising loop (with CFG) and the scheduler steps."""
+    h, w = pipe.resolution
+    f = pipe.model.vae_scale_factor
+    c = pipe.model.unet.config.in_channels
+    latents = torch.randn(batch, c, h // f, w // f, device=pipe.device, dtype=pipe.dtype)
+    ids = pipe.model.tokenizer([CAPTION] * batch, padding="max_length", return_tensors="pt").input_ids
+    emb = pipe.model.encode_prompt(ids.to(pipe.device))
+    best = float("inf")
+    for r in range(repeats + 1):
+        sync(pipe.device)
+        t = time.perf_counter()
+        pipe.scheduler.set_timesteps(steps, device=pipe.device)
+        x = latents
+        for ts in pipe.scheduler.timesteps:
+            eps = pipe.unet_cfg(x, ts, emb, emb, guidance)
+            x = pipe.scheduler.step(eps, ts, x, return_dict=False)[0]
+        sync(pipe.device)
+        if r:  # the first pass is a warm-up
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def report(pipe, steps: int, repeats: int, label: str) -> None:
+    print(f"{label}: resolution {pipe.resolution[0]}x{pipe.resolution[1]}, {steps} steps, CFG, "
+          f"{str(pipe.dtype).replace('torch.', '')} on {pipe.device}")
+    for batch in (1, 8):
+        full = time_full(pipe, batch, steps, repeats)
+        bare = time_bare_loop(pipe, batch, steps, repeats)
+        print(f"  batch {batch}: {batch / full:8.2f} images/s   full edit / bare denoising loop = "
+              f"{full / bare:.3f} (target <= 1.15)   [{full * 1000:.0f} ms vs {bare * 1000:.0f} ms]")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="model folder (default: shipped toy model, else a tiny random one)")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--sd15", action="store_true", help="also SD-1.5 size at 256x128 fp16 (needs a GPU)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    toy = REPO / "dp_cli" / "assets" / "toy-model"
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = args.model or (str(toy) if toy.is_dir() else tiny_model(Path(tmp), 128, 64))
+        pipe = DPEditPipeline.from_pretrained(ref, scheduler="ddim", device=device)
+        report(pipe, args.steps, args.repeats, f"toy config ({'given' if args.model else Path(ref).name})")
+    if args.sd15:
+        if device != "cuda":
+            print("SD-1.5 size: skipped (no GPU here)")
+            return
+        model = sd15_model(256, 128)
+        pipe = DPEditPipeline(model, make_scheduler("ddim", model.noise_scheduler.config), device=device,
+                              precision="fp16")
+        report(pipe, 25, args.repeats, "SD-1.5 size (random weights)")
+
+
+if __name__ == "__main__":
+    main()
