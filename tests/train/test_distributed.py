@@ -35,3 +35,17 @@ def test_torchrun_two_processes_train_checkpoint_and_resume(train_args, tmp_path
     assert resumed["resumed_from"] == str(state) and resumed["steps"] == 1
     assert sorted(losses_of(out)) == [1, 2, 3]
     assert (out / "model" / "dp_config.json").exists()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_processes(train_args, tmp_path):
+    out = tmp_path / "acc"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("DP_CONFIG", None)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dp_cli", "--json",
+           "train", *train_args(out, train_batch_size=2, max_train_steps=1, checkpointing_steps=1)]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["processes"] == 2 and summary["checkpoints"] == ["checkpoint-1"]
