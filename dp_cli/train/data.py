@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -304,7 +304,3 @@ def load_or_build_latent_cache(vae, train: TrainDataset, folder: Path, vae_name:
         save_file({"latent_dist": dists.contiguous()}, str(tmp))
     return dists, path, True
 
-
-def describe(batch: dict[str, Any]) -> str:
-    """Shapes of a batch, for --verbose."""
-    return ", ".join(f"{k}={tuple(v.shape)}" for k, v in batch.items() if torch.is_tensor(v))

@@ -159,6 +159,7 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     """Load the model and the data, build optimizer and schedule, prepare them, resume if asked."""
     cfg, acc = run.cfg, run.accelerator
     run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
+    _refuse_to_restart_over(cfg)
     # 1. Model
     run.model = load_model(cfg)
     configure_model(cfg, run.model)
@@ -190,6 +191,14 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     if cfg.report_to != "none":
         acc.init_trackers("dp-train", config=_tracker_config(cfg))
         run.trackers = True
+
+
+def _refuse_to_restart_over(cfg: TrainConfig) -> None:
+    """A fresh run would rotate away the checkpoints of an earlier run in the same folder."""
+    found = list_checkpoints(cfg.output_dir)
+    if found and not cfg.resume_from_checkpoint:
+        raise ConfigError(f"{cfg.output_dir} already holds checkpoints ({found[-1][1].name} is the newest)",
+                          hint="continue with --resume-from-checkpoint latest, or pick another --output-dir")
 
 
 def load_model(cfg: TrainConfig):

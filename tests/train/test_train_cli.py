@@ -143,3 +143,11 @@ def test_toy_example_config_loads_and_fits_the_tiny_model():
     assert h % 16 == 0 and w % 16 == 0  # the tiny model's VAE x UNet factor
     assert cfg.attribute_loc and cfg.cache_latents and cfg.output_dir.name == "run"
     assert "dp -c examples/toy/train.toml train" in path.read_text()
+
+
+def test_a_fresh_run_never_overwrites_an_earlier_runs_checkpoints(dp, train_args, full_run):
+    out, _ = full_run
+    before = sorted(p.name for p in out.glob("checkpoint-*"))
+    result = dp("train", *train_args(out))
+    assert result.exit_code == 1 and "--resume-from-checkpoint latest" in " ".join(result.stderr.split())
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == before
