@@ -80,7 +80,11 @@ def train_args(tiny_model, tiny_dataset, tmp_path):
                 "dataset": str(tiny_dataset), "output-dir": str(out or tmp_path / "run"), "resolution": "64x32",
                 "train-batch-size": "4", "max-train-steps": "3", "checkpointing-steps": "100", "lr": "1e-4",
                 "mixed-precision": "no", "seed": "7"}
-        opts.update({k.replace("_", "-"): str(v) for k, v in over.items() if v is not None})
+        for k, v in over.items():  # None drops a default flag
+            if v is None:
+                opts.pop(k.replace("_", "-"), None)
+            else:
+                opts[k.replace("_", "-")] = str(v)
         args = []
         for k, v in opts.items():
             args += [f"--{k}"] if v == "" else [f"--{k}", v]

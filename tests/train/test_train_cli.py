@@ -81,6 +81,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(dp, train_args
     ({"resolution": "64x40"}, "not divisible by 16"),
     ({"image_encoder_trainable_layers": "5"}, "image_encoder_trainable_layers"),
     ({"dataset": "no-such-folder"}, "not found"),
+    ({"dataset": None}, "dataset: not set"),
+    ({"resume_from_checkpoint": "no-such-checkpoint"}, "resume_from_checkpoint"),
     ({"mixed_precision": "fp16"}, "fp16 needs a GPU"),
 ])
 def test_bad_settings_fail_with_one_line(dp, train_args, tmp_path, over, needle):
