@@ -82,21 +82,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_full(pipe, batch: int, steps: int, repeats: int) -> float:
+def time_full(pipe, batch: int, steps: int) -> float:
+    """One full edit of a batch: prompts, references, VAE, masks, the loop, decoding, compositing."""
     images, masks, caps, refs = inputs(batch, *pipe.resolution)
-    pipe(images, masks, caps, refs, seed=list(range(batch)), num_inference_steps=steps)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        sync(pipe.device)
-        t = time.perf_counter()
-        pipe(images, masks, caps, refs, seed=list(range(batch)), num_inference_steps=steps)
-        sync(pipe.device)
-        best = min(best, time.perf_counter() - t)
-    return best
+    sync(pipe.device)
+    t = time.perf_counter()
+    pipe(images, masks, caps, refs, seed=list(range(batch)), num_inference_steps=steps)
+    sync(pipe.device)
+    return time.perf_counter() - t
 
 
 @torch.no_grad()
-def time_bare_loop(pipe, batch: int, steps: int, repeats: int, guidance: float = 5.0) -> float:
+def time_bare_loop(pipe, batch: int, steps: int, guidance: float = 5.0) -> float:
     """Only the UNet calls of the denoising loop (with CFG) and the scheduler steps."""
     h, w = pipe.resolution
     f = pipe.model.vae_scale_factor
@@ -104,27 +101,32 @@ def time_bare_loop(pipe, batch: int, steps: int, repeats: int, guidance: float =
     latents = torch.randn(batch, c, h // f, w // f, device=pipe.device, dtype=pipe.dtype)
     ids = pipe.model.tokenizer([CAPTION] * batch, padding="max_length", return_tensors="pt").input_ids
     emb = pipe.model.encode_prompt(ids.to(pipe.device))
-    best = float("inf")
-    for r in range(repeats + 1):
-        sync(pipe.device)
-        t = time.perf_counter()
-        pipe.scheduler.set_timesteps(steps, device=pipe.device)
-        x = latents
-        for ts in pipe.scheduler.timesteps:
-            eps = pipe.unet_cfg(x, ts, emb, emb, guidance)
-            x = pipe.scheduler.step(eps, ts, x, return_dict=False)[0]
-        sync(pipe.device)
-        if r:  # the first pass is a warm-up
-            best = min(best, time.perf_counter() - t)
-    return best
+    sync(pipe.device)
+    t = time.perf_counter()
+    pipe.scheduler.set_timesteps(steps, device=pipe.device)
+    x = latents
+    for ts in pipe.scheduler.timesteps:
+        eps = pipe.unet_cfg(x, ts, emb, emb, guidance)
+        x = pipe.scheduler.step(eps, ts, x, return_dict=False)[0]
+    sync(pipe.device)
+    return time.perf_counter() - t
+
+
+def measure(pipe, batch: int, steps: int, repeats: int) -> tuple[float, float]:
+    """Best of `repeats` for both, interleaved so that load changes on a shared machine hit both alike."""
+    time_full(pipe, batch, 2), time_bare_loop(pipe, batch, 2)  # warm-up
+    full, bare = float("inf"), float("inf")
+    for _ in range(repeats):
+        full = min(full, time_full(pipe, batch, steps))
+        bare = min(bare, time_bare_loop(pipe, batch, steps))
+    return full, bare
 
 
 def report(pipe, steps: int, repeats: int, label: str) -> None:
     print(f"{label}: resolution {pipe.resolution[0]}x{pipe.resolution[1]}, {steps} steps, CFG, "
           f"{str(pipe.dtype).replace('torch.', '')} on {pipe.device}")
     for batch in (1, 8):
-        full = time_full(pipe, batch, steps, repeats)
-        bare = time_bare_loop(pipe, batch, steps, repeats)
+        full, bare = measure(pipe, batch, steps, repeats)
         print(f"  batch {batch}: {batch / full:8.2f} images/s   full edit / bare denoising loop = "
               f"{full / bare:.3f} (target <= 1.15)   [{full * 1000:.0f} ms vs {bare * 1000:.0f} ms]")
 
