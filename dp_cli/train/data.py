@@ -265,10 +265,10 @@ class PixelView(Dataset):
             return torch.zeros(3, *self.train.size)  # the example itself is skipped at training time
 
 
-def cache_key(train: TrainDataset, vae_name: str) -> str:
-    """A key that changes when the images, their size or the VAE change."""
+def cache_key(train: TrainDataset, vae_id: str) -> str:
+    """A key that changes when the images, their size or the VAE (`vae_id`: a weight fingerprint) change."""
     h = hashlib.sha256()
-    h.update(json.dumps([vae_name, list(train.size)]).encode())
+    h.update(json.dumps([vae_id, list(train.size)]).encode())
     for rec in train.records:
         st = train.dataset.image_path(rec).stat()
         h.update(f"{rec.id}\0{rec.image}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -286,14 +286,14 @@ def encode_latent_dists(vae, train: TrainDataset, batch_size: int, device: torch
     return torch.cat(out)
 
 
-def load_or_build_latent_cache(vae, train: TrainDataset, folder: Path, vae_name: str, device: torch.device,
+def load_or_build_latent_cache(vae, train: TrainDataset, folder: Path, vae_id: str, device: torch.device,
                                batch_size: int = 16) -> tuple[torch.Tensor, Path, bool]:
     """Read the cache file for these images and this VAE, or encode and write it (atomically)."""
     from safetensors.torch import load_file, save_file
 
     from dp_cli.fsutil import atomic_path
 
-    path = Path(folder) / f"latents-{cache_key(train, vae_name)}.safetensors"
+    path = Path(folder) / f"latents-{cache_key(train, vae_id)}.safetensors"
     if path.exists():
         try:
             return load_file(path)["latent_dist"], path, False

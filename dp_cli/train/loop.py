@@ -249,11 +249,18 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
                 on_info(f"caching VAE latents of {len(run.data)} images")
             model.vae.to(acc.device)
             run.data.latent_cache, run.latent_cache, _ = load_or_build_latent_cache(
-                model.vae, run.data, cfg.output_dir / "cache", cfg.pretrained_model, acc.device)
+                model.vae, run.data, cfg.output_dir / "cache", _vae_fingerprint(model.vae), acc.device)
     run.loader = torch.utils.data.DataLoader(
         run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=cfg.dataloader_num_workers,
         pin_memory=cfg.pin_memory and torch.cuda.is_available(),
         drop_last=len(run.data) >= cfg.train_batch_size * acc.num_processes)
+
+
+@torch.no_grad()
+def _vae_fingerprint(vae) -> str:
+    """Changes when the VAE's weights do (a retrained VAE in the same folder must not reuse old latents)."""
+    sums = [float(p.double().sum()) + 1e-3 * float(p.double().abs().sum()) for p in vae.parameters()]
+    return f"{type(vae).__name__}:{len(sums)}:{sum(sums):.10e}:{sum(sums[::3]):.10e}"
 
 
 def build_optimizer(cfg: TrainConfig, model, num_processes: int) -> torch.optim.Optimizer:

@@ -119,3 +119,21 @@ def test_missing_dataset_and_split(tmp_path, tiny_dataset):
         load_person_dataset(tmp_path / "nope")
     with pytest.raises(DataError, match="no images in split 'test'"):
         scan_split(load_person_dataset(tiny_dataset), "test", strict=False, need_parsing=True)
+
+
+def test_latent_cache_is_reused_and_rebuilt_when_the_vae_changes(tiny_model, tiny_dataset, tokenizer, tmp_path):
+    from diffusers import AutoencoderKL
+
+    from dp_cli.train.data import load_or_build_latent_cache
+    from dp_cli.train.loop import _vae_fingerprint
+
+    vae = AutoencoderKL.from_pretrained(tiny_model / "sd" / "vae")
+    data = make(tiny_dataset, tokenizer)
+    dists, path, built = load_or_build_latent_cache(vae, data, tmp_path, _vae_fingerprint(vae), torch.device("cpu"))
+    assert built and dists.shape == (16, 8, HEIGHT // 4, WIDTH // 4)
+    again, path2, built2 = load_or_build_latent_cache(vae, data, tmp_path, _vae_fingerprint(vae), torch.device("cpu"))
+    assert not built2 and path2 == path and torch.equal(again, dists)
+    with torch.no_grad():
+        next(vae.parameters()).add_(0.01)
+    _, path3, built3 = load_or_build_latent_cache(vae, data, tmp_path, _vae_fingerprint(vae), torch.device("cpu"))
+    assert built3 and path3 != path
