@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command
+from dp_cli.cli_common import dp_command, settings
 from dp_cli.errors import UsageError
 
 
@@ -55,7 +55,7 @@ def command(
     Dataset mode writes images/, masks/ and edits.jsonl; reruns skip finished images; under torchrun or
     accelerate launch the work is split between the processes.
     """
-    cfg = _settings(model=model, dataset=dataset, split=split, catalog=catalog, types=types,
+    cfg = settings(_model(), "edit", model=model, dataset=dataset, split=split, catalog=catalog, types=types,
                    attributes_per_variant=attributes_per_variant, variants_per_person=variants_per_person,
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
                    guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
@@ -104,14 +104,6 @@ def _dataset(cfg) -> None:
     if summary.contact_sheet:
         rows["contact sheet"] = str(summary.contact_sheet)
     console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows})
-
-
-def _settings(**flags):
-    """`settings()` for [edit]: its first parameter is called `model`, like our key, so pass flags by dict."""
-    from dp_cli.config import load_project, resolve_section
-
-    project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
-    return resolve_section(_model(), "edit", project, flags)
 
 
 def _model():

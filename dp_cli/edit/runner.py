@@ -51,9 +51,12 @@ def resolve_model(model: str | None) -> str:
     """The model to load: the one named, else the toy model shipped with dp, else a clear error."""
     if model:
         hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-        if not Path(model).expanduser().exists() and not hub_like:
+        folder = Path(model).expanduser()
+        if not folder.exists() and not hub_like:
             raise ModelError(f"model folder {model} not found",
                              hint="pass --model with a folder written by `dp train`, or a hub id")
+        if not (folder / "dp_config.json").exists() and (folder / "model" / "dp_config.json").exists():
+            return str(folder / "model")  # the run folder of `dp train` was given: its final model
         return model
     if TOY_MODEL.is_dir():
         return str(TOY_MODEL)
@@ -164,7 +167,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg)
     check_jobs(dataset, jobs)
     model_ref = resolve_model(cfg.model)
-    state = PartialState(cpu=_distributed_without_cuda())
+    state = PartialState(cpu=_distributed_without_cuda())  # as dp_cli.distributed.make_accelerator
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
     return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
 

@@ -75,3 +75,22 @@ def test_config_checks_types_and_counts():
         EditConfig(types=["wings"])
     with pytest.raises(ValueError, match="attributes_per_variant=3 is more than the 2"):
         EditConfig(types=["hair", "shoes"], attributes_per_variant=3)
+
+
+def test_model_reference_resolution(tmp_path, monkeypatch):
+    from dp_cli.edit.runner import resolve_model
+    from dp_cli.errors import ModelError
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "dp_config.json").write_text("{}")
+    assert resolve_model(str(run)) == str(run / "model")  # the `dp train` run folder: its final model
+    assert resolve_model(str(run / "model")) == str(run / "model")
+    assert resolve_model("someone/dp-model") == "someone/dp-model"  # a hub id is passed on
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model(str(tmp_path / "nope"))
+    monkeypatch.setattr("dp_cli.edit.runner.TOY_MODEL", tmp_path / "no-toy")
+    with pytest.raises(ModelError, match="--model"):
+        resolve_model(None)
+    monkeypatch.setattr("dp_cli.edit.runner.TOY_MODEL", run / "model")
+    assert resolve_model(None) == str(run / "model")
