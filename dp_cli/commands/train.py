@@ -48,6 +48,7 @@ def command(
     max_reference_attributes: Annotated[Optional[int], _O("--max-reference-attributes",
         "--max-reference-attribute-num", help="Most reference attributes per image (default 3).")] = None,
     resolution: Annotated[Optional[str], _O("--resolution", help="'128' (square) or 'HxW', e.g. 128x64.")] = None,
+    prediction_type: Annotated[Optional[str], _O("--prediction-type", help="epsilon or v_prediction.")] = None,
     text_image_linking: Annotated[Optional[str], _O("--text-image-linking")] = None,
     disable_flash_attention: Annotated[Optional[bool], _O("--disable-flash-attention/--flash-attention",
         "--disable-flashattention", help="Plain attention instead of SDPA.")] = None,

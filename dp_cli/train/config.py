@@ -69,6 +69,8 @@ class TrainConfig(Section):
     max_reference_attributes: int = Field(default=3, ge=1,
                                           description="Most reference attributes per image (MAX_REFERENCE_ATTRIBUTE_NUM)")
     resolution: str = Field(default="128", description="Training resolution: 'N' (square) or 'HxW' (height x width)")
+    prediction_type: Literal["epsilon", "v_prediction"] = Field(
+        default="epsilon", description="What the UNet predicts: the noise (epsilon) or v (v_prediction)")
     text_image_linking: Literal["postfuse", "control"] = Field(
         default="postfuse", description="Text-image fusion: postfuse ('control', the seed's spelling, is the same)")
     disable_flash_attention: bool = Field(default=False, description="Use the plain attention processor, not SDPA")

@@ -210,7 +210,7 @@ def load_model(cfg: TrainConfig):
         max_reference_attributes=cfg.max_reference_attributes, resolution=cfg.size,
         image_encoder_trainable_layers=cfg.image_encoder_trainable_layers if cfg.train_image_encoder else 0,
         train_image_encoder=cfg.train_image_encoder, train_text_encoder=cfg.train_text_encoder,
-        text_image_linking=LINKING_ALIASES.get(cfg.text_image_linking, cfg.text_image_linking),
+        prediction_type=cfg.prediction_type, text_image_linking=LINKING_ALIASES.get(cfg.text_image_linking, cfg.text_image_linking),
         localization=cfg.attribute_loc, localization_weight=cfg.attribute_loc_weight,
         localization_loss_type=cfg.attribute_localization_loss, localization_layers=cfg.attribute_loc_layers,
         localization_norm=cfg.attribute_loc_normalize, mask_loss=cfg.mask_loss, mask_loss_prob=cfg.mask_loss_prob)
