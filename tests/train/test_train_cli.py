@@ -50,6 +50,10 @@ def test_final_model_loads_back(full_run):
     assert summary["model_dir"] == str(out / "model")
     assert model.config.resolution == (64, 32)
     assert model.config.attribute_types == ("hair", "uppercloth", "bottomcloth")
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(out / "model")  # the diffusers parts load on their own
+    assert pipe.unet.config.cross_attention_dim == model.unet.config.cross_attention_dim
 
 
 def test_resume_repeats_the_uninterrupted_losses(full_run, dp, train_args, tmp_path, losses_of):
