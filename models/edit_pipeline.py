@@ -154,7 +154,11 @@ class EditPipelineOutput:
 
 
 class DPEditPipeline:
-    """Edit the attributes of person images after reference images, keeping everything else."""
+    """Edit the attributes of person images after reference images, keeping everything else.
+
+    Built on a model it does not own (e.g. a training run sampling), it leaves the model's train/eval
+    mode and attention processors alone; `from_pretrained` loads its own copy in eval mode with SDPA.
+    """
 
     def __init__(self, model: "DPModel", scheduler: "SchedulerMixin", *, device: str | torch.device = "cpu",
                  precision: str = "fp32"):
@@ -166,13 +170,11 @@ class DPEditPipeline:
         self.dtype = PRECISIONS[precision]
         # the SD VAE overflows in fp16: keep it in fp32 then, like diffusers' upcast_vae
         self.vae_dtype = torch.float32 if self.dtype == torch.float16 else self.dtype
-        model.eval()
         model.to(self.device)
         if self.dtype != torch.float32:
             for part in (model.unet, model.text_encoder, model.image_encoder, model.fusion):
                 part.to(dtype=self.dtype)
             model.vae.to(dtype=self.vae_dtype)
-        self._use_sdpa()
 
     @classmethod
     def from_pretrained(cls, path_or_hub: str, scheduler: str = "ddim", device: str | torch.device = "cpu",
@@ -180,14 +182,12 @@ class DPEditPipeline:
         """Load a model folder written by `dp train` (or a hub id) and build the named scheduler."""
         from models.dp_model import DPModel
 
-        model = DPModel.from_pretrained(path_or_hub)
-        return cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device,
-                   precision=precision)
-
-    def _use_sdpa(self) -> None:
         from diffusers.models.attention_processor import AttnProcessor2_0
 
-        self.model.unet.set_attn_processor(AttnProcessor2_0())
+        model = DPModel.from_pretrained(path_or_hub).eval()
+        model.unet.set_attn_processor(AttnProcessor2_0())  # SDPA everywhere (our own fresh copy)
+        return cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device,
+                   precision=precision)
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -261,9 +261,22 @@ class DPEditPipeline:
         ids, positions = ids.to(self.device), positions.to(self.device)
         fused = m.encode_prompt(ids, refs.to(self.device, self.dtype), positions)
         text_only = m.encode_prompt(ids)
-        empty, _ = flag_noun_tokens(m.tokenizer, [""], [[]], max_length=ids.shape[1], max_attributes=a)
-        uncond = m.encode_prompt(empty.to(self.device)).expand(len(prompts), -1, -1)
-        return uncond, text_only, fused
+        return self.uncond_embedding(ids.shape[1]).expand(len(prompts), -1, -1), text_only, fused
+
+    def uncond_embedding(self, length: int) -> torch.Tensor:
+        """The empty prompt's embedding [1, L, D] for classifier-free guidance (cached while the text
+        encoder is frozen, e.g. not when a training run with a trainable text encoder samples)."""
+        from models.tokens import flag_noun_tokens
+
+        cache = self.__dict__.setdefault("_uncond", {})
+        if length in cache:
+            return cache[length]
+        empty, _ = flag_noun_tokens(self.model.tokenizer, [""], [[]], max_length=length,
+                                    max_attributes=self.max_attributes)
+        emb = self.model.encode_prompt(empty.to(self.device))
+        if not any(p.requires_grad for p in self.model.text_encoder.parameters()):
+            cache[length] = emb
+        return emb
 
     def prepare_masks(self, masks: list[np.ndarray], mask_dilation: int, feather: int):
         """Latent masks [B,1,h,w] (max-pooled dilated masks) and per-image composite alphas at source size."""

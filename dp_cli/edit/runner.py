@@ -7,6 +7,7 @@ n-th job of the plan and appends to its own shard; the main process merges them 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,12 @@ def settings_of(cfg) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in SETTING_KEYS}
 
 
+@functools.lru_cache(maxsize=512)
+def _reference_image(path: str):
+    """Catalog images recur across a variant's images: decode each once (the pipeline never mutates them)."""
+    return load_rgb(Path(path), "reference image")
+
+
 def run_batch(pipe, dataset, jobs: list[EditJob], cfg):
     """Load one batch's sources, masks and references and call the pipeline."""
     from models.edit_pipeline import Reference
@@ -113,7 +120,7 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg):
         images.append(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"))
         parsing = load_parsing(dataset.parsing_path(job.record), f"record {job.record.id!r} parsing map")
         masks.append(edit_mask(parsing, [r.type for r in job.references], dataset.label_set))
-        refs.append([Reference(r.type, load_rgb(r.image, "reference image"), r.label) for r in job.references])
+        refs.append([Reference(r.type, _reference_image(str(r.image)), r.label) for r in job.references])
     return pipe(images, masks, [j.caption for j in jobs], refs, seed=[j.seed for j in jobs],
                 num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
                 delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
