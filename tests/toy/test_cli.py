@@ -6,10 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dp_cli.app import app
-from dp_cli.config import load_project, resolve_section
 from dp_cli.data.dataset import load_native
 from dp_cli.fsutil import read_jsonl
-from dp_cli.toy.config import ToyConfig
 
 TINY_FLAGS = ["--persons", "3", "--height", "64", "--width", "32", "--images-per-person", "2",
               "--catalog-per-type", "1"]
@@ -82,19 +80,6 @@ def test_help_lists_the_options():
     for option in ("--out", "--persons", "--seed", "--height", "--width", "--images-per-person",
                    "--test-fraction", "--catalog-per-type", "--overwrite"):
         assert option in result.stdout
-
-
-def test_documented_toml_fragment_covers_every_key():
-    from pathlib import Path
-
-    fragment = Path(__file__).resolve().parents[2] / "docs" / "toml" / "toy.toml"
-    project = load_project(fragment, explicit=True)
-    assert set(project.tables["toy"]) == set(ToyConfig.model_fields)
-    cfg = resolve_section(ToyConfig, "toy", project)
-    defaults = ToyConfig()
-    for name in ToyConfig.model_fields:
-        if name != "out":
-            assert getattr(cfg, name) == getattr(defaults, name), name
 
 
 def test_sheet_option_writes_a_sample_sheet(tmp_path):

@@ -1,0 +1,1 @@
+"""`dp demo`: the whole pipeline on a fresh toy world with the shipped toy model."""

@@ -1,0 +1,31 @@
+"""`[demo]`: the whole pipeline on a fresh toy world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from dp_cli.config import Section, path_or_hub
+
+
+class DemoConfig(Section):
+    """Settings of `dp demo`."""
+
+    out: Path = Field(Path("demo-out"), description="Folder for everything the demo writes (replaced on rerun).")
+    model: Optional[str] = path_or_hub(
+        default=None, description="DP model folder or hub id; unset: the toy model shipped with dp.")
+    persons: int = Field(8, ge=1, le=500, description="Persons in the fresh toy world (none seen in training).")
+    seed: int = Field(1234, description="Seed of the toy world and of the edits (the toy model trained on seed 0).")
+    types: list[str] = Field(["uppercloth", "bottomcloth", "hair"], description="Attribute types the edits replace.")
+    variants_per_person: int = Field(2, ge=1, description="New identities made from each person.")
+    steps: int = Field(20, ge=1, description="Denoising steps per edit.")
+    guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale.")
+    backend: Literal["offline", "openai"] = Field(
+        "offline", description="Annotation backend: offline (rules) or openai (any OpenAI-compatible server).")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model for the openai backend.")
+    base_url: Optional[str] = Field(None, description="OpenAI-compatible server URL for the openai backend.",
+                                    json_schema_extra={"env": "OPENAI_BASE_URL"})
+    export_format: Literal["cuhk-pedes", "icfg-pedes", "rstpreid", "native"] = Field(
+        "cuhk-pedes", description="Layout of the grown dataset written to <out>/export.")
