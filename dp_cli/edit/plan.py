@@ -8,7 +8,9 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from PIL import Image
 
@@ -95,8 +97,13 @@ def job_seed(seed: int, job_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(job_id.encode("utf-8"))) % (2**31)
 
 
-def plan_jobs(dataset: PersonDataset, catalog: list[CatalogItem], cfg) -> list[EditJob]:
-    """Variants per person (seeded), each applied to all (or the first N) of that person's images."""
+def plan_jobs(dataset: PersonDataset, catalog: list[CatalogItem], cfg,
+              types_of: Callable[[list[PersonRecord]], set[str]] | None = None) -> list[EditJob]:
+    """Variants per person (seeded), each applied to all (or the first N) of that person's images.
+
+    `types_of(records)` says which types a person shows (see `present_types`); a variant replaces only
+    those, and a person showing none of `cfg.types` is left out. None: every type is assumed present.
+    """
     by_type: dict[str, list[CatalogItem]] = defaultdict(list)
     for item in catalog:
         by_type[item.type].append(item)
@@ -116,14 +123,41 @@ def plan_jobs(dataset: PersonDataset, catalog: list[CatalogItem], cfg) -> list[E
     for pid in chosen:
         rng = random.Random(f"{cfg.seed}:{pid}")  # per person: the plan of one person never depends on others
         records = sorted(persons[pid], key=lambda r: r.id)[:cfg.max_images_per_person]
-        for k in range(cfg.variants_per_person):
-            types = sorted(rng.sample(cfg.types, cfg.attributes_per_variant), key=cfg.types.index)
-            refs = [rng.choice(by_type[t]) for t in types]
+        shown = [t for t in cfg.types if types_of is None or t in types_of(records)]
+        for k in range(cfg.variants_per_person if shown else 0):
+            types = sorted(rng.sample(shown, min(cfg.attributes_per_variant, len(shown))), key=cfg.types.index)
+            refs = [_pick(rng, by_type[t], _current_label(records[0], t)) for t in types]
             for rec in records:
                 jid = f"{rec.id}__v{k}"
                 jobs.append(EditJob(len(jobs), jid, rec, f"{pid}__v{k}", rec.captions[k % len(rec.captions)],
                                     refs, job_seed(cfg.seed, jid)))
     return jobs
+
+
+def _current_label(record: PersonRecord, type_name: str) -> str | None:
+    """The attribute's label when the dataset knows it (the toy world's ground truth)."""
+    return (record.extra.get("toy", {}).get("attributes", {}).get(type_name) or {}).get("label")
+
+
+def _pick(rng: random.Random, items: list[CatalogItem], current: str | None) -> CatalogItem:
+    """A catalog item, not the one the person already wears when another exists."""
+    others = [i for i in items if i.label != current]
+    return rng.choice(others or items)
+
+
+def present_types(dataset: PersonDataset, records: list[PersonRecord], types: list[str]) -> set[str]:
+    """The attribute types with pixels in any of these records' parsing maps."""
+    from dp_cli.data.attributes import label_ids
+
+    found: set[str] = set()
+    for rec in records:
+        if rec.parsing is None:
+            raise DataError(f"{dataset.root}: record {rec.id!r}: no parsing map", hint="run `dp segment` to add them")
+        labels = np.unique(load_parsing(dataset.parsing_path(rec), f"record {rec.id!r} parsing map"))
+        found |= {t for t in types if np.isin(label_ids(t, dataset.label_set), labels).any()}
+        if found >= set(types):
+            break
+    return found
 
 
 def check_jobs(dataset: PersonDataset, jobs: list[EditJob]) -> None:
@@ -168,10 +202,8 @@ def load_rgb(path: Path, what: str = "image") -> Image.Image:
         raise DataError(f"{what} {path} cannot be read ({exc})", hint="replace it with a valid PNG/JPEG") from None
 
 
-def load_parsing(path: Path, what: str = "parsing map") -> "np.ndarray":
-    """A label map as a 2-D uint8 array (mode L or P)."""
-    import numpy as np
-
+def load_parsing(path: Path, what: str = "parsing map") -> np.ndarray:
+    """A label map as a 2-D integer array (mode L or P)."""
     try:
         with Image.open(path) as im:
             im.load()

@@ -17,7 +17,7 @@ import numpy as np
 
 from dp_cli.edit.manifest import MANIFEST, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.plan import (EditJob, check_jobs, load_catalog, load_dataset, load_parsing, load_rgb,
-                              plan_jobs)
+                              plan_jobs, present_types)
 from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
@@ -171,7 +171,8 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
         raise DataError("dataset mode needs [edit] dataset and catalog",
                         hint="set them in dp.toml or pass --dataset and --catalog (or use --image for one image)")
     dataset = load_dataset(cfg.dataset)
-    jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg)
+    jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
+                     types_of=lambda records: present_types(dataset, records, cfg.types))
     check_jobs(dataset, jobs)
     model_ref = resolve_model(cfg.model)
     state = PartialState(cpu=_distributed_without_cuda())  # as dp_cli.distributed.make_accelerator

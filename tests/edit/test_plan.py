@@ -94,3 +94,22 @@ def test_model_reference_resolution(tmp_path, monkeypatch):
         resolve_model(None)
     monkeypatch.setattr("dp_cli.edit.runner.TOY_MODEL", run / "model")
     assert resolve_model(None) == str(run / "model")
+
+
+def test_variants_replace_only_types_the_person_shows_and_not_with_what_they_wear(world):
+    from dp_cli.edit.plan import present_types
+
+    ds = load_native(world)
+    cfg = EditConfig(dataset=world, catalog=world / "catalog", types=["hair", "hat", "bag"],
+                     attributes_per_variant=2, variants_per_person=3)
+    jobs = plan_jobs(ds, load_catalog(world / "catalog"), cfg, types_of=lambda rs: present_types(ds, rs, cfg.types))
+    assert jobs
+    for job in jobs:
+        person = [r for r in ds.split("train") if r.person_id == job.record.person_id]
+        shown = present_types(ds, person, cfg.types)
+        assert {r.type for r in job.references} <= shown
+        assert len(job.references) == min(2, len(shown))
+        for ref in job.references:
+            assert ref.label != (job.record.extra["toy"]["attributes"].get(ref.type) or {}).get("label")
+    nobody = {r.person_id for r in ds.split("train")} - {j.record.person_id for j in jobs}
+    assert all(not present_types(ds, [r for r in ds.split("train") if r.person_id == p], cfg.types) for p in nobody)
