@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,21 +54,3 @@ def person(world):
         if (labels == 2).any() and (labels == 4).any():
             return Image.open(ds.image_path(rec)).convert("RGB"), labels, rec.captions[0]
     raise AssertionError("no train image with hair and upper clothes in the toy world")
-
-
-def dp_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
-def run_dp(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
-    """`python -m dp_cli ...` in a subprocess (the path users take)."""
-    return subprocess.run([sys.executable, "-m", "dp_cli", *args], cwd=REPO, env=dp_env(), capture_output=True,
-                          text=True, timeout=timeout, **kw)
-
-
-@pytest.fixture
-def dp():
-    return run_dp
