@@ -51,7 +51,8 @@ class ReferenceImageEncoder(nn.Module):
         keep = valid.flatten().bool() if valid is not None else torch.ones(b * a, dtype=torch.bool,
                                                                             device=flat.device)
         if keep.any():
-            out = out.index_put((keep.nonzero(as_tuple=True)[0],), self.vision(pixel_values=flat[keep]).image_embeds)
+            embeds = self.vision(pixel_values=flat[keep]).image_embeds
+            out = out.to(embeds.dtype).index_put((keep.nonzero(as_tuple=True)[0],), embeds)  # autocast: bf16
         return out.view(b, a, self.embed_dim)
 
     @classmethod
