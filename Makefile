@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast demo clean example-config
 
 $(BIN)/dp: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,3 +27,7 @@ demo: install
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
+
+# dp.toml.example is assembled from docs/toml/<table>.toml (tests/config/test_example_toml.py checks it)
+example-config:
+	{ sed -n '1,/^$$/p' dp.toml.example; for t in data toy segment train edit annotate export eval baseline demo; do cat docs/toml/$$t.toml; echo; done; } > dp.toml.example.tmp && mv dp.toml.example.tmp dp.toml.example

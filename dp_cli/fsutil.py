@@ -132,10 +132,17 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-            yield lineno, obj
+            yield lineno, parse_json_line(line, f"{path}:{lineno}")
+
+
+def parse_json_line(line: str, where: str) -> dict:
+    """One JSONL line -> object; DataError naming `where` (file:line) when it is not a JSON object."""
+    from dp_cli.errors import DataError
+
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+    return obj

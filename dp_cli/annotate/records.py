@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from dp_cli.fsutil import parse_json_line
 from dp_cli.errors import DataError
 
 
@@ -58,18 +59,8 @@ def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
     items: list[Item] = []
     for lineno, line in enumerate(lines, 1):
         if line.strip():
-            items.append(parse_record(_load_line(line, name, lineno), len(items), f"{name}:{lineno}"))
+            items.append(parse_record(parse_json_line(line, f"{name}:{lineno}"), len(items), f"{name}:{lineno}"))
     return items
-
-
-def _load_line(line: str, name: str, lineno: int) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{name}:{lineno}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{name}:{lineno}: expected a JSON object per line")
-    return obj
 
 
 def parse_record(obj: dict[str, Any], index: int, where: str) -> Item:

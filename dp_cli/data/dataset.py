@@ -129,25 +129,12 @@ def record_from_native(obj: dict[str, Any], where: str) -> PersonRecord:
 
 def load_native(root: Path) -> PersonDataset:
     """Read `<root>/annotations.jsonl` (+ header) into a validated dataset."""
+    from dp_cli.data.formats.native import NativeFormat
+
     ann = root / NATIVE_ANNOTATIONS
     if not ann.exists():
         raise DataError(f"{ann}: not found", hint="a native dataset folder holds annotations.jsonl")
-    header = read_header(root)
-    records = []
-    with open(ann, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{ann}:{lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{ann}:{lineno}: expected a JSON object")
-            records.append(record_from_native(obj, f"{ann}:{lineno}"))
-    validate_records(records, str(ann))
-    return PersonDataset(root, records, label_set=header.get("label_set", "atr"),
-                         name=header.get("name", root.name), source_format=NATIVE_FORMAT)
+    return NativeFormat().read(ann)
 
 
 def read_header(root: Path) -> dict[str, Any]:

@@ -5,12 +5,12 @@ See docs/FORMATS.md. The only format that carries record ids, parsing maps and `
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dp_cli.data.dataset import (NATIVE_ANNOTATIONS, NATIVE_FORMAT, NATIVE_HEADER, SPLITS, PersonDataset,
                                  PersonRecord, header_for, read_header, record_from_native, validate_records)
 from dp_cli.errors import DataError
+from dp_cli.fsutil import parse_json_line
 
 
 class NativeFormat:
@@ -29,8 +29,8 @@ class NativeFormat:
             with open(annotation_file, encoding="utf-8") as fh:
                 for lineno, line in enumerate(fh, 1):
                     if line.strip():
-                        records.append(record_from_native(_parse_line(line, annotation_file, lineno),
-                                                          f"{annotation_file}:{lineno}"))
+                        where = f"{annotation_file}:{lineno}"
+                        records.append(record_from_native(parse_json_line(line, where), where))
         except UnicodeDecodeError as exc:
             raise DataError(f"{annotation_file}: not UTF-8 text ({exc.reason})") from None
         validate_records(records, str(annotation_file))
@@ -50,11 +50,3 @@ class NativeFormat:
         return target
 
 
-def _parse_line(line: str, path: Path, lineno: int) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-    return obj
