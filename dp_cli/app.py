@@ -70,9 +70,16 @@ def _register() -> None:
                 continue
             raise
         if hasattr(module, "app"):
-            app.add_typer(module.app, name=name)
+            app.add_typer(module.app, name=name, short_help=_one_line(module.app.info.help))
         else:
-            app.command(name)(module.command)
+            app.command(name, short_help=_one_line(module.command.__doc__))(module.command)
+
+
+def _one_line(text: str | None) -> str:
+    """The first sentence of a help text, on one line (for the command list of `dp --help`)."""
+    flat = " ".join((text or "").split())
+    end = flat.find(". ")
+    return flat if end < 0 else flat[:end + 1]
 
 
 _register()

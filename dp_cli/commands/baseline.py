@@ -55,7 +55,7 @@ def command(
                                   for m in METRICS])
     if report.gain():
         rows.append(["gain"] + [f"{report.gain()[m]:+.2f}" for m in METRICS])
-    console.render_table(f"Retrieval baseline ({len(cfg.seeds)} seed(s), {report.generated_records} generated records)",
+    console.render_table(f"Retrieval baseline ({len(cfg.seeds)} seed(s), {report.generated_records} generated image-caption pairs)",
                          ["train set", *METRICS], rows)
     console.render_summary("Results", {"results": str(cfg.output_dir / "results.json")}, payload=report.to_json())
 
