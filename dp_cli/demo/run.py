@@ -44,6 +44,7 @@ class DemoResult:
             ("exported", f"{self.export.out} ({self.export.format})"),
             ("fidelity: region closer to reference", f"{eq.closer_to_reference}/{eq.attributes_color_differs} "
                                                      f"({pct(eq.share_closer_to_reference)})"),
+            ("  by type", _fidelity_by_type(eq)),
             ("preservation outside mask", _psnr_text(eq)),
             ("captions name every new attribute", pct(cq.share_names_all_attributes)),
             ("captions still name a replaced one", pct(cq.share_names_replaced)),
@@ -58,6 +59,18 @@ class DemoResult:
                 "edit_quality": self.edit_quality.to_dict(per_edit=False),
                 "caption_quality": self.caption_quality.to_dict(), "seconds": self.seconds,
                 "contact_sheet": str(self.sheet), "report": str(self.report)}
+
+
+def _fidelity_by_type(eq) -> str:
+    """'uppercloth 8/8, hair 3/8' over attributes whose reference colour differs from the original."""
+    counts: dict[str, list[int]] = {}
+    for edit in eq.edits:
+        for attr in edit.attributes:
+            if attr.closer_to_reference is not None:
+                hit = counts.setdefault(attr.type, [0, 0])
+                hit[0] += bool(attr.closer_to_reference)
+                hit[1] += 1
+    return ", ".join(f"{t} {h}/{n}" for t, (h, n) in sorted(counts.items())) or "n/a"
 
 
 def _psnr_text(eq) -> str:
