@@ -7,6 +7,7 @@ import traceback
 from typing import Any, Callable, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from dp_cli import console
 from dp_cli.config import Section, load_project, resolve_section
@@ -27,6 +28,13 @@ def dp_command(fn: F) -> F:
                 console.err_console().print(traceback.format_exc())
             console.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except ValidationError as exc:  # a model built in code from user values (not via settings())
+            if console.STATE.verbose:
+                console.err_console().print(traceback.format_exc())
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']} (got {e.get('input')!r})"
+                                 for e in exc.errors())
+            console.error(f"invalid settings for {exc.title}: {problems}")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.error("interrupted; finished work is kept, rerun the same command to resume")
             raise typer.Exit(130) from None

@@ -144,3 +144,25 @@ def test_cli_error_keeps_table_name(tmp_path):
     result = CliRunner().invoke(app, ["--config", str(path), "export", "--dataset", str(tmp_path)])
     assert result.exit_code == 1
     assert "[export] formt: unknown key" in result.output
+
+
+def test_pydantic_errors_raised_inside_a_command_are_one_line(monkeypatch):
+    import typer
+    from pydantic import Field
+    from typer.testing import CliRunner
+
+    from dp_cli.cli_common import dp_command
+
+    class Inner(C.Section):
+        steps: int = Field(1, ge=1)
+
+    @dp_command
+    def run() -> None:
+        Inner(steps=0)
+
+    app = typer.Typer()
+    app.command()(run)
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 1
+    assert "invalid settings for Inner: steps: Input should be greater than or equal to 1 (got 0)" in result.output
+    assert "Traceback" not in result.output
