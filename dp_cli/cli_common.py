@@ -35,11 +35,24 @@ def dp_command(fn: F) -> F:
                                  for e in exc.errors())
             console.error(f"invalid settings for {exc.title}: {problems}")
             raise typer.Exit(1) from None
+        except OSError as exc:  # a path the user gave cannot be read or written (a folder, permissions, ...)
+            if console.STATE.verbose:
+                console.err_console().print(traceback.format_exc())
+            console.error(_os_message(exc))
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.error("interrupted; finished work is kept, rerun the same command to resume")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for an OSError: the file, the system's reason, and what to check."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    hint = "check that path and its permissions, or give another"
+    return f"{where}: {reason} ({hint})" if where else f"{reason} ({hint.replace('that path', 'the paths')})"
 
 
 S = TypeVar("S", bound=Section)

@@ -1,0 +1,33 @@
+"""A path the system refuses (a folder where a file is expected, a file where a folder is expected)
+is one line naming the path, exit 1, no traceback, and nothing already there is changed."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_annotate_output_is_a_folder(dp, tmp_path):
+    edits = tmp_path / "edits.jsonl"
+    edits.write_text(json.dumps({"id": "a", "base_description": "A man in a red shirt.",
+                                 "reference_attribute_list": ["blue shirt"]}) + "\n")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    result = dp("annotate", "-i", edits, "-o", folder, "--backend", "offline")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and "IsADirectoryError" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and str(folder) in lines[0] and "directory" in lines[0].lower()
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    assert (folder / "keep.txt").read_text() == "mine"
+
+
+def test_toy_out_under_a_file(dp, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    result = dp("toy", "--out", blocker / "world", "--persons", "1", "--height", "32", "--width", "16")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and str(blocker) in lines[0]
+    assert blocker.read_text() == "mine"
