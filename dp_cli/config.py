@@ -94,9 +94,26 @@ def load_project(path: str | os.PathLike | None, explicit: bool = False) -> Proj
             # report unknown keys of every table together with unknown tables
             problems += [f"[{key}] {k}: unknown key{_did_you_mean(k, _known_keys(key))}"
                          for k in value if k not in _known_keys(key)]
-    if problems:
+    if problems:  # wrong types and bad values of the known keys are reported in the same message
+        problems += [p for key, value in data.items() if key in SECTIONS and isinstance(value, dict)
+                     for p in _value_problems(key, value)]
         raise ConfigError(f"{path}: invalid config", problems)
     return ProjectFile(path.resolve(), data)
+
+
+def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
+    """Wrong types / bad values of a table's known keys, checked on the TOML values alone."""
+    try:
+        model = section_model(table)
+    except (ModuleNotFoundError, AttributeError):
+        return []
+    known = {k: v for k, v in values.items() if k in model.model_fields}
+    try:
+        model.model_validate(known)
+    except ValidationError as exc:  # keep per-key errors; missing keys and whole-table checks come later
+        return [_format_pydantic(f"[{table}]", err, known) for err in exc.errors()
+                if err.get("loc") and err["loc"][0] in known and err.get("type") != "missing"]
+    return []
 
 
 def _known_keys(table: str) -> set[str] | dict:

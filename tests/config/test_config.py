@@ -134,6 +134,19 @@ def test_unknown_table_and_unknown_keys_reported_together(tmp_path):
     assert "[export] formt: unknown key (did you mean 'format'?)" in text
 
 
+def test_unknown_keys_and_wrong_values_of_real_tables_reported_together(tmp_path):
+    """An unknown key does not hide the wrong types and bad values beside it (any table)."""
+    path = tmp_path / "dp.toml"
+    path.write_text('[toy]\npersns = 3\nheight = "big"\n[export]\nformat = "cuhk"\nlink = false\n')
+    with pytest.raises(ConfigError) as info:
+        C.load_project(path)
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert "[toy] persns: unknown key (did you mean 'persons'?)" in problems
+    assert any(p.startswith("[toy] height: ") and "(got 'big')" in p for p in problems)
+    assert any(p.startswith("[export] format: ") and "(got 'cuhk')" in p for p in problems)
+
+
 def test_cli_error_keeps_table_name(tmp_path):
     from typer.testing import CliRunner
 
