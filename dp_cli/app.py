@@ -7,6 +7,7 @@ import os
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from dp_cli import __version__, console
 from dp_cli.config import CONFIG_ENV
@@ -25,8 +26,17 @@ COMMANDS: dict[str, str] = {
     "demo": "dp_cli.commands.demo",
 }
 
+class _PipelineOrder(TyperGroup):
+    """Lists the commands in COMMANDS order (Typer would put command groups such as segment last)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: list(COMMANDS).index(n) if n in COMMANDS else len(COMMANDS))
+
+
 app = typer.Typer(
     name="dp",
+    cls=_PipelineOrder,
     help="Diverse Person: grow text-based person search datasets by editing people with reference "
          "attribute images and rewriting their descriptions with an LLM.",
     no_args_is_help=True,

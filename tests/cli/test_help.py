@@ -40,3 +40,12 @@ def test_top_level_help_lists_built_commands(dp):
 def test_version(dp):
     result = dp("--version")
     assert result.exit_code == 0 and result.stdout.startswith("dp ")
+
+
+def test_top_level_help_lists_commands_in_pipeline_order(dp):
+    """Command groups (segment, eval) are listed where the pipeline has them, not after the rest."""
+    result = dp("--help")
+    assert result.exit_code == 0, result.output
+    rows = [re.match(r"│ (\w+)\s", line) for line in result.stdout.splitlines()]
+    listed = [m.group(1) for m in rows if m and m.group(1) in COMMANDS]
+    assert listed == [name for name in COMMANDS if _built(name)]
