@@ -31,15 +31,18 @@ def resolve_format(path: Path, format: str | None = None) -> tuple[DatasetFormat
     return fmt, path
 
 
+FORMAT_HOW = "[data] format in dp.toml, or --input-format for dp export"
+
+
 def _detect_in_folder(root: Path) -> tuple[DatasetFormat, Path]:
     found = [cls() for cls in FORMATS.values() if (root / cls.filename).is_file()]
     if not found:
         files = ", ".join(cls.filename for cls in FORMATS.values())
         raise DataError(f"{root}: no dataset annotation file found (looked for {files})",
-                        hint="point at the annotation file and name its format with --format")
+                        hint=f"point at the annotation file; name its format with {FORMAT_HOW}")
     if len(found) > 1:
         names = ", ".join(f.name for f in found)
-        raise DataError(f"{root}: several annotation files found ({names})", hint="name the format with --format")
+        raise DataError(f"{root}: several annotation files found ({names})", hint=f"name the format with {FORMAT_HOW}")
     return found[0], root / found[0].filename
 
 
