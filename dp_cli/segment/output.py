@@ -64,12 +64,24 @@ def plan_paths(dataset: PersonDataset) -> Layout:
 
 
 def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
-    """Refuse an output folder that is the source itself, or was made with other settings."""
-    if out.resolve() == dataset.root.resolve():
+    """Refuse an output folder that is (or is inside) the source, holds other files (not made by dp segment),
+    or was made with other settings."""
+    where, root = out.resolve(), dataset.root.resolve()
+    if where == root:
         raise DataError(f"{out}: the output folder is the source dataset's folder",
                         hint="choose a new --out folder; the source is never modified")
+    if root in where.parents:
+        raise DataError(f"{out}: the output folder is inside the source dataset's folder {root}",
+                        hint="choose a --out folder outside it; the source is never modified")
     prov_path = out / PROVENANCE
-    if overwrite or not prov_path.exists():
+    if overwrite:
+        return
+    if not prov_path.exists():  # new, empty, or an interrupted run (only maps so far): anything else is foreign
+        other = sorted(p.name for p in out.iterdir() if p.name != "parsing") if out.is_dir() else []
+        if other:
+            raise DataError(f"{out}: folder holds other files ({', '.join(other[:3])}) and was not made by "
+                            f"dp segment (no {PROVENANCE})",
+                            hint="choose a new or empty --out folder, or pass --overwrite")
         return
     try:
         old = json.loads(prov_path.read_text(encoding="utf-8"))
