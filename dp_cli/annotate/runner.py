@@ -36,6 +36,8 @@ class RunResult:
 
     @property
     def cost(self) -> float | None:
+        if self.backend == "offline":  # rule-based rewriting: no server, nothing to pay
+            return 0.0
         return estimate_cost(self.model, self.stats.prompt_tokens, self.stats.completion_tokens,
                              batch=self.backend == "openai-batch")
 

@@ -48,7 +48,6 @@ def command(
     poll_interval: Annotated[Optional[float], typer.Option(help="openai-batch: seconds between polls.")] = None,
 ) -> None:
     """Rewrite each record's description with an LLM so it names the new attributes.
-
     One output line per input record (key, id, description, attributes, model, usage), appended and
     fsynced as it finishes; rerunning the same command skips finished records. Answers that are empty,
     truncated, refusals, echoes or miss an attribute are asked again, then logged as failures.

@@ -34,6 +34,17 @@ def test_offline_backend_on_an_edit_manifest(tmp_path):
     assert "slice 3/3" in res.output
 
 
+def test_offline_backend_costs_nothing(tmp_path):
+    import json
+
+    write_rows(tmp_path / "edits.jsonl", make_rows(2))
+    res = invoke(["--json", "annotate", "-i", str(tmp_path / "edits.jsonl"), "-o", str(tmp_path / "ann.jsonl"),
+                  "--backend", "offline"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["done"] == 2 and summary["estimated_cost_usd"] == 0.0
+
+
 def test_usage_errors(tmp_path):
     res = invoke(["annotate", "-o", str(tmp_path / "o.jsonl"), "--backend", "offline"])
     assert res.exit_code == 2 and "no input" in res.output
