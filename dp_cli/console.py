@@ -66,7 +66,7 @@ def progress(transient: bool = False) -> Progress:
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=err_console(), transient=transient,
-                    disable=STATE.quiet or not is_main_process())
+                    disable=STATE.quiet or not is_main_process() or not err_console().is_terminal)
 
 
 def render_summary(title: str, rows: Iterable[tuple[str, Any]] | dict, payload: dict | None = None) -> None:
