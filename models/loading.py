@@ -46,6 +46,11 @@ def model_errors(ref: str, what: str):
         raise
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = ("HF_HUB_OFFLINE is set: the model must already be in the local Hugging Face cache, or give a "
-                "local folder" if hub_offline() else "check the hub id or give a local folder")
+        if Path(os.path.expanduser(str(ref))).is_dir():  # a local folder: its files are the problem
+            hint = f"{what} in that folder is damaged or incomplete: copy or save the whole model folder again"
+        elif hub_offline():
+            hint = ("HF_HUB_OFFLINE is set: the model must already be in the local Hugging Face cache, "
+                    "or give a local folder")
+        else:
+            hint = "check the hub id or give a local folder"
         raise ModelError(f"cannot load {what} from {ref}: {first}", hint=hint) from exc

@@ -81,5 +81,5 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         h = w = 0
     if h <= 0 or w <= 0:
-        raise ValueError(f"image size must be HxW or N with positive integers, got {text!r}")
+        raise ValueError("image size must be HxW or N with positive integers, e.g. 384x128 or 224")
     return h, w

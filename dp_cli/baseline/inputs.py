@@ -5,7 +5,7 @@ from __future__ import annotations
 from dp_cli.baseline.config import BaselineConfig
 from dp_cli.baseline.data import RetrievalItem, generated_items
 from dp_cli.data.dataset import PersonDataset
-from dp_cli.errors import ConfigError
+from dp_cli.errors import ConfigError, DataError, ModelError
 
 
 def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]]:
@@ -13,6 +13,7 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
     from dp_cli.data.loading import load_dataset
     from dp_cli.export import load_generated
 
+    check_clip_model(cfg)
     if cfg.dataset is None:
         raise ConfigError("no dataset given", hint="pass --dataset or set [baseline] dataset in dp.toml")
     dataset = load_dataset(cfg.dataset, cfg.dataset_format)
@@ -23,5 +24,22 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
         if cfg.runs != "original" and cfg.annotations is not None:
             raise ConfigError("--annotations given without --edits", hint="pass the edits.jsonl they annotate")
         return dataset, []
-    generated = load_generated(cfg.edits, dataset, cfg.annotations)
+    annotations = cfg.annotations or cfg.edits.parent / "annotations.jsonl"
+    if not cfg.edits.is_file():
+        raise DataError(f"{cfg.edits}: edits file not found", hint="pass the edits.jsonl written by `dp edit`")
+    if not annotations.is_file():
+        raise DataError(f"{annotations}: annotations not found",
+                        hint=f"run `dp annotate --input {cfg.edits} --output {annotations}`, or pass --annotations")
+    generated = load_generated(cfg.edits, dataset, annotations)
     return dataset, generated_items(generated, dataset)
+
+
+def check_clip_model(cfg: BaselineConfig) -> None:
+    """A --clip-model that is neither an existing folder nor a hub id fails before any training."""
+    from models.loading import resolve_ref
+
+    if cfg.clip_model is not None:
+        try:
+            resolve_ref(cfg.clip_model, "CLIP model")
+        except ModelError as exc:
+            raise ModelError(f"{cfg.clip_model}: cannot load a CLIP model: {exc.message}", hint=exc.hint) from None

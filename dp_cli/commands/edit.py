@@ -23,7 +23,7 @@ def command(
     out: Annotated[Optional[Path], typer.Option(help="One-image mode: the edited image to write.")] = None,
     label_set: Annotated[str, typer.Option(help="One-image mode: label set of the parsing map (atr, lip).")] = "atr",
     model: Annotated[Optional[str], typer.Option(
-        help="Model folder from `dp train` or a hub id [default: the shipped toy model].",
+        help="Model folder from `dp train` or a hub id (default: the shipped toy model).",
         envvar="DP_EDIT_MODEL")] = None,
     dataset: Annotated[Optional[Path], typer.Option(help="Dataset mode: person dataset with parsing maps.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Dataset mode: split to edit (train, val, test).")] = None,
@@ -31,7 +31,7 @@ def command(
     types: Annotated[Optional[str], typer.Option(help="Dataset mode: attribute types, e.g. hair_uppercloth.")] = None,
     attributes_per_variant: Annotated[Optional[int], typer.Option(help="Types replaced per variant.")] = None,
     variants_per_person: Annotated[Optional[int], typer.Option(help="New identities per person.")] = None,
-    persons: Annotated[Optional[int], typer.Option(help="Persons to edit (seeded sample) [default: all].")] = None,
+    persons: Annotated[Optional[int], typer.Option(help="Persons to edit (seeded sample; default: all).")] = None,
     output_dir: Annotated[Optional[Path], typer.Option(help="Dataset mode: output folder.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the plan and of each image's noise.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="ddim, dpm-solver++, euler, pndm or unipc.")] = None,

@@ -67,7 +67,7 @@ def _load_clip(cfg):
 @dp_command
 def retrieval(
     dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Person dataset folder (any format dp reads).")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split to evaluate: train, val or test. [default: test]")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split to evaluate: train, val or test (default: test).")] = None,
     model: ModelOpt = None,
     queries: Annotated[Optional[Path], typer.Option(help="Query (text) embedding file instead of a model.")] = None,
     gallery: Annotated[Optional[Path], typer.Option(help="Gallery (image) embedding file, with --queries.")] = None,
@@ -174,7 +174,7 @@ def captions(
     annotations: Annotated[Path, typer.Argument(help="annotations.jsonl written by `dp annotate`.")],
     edits_path: Annotated[Path, typer.Option("--edits", "-e", help="The edits.jsonl the annotations were made from.")],
     dataset: Annotated[Optional[Path], typer.Option(
-        "--dataset", "-d", help="Source dataset for length/vocabulary comparison [default: the edits' source].")] = None,
+        "--dataset", "-d", help="Source dataset for length/vocabulary comparison (default: the edits' source).")] = None,
 ) -> None:
     """Caption quality: new attributes named, replaced ones gone, length and vocabulary vs the source captions."""
     from dp_cli.eval.captions import evaluate_captions, source_captions_for

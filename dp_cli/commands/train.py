@@ -19,7 +19,7 @@ def command(
     image_encoder: Annotated[Optional[str], _O("--image-encoder", "--image-encoder-hf",
         help="CLIP vision model: hub id or folder.")] = None,
     dataset: Annotated[Optional[Path], _O("--dataset", "--dataset-name", "-d",
-        help="Person dataset with parsing maps (default: dataset of the train, else the data table).")] = None,
+        help="Person dataset with parsing maps (default: `dataset` of the train table, else of the data table).")] = None,
     split: Annotated[Optional[str], _O("--split", help="Split to train on (default: train).")] = None,
     output_dir: Annotated[Optional[Path], _O("--output-dir", "-o",
         help="Run folder: checkpoints, logs, and the final model in OUTPUT_DIR/model.")] = None,

@@ -153,3 +153,23 @@ def test_dataset_without_test_split_is_refused(toy, tmp_path):
     (ds / "annotations.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows))
     result = CliRunner().invoke(app, ["baseline", "--dataset", str(ds)])
     assert result.exit_code == 1 and "needs both a train and a test split" in result.output
+
+
+def test_missing_edits_or_annotations_name_the_file_and_the_fix(toy, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["baseline", "--dataset", str(toy), "--edits", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1 and "nope.jsonl: edits file not found" in missing.output
+    edits, anns = _fake_edits(toy, tmp_path / "edits")
+    anns.unlink()
+    result = runner.invoke(app, ["baseline", "--dataset", str(toy), "--edits", str(edits)])
+    assert result.exit_code == 1 and "annotations.jsonl: annotations not found" in result.output
+    assert "dp annotate --input" in result.output and "--use-base-description" not in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "baseline-runs").exists()
+
+
+def test_clip_model_folder_that_does_not_exist_fails_before_training(toy, tmp_path):
+    result = CliRunner().invoke(app, ["baseline", "--dataset", str(toy), "--output-dir", str(tmp_path / "runs"),
+                                      "--clip-model", str(tmp_path / "no-clip")])
+    assert result.exit_code == 1 and "cannot load a CLIP model" in result.output
+    assert "does not exist" in result.output and "Repo id" not in result.output
+    assert not (tmp_path / "runs").exists()

@@ -118,8 +118,9 @@ def test_incomplete_or_missing_folders_give_model_error(tiny_dir, tmp_path):
         DPModel.from_pretrained_parts(str(broken), str(tiny_dir / "clip-vision"), DPConfig(resolution=(64, 32)))
     (broken / "vae").mkdir()
     shutil.copytree(tiny_dir / "sd" / "vae", broken / "vae", dirs_exist_ok=True)
-    with pytest.raises(ModelError, match="cannot load text_encoder from"):
+    with pytest.raises(ModelError, match="cannot load text_encoder from") as info:
         DPModel.from_pretrained_parts(str(broken), str(tiny_dir / "clip-vision"), DPConfig(resolution=(64, 32)))
+    assert "damaged or incomplete" in str(info.value) and "hub id" not in str(info.value)  # a local folder
     with pytest.raises(ModelError, match="missing image_encoder, fusion, dp_config.json"):
         DPModel.from_pretrained(str(tiny_dir / "sd"))
     with pytest.raises(ModelError, match="does not exist"):
