@@ -40,6 +40,8 @@ def load_annotations(path: Path) -> dict[str, str]:
 def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None = None,
                    use_base_description: bool = False) -> GeneratedRecords:
     """Join edits and annotations into train records; edits must come from `dataset`."""
+    if not edits.is_file():  # before the annotations, which default to a file beside the edits
+        raise DataError(f"{edits}: edit manifest not found", hint="pass --edits the edits.jsonl written by `dp edit`")
     annotations = annotations or edits.parent / "annotations.jsonl"
     if annotations.exists():
         descriptions = load_annotations(annotations)

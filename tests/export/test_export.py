@@ -150,3 +150,12 @@ def test_cuhk_writes_processed_tokens_and_one_based_ids(tbps, tmp_path):
     rows = json.loads((tmp_path / "out" / "reid_raw.json").read_text())
     assert rows[0]["id"] == 1 and rows[0]["file_path"] == "images/p0_0.png"
     assert rows[0]["processed_tokens"][0][:3] == ["a", "man", "0"]
+
+
+def test_missing_edit_manifest_is_named_before_its_annotations(tbps, tmp_path):
+    """A wrong --edits path says so, instead of 'annotations not found' for the file beside it."""
+    ds = load_dataset(tbps("native"))
+    with pytest.raises(DataError, match=r"nope\.jsonl: edit manifest not found \(pass --edits"):
+        load_generated(tmp_path / "nope.jsonl", ds)
+    with pytest.raises(DataError, match=r"nope\.jsonl: edit manifest not found"):
+        load_generated(tmp_path / "nope.jsonl", ds, use_base_description=True)
