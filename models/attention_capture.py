@@ -1,9 +1,12 @@
 """Capture the cross-attention probabilities of flagged tokens on the middle UNet blocks.
 
 A processor is set on the chosen attn2 layers only (diffusers' per-module processor seam; no class is
-patched). Its output is still computed by scaled_dot_product_attention. For the probabilities, q.k^T is
-formed for all keys (the text length is small), the row logsumexp taken, and only the flagged columns
-exponentiated: exp(s_col - logsumexp(s_row)).
+patched). Its output is still computed by scaled_dot_product_attention. In full precision the flagged
+tokens' probabilities come out of the same SDPA call: the value gets one extra one-hot column per flagged
+token (1 at that token's key), so softmax(QK^T) @ [V, E] = [output, probabilities of the flagged columns];
+queries and keys get zero columns to match (the scores are unchanged). Under autocast or half precision
+the probabilities are recomputed in fp32 instead: q.k^T for all keys (the text is short), the row
+logsumexp, and only the flagged columns exponentiated, exp(s_col - logsumexp(s_row)).
 """
 
 from __future__ import annotations
@@ -24,11 +27,34 @@ class AttentionStore:
         self.token_positions: torch.Tensor | None = None
         self.previous: dict[str, object] = {}
         self._maps: dict[str, tuple[torch.Tensor, tuple[int, int]]] = {}
+        self._selectors: dict[tuple, torch.Tensor] = {}
 
     def set_token_positions(self, token_positions: torch.Tensor | None) -> None:
         """Positions [B, A] (-1 pad) for the next UNet forward; None turns capturing off."""
         self.token_positions = token_positions
         self._maps.clear()
+        self._selectors.clear()
+
+    def positions_for(self, batch: int, device: torch.device) -> torch.Tensor:
+        """The token positions on `device`, checked against the batch the UNet runs."""
+        positions = self.token_positions.to(device)
+        if positions.shape[0] != batch:
+            raise ValueError(f"token_positions has batch {positions.shape[0]} but the UNet runs batch "
+                             f"{batch}; set positions for the whole batch")
+        return positions
+
+    def selector(self, keys: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[B, 1, keys, width] one-hot columns: column a is 1 at token a's key (all 0 for a -1 slot), then zeros.
+
+        Shared by the layers of one forward (same positions, text length and dtype)."""
+        key = (keys, width, dtype, device)
+        if key not in self._selectors:
+            positions = self.token_positions.to(device)
+            found = positions >= 0
+            sel = torch.zeros(positions.shape[0], keys, width, dtype=dtype, device=device)
+            sel.scatter_(1, positions.clamp_min(0)[:, None, :], found[:, None, :].to(dtype))
+            self._selectors[key] = sel[:, None]
+        return self._selectors[key]
 
     def set_latent_size(self, size: tuple[int, int]) -> None:
         """The latent (h, w) of the next forward: lets non-square maps be unflattened exactly."""
@@ -98,10 +124,14 @@ class CaptureAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
-                                             is_causal=False, scale=attn.scale)
-        if self.store.token_positions is not None:
-            self.store.record(self.name, self._flagged_probs(query, key, attention_mask, attn.scale))
+        if self.store.token_positions is not None and _full_precision(query):
+            out, probs = self._attend_and_capture(query, key, value, attention_mask, attn.scale)
+            self.store.record(self.name, probs)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                                 is_causal=False, scale=attn.scale)
+            if self.store.token_positions is not None:
+                self.store.record(self.name, self._flagged_probs(query, key, attention_mask, attn.scale))
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if input_ndim == 4:
@@ -110,12 +140,21 @@ class CaptureAttnProcessor:
             out = out + residual
         return out / attn.rescale_output_factor
 
+    def _attend_and_capture(self, query, key, value, attention_mask, scale) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output [B, H, N, D] and flagged probabilities [B, A, N] (head-averaged) from one SDPA call."""
+        positions = self.store.positions_for(query.shape[0], query.device)
+        d, n_attr = value.shape[-1], positions.shape[1]
+        width = -(-max(query.shape[-1], d + n_attr) // 8) * 8  # multiples of 8 keep the fused kernels
+        sel = self.store.selector(key.shape[-2], width - d, value.dtype, value.device)
+        value = torch.cat([value, sel.expand(-1, value.shape[1], -1, -1)], dim=-1)
+        query, key = (F.pad(t, (0, width - t.shape[-1])) if t.shape[-1] < width else t for t in (query, key))
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                             is_causal=False, scale=scale)
+        return out[..., :d], out[..., d:d + n_attr].mean(dim=1).transpose(1, 2)
+
     def _flagged_probs(self, query, key, attention_mask, scale) -> torch.Tensor:
         """[B, A, N]: softmax over all keys, materialised only for the flagged columns, head-averaged."""
-        positions = self.store.token_positions.to(query.device)
-        if positions.shape[0] != query.shape[0]:
-            raise ValueError(f"token_positions has batch {positions.shape[0]} but the UNet runs batch "
-                             f"{query.shape[0]}; set positions for the whole batch")
+        positions = self.store.positions_for(query.shape[0], query.device)
         with torch.autocast(device_type=query.device.type, enabled=False):  # fp32 scores under bf16/fp16
             scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale  # [B, H, N, L]
             if attention_mask is not None:
@@ -124,6 +163,12 @@ class CaptureAttnProcessor:
             cols = positions.clamp_min(0)[:, None, None, :].expand(-1, scores.shape[1], scores.shape[2], -1)
             probs = torch.exp(torch.gather(scores, -1, cols) - lse).mean(dim=1)  # [B, N, A]
         return (probs * (positions >= 0)[:, None, :].to(probs.dtype)).transpose(1, 2)
+
+
+def _full_precision(query: torch.Tensor) -> bool:
+    """fp32/fp64 attention without autocast: the one-call capture is exact there (half precision would round
+    the probabilities to the output dtype, so those keep the fp32 recomputation)."""
+    return query.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(query.device.type)
 
 
 def cross_attention_blocks(unet) -> list[tuple[str, torch.nn.Module]]:

@@ -88,3 +88,72 @@ def test_capture_matches_reference_and_keeps_output(unet):
         assert probs.shape[-1] == size[0] * size[1]
     uninstall_capture(unet)
     assert {k: type(v) for k, v in unet.attn_processors.items()} == before
+
+
+def _one_layer(heads: int, dim_head: int, positions: torch.Tensor):
+    """A lone cross-attention layer running the capture processor (as install_capture sets it)."""
+    from diffusers.models.attention_processor import Attention
+
+    from models.attention_capture import AttentionStore, CaptureAttnProcessor
+
+    torch.manual_seed(1)
+    attn = Attention(query_dim=16, cross_attention_dim=12, heads=heads, dim_head=dim_head)
+    store = AttentionStore(["layer"], latent_size=(4, 3))
+    attn.set_processor(CaptureAttnProcessor(store, "layer"))
+    store.set_token_positions(positions)
+    return attn, store
+
+
+def _plain_attention(attn, hidden, context, positions, mask):
+    """Explicit softmax attention: the layer's output and the flagged columns' head-averaged probabilities."""
+    b, h = hidden.shape[0], attn.heads
+    q, k, v = (t.view(b, -1, h, t.shape[-1] // h).transpose(1, 2)
+               for t in (attn.to_q(hidden), attn.to_k(context), attn.to_v(context)))
+    probs = torch.softmax(q @ k.transpose(-1, -2) * attn.scale + mask[:, None], dim=-1)  # [B, H, N, L]
+    out = attn.to_out[0]((probs @ v).transpose(1, 2).reshape(b, -1, h * q.shape[-1]))
+    mean = probs.mean(1)
+    flagged = torch.stack([mean[i, :, positions[i].clamp_min(0)].T for i in range(b)])
+    return out, flagged * (positions >= 0)[..., None]
+
+
+@pytest.mark.parametrize("heads, dim_head", [(2, 8), (4, 5)])
+def test_capture_values_and_gradients_match_plain_attention(heads, dim_head):
+    positions = torch.tensor([[2, 9, -1], [0, -1, -1]])
+    attn, store = _one_layer(heads, dim_head, positions)
+    hidden = torch.randn(2, 12, 16, requires_grad=True)  # 4x3 latent positions
+    context = torch.randn(2, 10, 12, requires_grad=True)
+    mask = torch.zeros(2, 1, 10)
+    mask[1, 0, 6:] = float("-inf")  # the second caption's last keys are padding
+    w_out, w_probs = torch.randn(2, 12, 16), torch.randn(2, 3, 12)
+
+    def grads(out, probs):
+        loss = (out * w_out).sum() + (probs * w_probs).sum()
+        params = [hidden, context, attn.to_q.weight, attn.to_k.weight, attn.to_v.weight]
+        return torch.autograd.grad(loss, params)
+
+    out = attn(hidden, encoder_hidden_states=context, attention_mask=mask)
+    (probs,) = store.maps
+    ref_out, ref_probs = _plain_attention(attn, hidden, context, positions, mask)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(probs, ref_probs, atol=1e-6, rtol=1e-4)
+    assert probs.dtype == torch.float32 and store.sizes == [(4, 3)]
+    assert probs[1, 1:].abs().max() == 0 and (probs[1, 0] > 0).all()  # -1 slots give all-zero maps
+    for got, want in zip(grads(out, probs), grads(ref_out, ref_probs)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # the padded keys of the second caption get no probability
+    store.set_token_positions(torch.tensor([[2, 9, -1], [7, -1, -1]]))
+    attn(hidden, encoder_hidden_states=context, attention_mask=mask)
+    assert store.maps[0][1, 0].abs().max() == 0
+
+
+def test_capture_under_autocast_keeps_fp32_probabilities():
+    positions = torch.tensor([[1, 4, 6], [3, -1, -1]])
+    attn, store = _one_layer(2, 8, positions)
+    hidden, context = torch.randn(2, 12, 16), torch.randn(2, 10, 12)
+    with torch.no_grad():
+        _, ref_probs = _plain_attention(attn, hidden, context, positions, torch.zeros(2, 1, 10))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = attn(hidden, encoder_hidden_states=context)
+    (probs,) = store.maps
+    assert out.dtype == torch.bfloat16 and probs.dtype == torch.float32  # scores recomputed in fp32
+    torch.testing.assert_close(probs, ref_probs, atol=5e-3, rtol=5e-2)  # q, k themselves are bf16
