@@ -144,20 +144,22 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
     problems = [f"{where} {key}: unknown key{_did_you_mean(key, model.model_fields)}"
                 for key in toml_values if key not in model.model_fields]
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each value came from, so a bad one is looked for in the right place
     for key, value in toml_values.items():
         if key in model.model_fields:
-            merged[key] = _resolve_paths(model, key, value, project.folder)
+            merged[key], origin[key] = _resolve_paths(model, key, value, project.folder), where
     for name in model.model_fields:
         env = env_var(model, name)
         if env and os.environ.get(env) not in (None, ""):
-            merged[name] = os.environ[env]
+            merged[name], origin[name] = os.environ[env], f"env {env}: [{table}]"
     for key, value in (flags or {}).items():
         if value is not None:
-            merged[key] = _resolve_paths(model, key, value, Path.cwd())
+            merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), f"flags: [{table}]"
     try:
         obj = model.model_validate(merged)
     except ValidationError as exc:
-        problems += [_format_pydantic(where, err, merged) for err in exc.errors()]
+        problems += [_format_pydantic(origin.get(err["loc"][0] if err.get("loc") else "", where), err, merged)
+                     for err in exc.errors()]
         obj = None
     if problems:
         raise ConfigError("invalid settings", problems)
@@ -176,6 +178,8 @@ def _format_pydantic(where: str, err: dict, merged: dict) -> str:
     msg = err.get("msg", "invalid value")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    if top is None:  # a check across keys: its message names them; the whole table would be noise
+        return f"{where} {loc}: {msg}"
     return f"{where} {loc}: {msg} (got {shown!r})"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dp_cli import config as C
 from dp_cli.errors import ConfigError
@@ -147,6 +147,19 @@ def test_unknown_keys_and_wrong_values_of_real_tables_reported_together(tmp_path
     assert any(p.startswith("[export] format: ") and "(got 'cuhk')" in p for p in problems)
 
 
+def test_bad_value_is_blamed_on_where_it_came_from(project, monkeypatch):
+    """A good TOML value overridden by a bad env var or flag: the message names the env var / flags."""
+    p = project("[demo_table]\nsteps = 3\nrate = 0.5\n")
+    monkeypatch.setenv("DP_TEST_STEPS", "many")
+    with pytest.raises(ConfigError) as info:
+        C.resolve_section(Demo, "demo_table", p, {"rate": 2.0})
+    problems = info.value.problems
+    assert len(problems) == 2
+    assert any(x.startswith("env DP_TEST_STEPS: [demo_table] steps:") and "'many'" in x for x in problems)
+    assert any(x.startswith("flags: [demo_table] rate: must be between 0 and 1") for x in problems)
+    assert not any(str(p.path) in x for x in problems)
+
+
 def test_cli_error_keeps_table_name(tmp_path):
     from typer.testing import CliRunner
 
@@ -179,3 +192,24 @@ def test_pydantic_errors_raised_inside_a_command_are_one_line(monkeypatch):
     assert result.exit_code == 1
     assert "invalid settings for Inner: steps: Input should be greater than or equal to 1 (got 0)" in result.output
     assert "Traceback" not in result.output
+
+
+class Pair(C.Section):
+    """A section with a check across two keys."""
+
+    low: int = Field(1, description="Low.")
+    high: int = Field(2, description="High.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Pair":
+        if self.low > self.high:
+            raise ValueError(f"low={self.low} is more than high={self.high}")
+        return self
+
+
+def test_cross_key_error_names_the_keys_without_dumping_the_table(project, monkeypatch):
+    monkeypatch.setitem(C.SECTIONS, "pair_table", "tests:Pair")
+    p = project("[pair_table]\nlow = 5\n")
+    with pytest.raises(ConfigError) as info:
+        C.resolve_section(Pair, "pair_table", p, {"high": 3})
+    assert info.value.problems == [f"{p.path}: [pair_table] (section): low=5 is more than high=3"]
