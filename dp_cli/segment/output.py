@@ -73,6 +73,8 @@ def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], ove
     if root in where.parents:
         raise DataError(f"{out}: the output folder is inside the source dataset's folder {root}",
                         hint="choose a --out folder outside it; the source is never modified")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder", hint="choose a new or empty --out folder")
     prov_path = out / PROVENANCE
     if overwrite:
         return

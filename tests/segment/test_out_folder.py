@@ -43,3 +43,12 @@ def test_interrupted_run_with_only_maps_resumes(dp, dataset, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["images"] == 5
     assert (out / "segment.json").is_file()
+
+
+def test_out_that_is_a_file_is_refused_untouched(dp, dataset, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    r = dp("segment", "import", "-d", dataset, "-o", out, "--overwrite")
+    assert r.exit_code == 1
+    assert "exists and is not a folder" in r.output and "Traceback" not in r.output
+    assert out.read_text() == "mine"
