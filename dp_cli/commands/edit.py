@@ -103,6 +103,12 @@ def _dataset(cfg) -> None:
             "processes": summary.processes, "images/s (this process)": round(summary.images_per_s, 3)}
     if summary.contact_sheet:
         rows["contact sheet"] = str(summary.contact_sheet)
+    other = summary.extra.get("kept_with_other_settings", 0)
+    if other:
+        rows["kept from a run with other settings"] = other
+        console.warn(f"{other} finished image(s) in {summary.output_dir} were made with another model, sampler "
+                     "setting, seed or reference and were kept as they are; use a new --output-dir to apply "
+                     "the new settings to every image")
     console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows})
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dp_cli.edit.manifest import MANIFEST, finished_ids, merge_manifest, shard_path
+from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.plan import (EditJob, check_jobs, load_catalog, load_dataset, load_parsing, load_rgb,
                               plan_jobs, present_types)
 from dp_cli.errors import DataError, ModelError
@@ -142,6 +142,22 @@ def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution)
             "settings": {**settings_of(cfg), "resolution": list(resolution)}}
 
 
+def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], model_ref: str, cfg) -> int:
+    """Finished images this run skipped whose manifest line has another model, sampler setting, seed or reference."""
+    planned, settings, seen, n = {j.id: j for j in jobs}, settings_of(cfg), set(), 0
+    for row in all_rows(out):
+        job = planned.get(row["id"])
+        if job is None or row["id"] not in done or row["id"] in seen:
+            continue
+        seen.add(row["id"])
+        old = {k: (row.get("settings") or {}).get(k) for k in settings}
+        refs = [str(r.get("image")) for r in row.get("reference_attribute_list") or [] if isinstance(r, dict)]
+        if (row.get("model") != model_ref or old != settings or row.get("seed") != job.seed
+                or refs != [str(item.image) for item in job.references]):
+            n += 1
+    return n
+
+
 def _distributed_without_cuda() -> bool:
     """torchrun / accelerate launch on CPUs: accelerate needs cpu=True to pick gloo (MULTI_CPU)."""
     import os
@@ -218,6 +234,7 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     state.wait_for_everyone()
     summary = EditSummary(out, out / MANIFEST, len(jobs), len(done & {j.id for j in jobs}), written, seconds, state.num_processes)
     if state.is_main_process:
+        summary.extra["kept_with_other_settings"] = kept_with_other_settings(out, jobs, done, model_ref, cfg)
         summary.rows = merge_manifest(out, {j.id: j.index for j in jobs})
         if cfg.contact_sheet:
             from dp_cli.edit.sheet import write_contact_sheet

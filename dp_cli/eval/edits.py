@@ -167,6 +167,7 @@ class EditQuality:
     clip_image_similarity_mean: float | None
     clip_score_mean: float | None
     clip_score_base_mean: float | None
+    mask_covers_image: int = 0  # edits with no pixel outside the dilated mask: no PSNR/SSIM to measure
     edits: list[EditScore] = field(default_factory=list)
 
     def to_dict(self, per_edit: bool = True) -> dict[str, Any]:
@@ -187,6 +188,7 @@ class EditQuality:
         return [("edits", self.num_edits),
                 ("PSNR outside mask (mean)", psnr_txt), ("PSNR outside mask (min)", num(self.psnr_min, " dB")),
                 ("identical outside mask", self.identical_outside_mask),
+                *([("mask covers the whole image", self.mask_covers_image)] if self.mask_covers_image else []),
                 ("SSIM outside mask (mean)", num(self.ssim_mean)), ("SSIM outside mask (min)", num(self.ssim_min)),
                 ("attributes with colour truth", self.attributes_with_truth),
                 ("  of which reference colour differs", self.attributes_color_differs),
@@ -412,4 +414,5 @@ def _aggregate(scores: list[EditScore]) -> EditQuality:
         distance_to_original_mean=_mean([a.distance_to_original for a in truth]),
         clip_image_similarity_mean=_mean([a.clip_similarity for a in attrs]),
         clip_score_mean=_mean([s.clip_score for s in scores]),
-        clip_score_base_mean=_mean([s.clip_score_base for s in scores]), edits=scores)
+        clip_score_base_mean=_mean([s.clip_score_base for s in scores]),
+        mask_covers_image=len(scores) - len(measured), edits=scores)

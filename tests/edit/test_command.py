@@ -78,6 +78,19 @@ def test_rerun_skips_finished_images(edited, model_dir, world):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["written"] == 0 and summary["already done"] == summary["planned"]
+    assert "kept from a run with other settings" not in summary
+    assert digest(edited) == before
+
+
+def test_rerun_with_other_settings_keeps_the_images_and_says_so(edited, model_dir, world):
+    before = digest(edited)
+    args = dataset_args(model_dir, world, edited)
+    args[args.index("--steps") + 1] = "3"
+    res = invoke(["--json", *args])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["written"] == 0 and summary["kept from a run with other settings"] == summary["planned"] > 0
+    assert "use a new --output-dir" in res.stderr
     assert digest(edited) == before
 
 

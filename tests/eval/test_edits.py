@@ -77,6 +77,19 @@ def test_changes_outside_mask_lower_preservation(dataset, tmp_path, kit):
     assert q.identical_outside_mask == 0
 
 
+def test_edit_whose_mask_covers_the_image_is_counted_not_measured(dataset, tmp_path, kit):
+    from PIL import Image
+
+    out = tmp_path / "edits"
+    rows = [kit.write_edit(out, dataset, "p2_0", 0, kit.COLORS["red"], "red"),
+            kit.write_edit(out, dataset, "p2_1", 1, kit.COLORS["red"], "red")]
+    mask = Image.open(out / rows[1]["mask"])
+    Image.new("L", mask.size, 255).save(out / rows[1]["mask"])  # edited everywhere: nothing outside
+    q = evaluate_edits(kit.write_jsonl(out / "edits.jsonl", rows), dilate=1)
+    assert (q.num_edits, q.identical_outside_mask, q.mask_covers_image) == (2, 1, 1)
+    assert ("mask covers the whole image", 1) in q.summary_rows()
+
+
 def test_clip_scores_with_tiny_model(dataset, tmp_path, tiny_clip, kit):
     from dp_cli.eval.embeddings import load_clip
 
