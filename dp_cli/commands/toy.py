@@ -26,7 +26,7 @@ def command(
                                                                 "(default 0.2)")] = None,
     catalog_per_type: Annotated[Optional[int], typer.Option(help="Catalog images per attribute type. "
                                                                  "(default 8)")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier toy world in --out.")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a sample sheet PNG here (persons, parsing "
                                                        "maps, catalog items).")] = None,
 ) -> None:

@@ -7,6 +7,7 @@ run never leaves a half-written dataset.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -185,11 +186,25 @@ def default_modes(*files: Path, dirs: list[Path]) -> None:
 
 
 def check_target(out_dir: Path, overwrite: bool) -> None:
-    """A file, or a non-empty folder without overwrite, is refused."""
+    """A file is refused; a non-empty folder is refused unless overwrite and it holds an earlier toy world."""
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a folder", hint="choose another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if not (out_dir.is_dir() and any(out_dir.iterdir())):
+        return
+    if not overwrite:
         raise DataError(f"{out_dir}: folder is not empty", hint="choose an empty or new --out, or pass --overwrite")
+    if not _is_toy_world(out_dir):
+        raise DataError(f"{out_dir}: folder is not empty and holds no toy world (no dataset.json from `dp toy`)",
+                        hint="--overwrite only replaces an earlier toy world; choose an empty or new --out")
+
+
+def _is_toy_world(folder: Path) -> bool:
+    try:
+        header = json.loads((folder / NATIVE_HEADER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and isinstance(header.get("generator"), dict) \
+        and header["generator"].get("tool") == "dp toy"
 
 
 def replace_dir(stage: Path, target: Path) -> None:

@@ -64,9 +64,14 @@ def test_non_empty_out_is_refused_untouched_then_overwritten(tmp_path):
     result = run("toy", "--out", str(out), *TINY_FLAGS)
     assert result.exit_code == 1 and "not empty" in result.stderr and "--overwrite" in result.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
-    result = run("toy", "--out", str(out), *TINY_FLAGS, "--overwrite")
+    result = run("toy", "--out", str(out), *TINY_FLAGS, "--overwrite")  # not a toy world: still refused
+    assert result.exit_code == 1 and "holds no toy world" in result.stderr
+    assert (out / "notes.txt").read_text() == "keep me"
+    (out / "notes.txt").unlink()
+    assert run("toy", "--out", str(out), *TINY_FLAGS).exit_code == 0
+    result = run("toy", "--out", str(out), *TINY_FLAGS, "--seed", "4", "--overwrite")  # an earlier toy world
     assert result.exit_code == 0, result.output
-    assert not (out / "notes.txt").exists() and (out / "annotations.jsonl").exists()
+    assert (out / "annotations.jsonl").exists()
 
 
 def test_missing_out_is_a_usage_error():

@@ -176,8 +176,13 @@ def test_non_empty_target_is_refused_and_kept(tiny_args, tmp_path):
     with pytest.raises(DataError, match="not empty"):
         generate_world(target, **tiny_args)
     assert (target / "keep.txt").read_text() == "mine"
+    with pytest.raises(DataError, match="holds no toy world"):
+        generate_world(target, **tiny_args, overwrite=True)
+    assert (target / "keep.txt").read_text() == "mine"
+    (target / "keep.txt").unlink()
+    generate_world(target, **tiny_args)
     generate_world(target, **tiny_args, overwrite=True)
-    assert not (target / "keep.txt").exists() and (target / "annotations.jsonl").exists()
+    assert (target / "annotations.jsonl").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["w"]
 
 
