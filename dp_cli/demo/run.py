@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dp_cli.demo.config import DemoConfig
-from dp_cli.errors import DataError
+from dp_cli.errors import BackendError, DataError
 
 MARKER = "demo.json"
 StageFn = Callable[[str], None]
@@ -107,6 +107,10 @@ def run_demo(cfg: DemoConfig, on_stage: StageFn | None = None) -> DemoResult:
     stage = on_stage or (lambda name: None)
     model = resolve_model(cfg.model)
     resolution = model_resolution(model)
+    if cfg.backend == "openai":  # a missing key fails now, not after the edits
+        from dp_cli.annotate.backends import api_key
+
+        api_key(cfg.base_url)
     out = Path(cfg.out)
     prepare_out(out)
     seconds: dict[str, float] = {}
@@ -160,7 +164,13 @@ def _annotate(cfg: DemoConfig, out: Path):
     acfg = AnnotateConfig(input=out / "edits" / "edits.jsonl", output=out / "edits" / "annotations.jsonl",
                           backend=cfg.backend, model=cfg.llm_model if cfg.backend == "openai" else "offline",
                           base_url=cfg.base_url, slice_step=0)
-    return run(acfg)
+    result = run(acfg)
+    if result.stats.done == 0 and result.stats.failed:
+        server = cfg.base_url or "api.openai.com"
+        raise BackendError(f"annotate: none of the {result.stats.failed} edits was annotated by {server} "
+                           f"(reasons in {result.failures})",
+                           hint="check the server and OPENAI_BASE_URL ([demo] base_url), or use --backend offline")
+    return result
 
 
 def _export(cfg: DemoConfig, out: Path, world):

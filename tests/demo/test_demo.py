@@ -118,3 +118,25 @@ def test_shipped_model_paints_reference_colours_on_fixed_edits():
         region = edited[mask].mean(axis=0)
         closer += np.linalg.norm(region - ref_color) < np.linalg.norm(region - orig_color)
     assert closer >= len(cases) - 2, f"only {closer}/{len(cases)} edits took the reference colour"
+
+
+def test_openai_backend_without_key_fails_before_anything_is_written(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--model", str(tiny_model), "--backend", "openai"])
+    assert result.exit_code == 1 and "OPENAI_API_KEY is not set" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.slow
+def test_unreachable_server_stops_the_demo_at_annotate(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--model", str(tiny_model), "--backend", "openai", "--persons", "1",
+            "--steps", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "none of the 4 edits was annotated" in result.output
+    assert "--use-base-description" not in result.output and "Traceback" not in result.output
+    assert (out / "edits" / "edits.jsonl").is_file()  # the edits stay
