@@ -73,7 +73,7 @@ def retrieval(
     gallery: Annotated[Optional[Path], typer.Option(help="Gallery (image) embedding file, with --queries.")] = None,
     ks: Annotated[Optional[str], typer.Option(help="Ranks to report, e.g. 1,5,10.")] = None,
     chunk: Annotated[Optional[int], typer.Option(help="Queries per similarity chunk (memory bound).")] = None,
-    image_size: Annotated[Optional[str], typer.Option(help="CLIP input HxW, e.g. 384x128.")] = None,
+    image_size: Annotated[Optional[str], typer.Option(help="CLIP input HxW, e.g. 384x128, or N for a square.")] = None,
     batch_size: BatchOpt = None,
     device: DeviceOpt = None,
     figure: Annotated[Optional[Path], typer.Option(help="Write the CMC curve to this PNG.")] = None,

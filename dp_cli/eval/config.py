@@ -51,8 +51,10 @@ class EvalConfig(Section):
     @field_validator("image_size")
     @classmethod
     def _size(cls, v: list[int]) -> list[int]:
+        v = list(v) * 2 if len(v) == 1 else v  # '224' (a flag) or [224]: square, as `dp baseline` reads it
         if len(v) != 2 or any(s < 8 for s in v):
-            raise ValueError("image_size must be [height, width], each at least 8, e.g. [384, 128]")
+            raise ValueError("image_size must be height and width, each at least 8: "
+                             "[384, 128] in TOML, 384x128 as a flag")
         return v
 
     @field_validator("mean", "std")

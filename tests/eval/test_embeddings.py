@@ -104,6 +104,16 @@ def test_cli_retrieval_usage_and_data_errors(tmp_path):
         assert runner.invoke(app, ["eval", sub, "--help"]).exit_code == 0
 
 
+def test_image_size_flag_forms():
+    from dp_cli.eval.config import EvalConfig
+
+    assert EvalConfig(image_size=[64]).image_size == [64, 64]  # what '--image-size 64' parses to
+    assert EvalConfig(image_size=[384, 128]).image_size == [384, 128]
+    res = CliRunner().invoke(app, ["eval", "retrieval", "--queries", "q.npy", "--gallery", "g.npy",
+                                   "--image-size", "6x4"])
+    assert res.exit_code == 1 and "384x128 as a flag" in res.output and "Traceback" not in res.output
+
+
 def test_cli_retrieval_uses_project_file(tiny_clip, dataset, tmp_path):
     project = tmp_path / "dp.toml"
     project.write_text(f'[data]\ndataset = "{dataset}"\n\n[eval]\nmodel = "{tiny_clip}"\nimage_size = [32, 32]\n'
