@@ -231,7 +231,8 @@ def configure_model(cfg: TrainConfig, model) -> None:
 
 def build_data(run: Run, on_info: Callable[[str], None]) -> None:
     """Scan the split, build the dataset (with cached latents when possible) and its loader."""
-    from dp_cli.train.data import ReferenceSpec, TrainDataset, load_or_build_latent_cache, load_person_dataset, scan_split
+    from dp_cli.train.data import (ReferenceSpec, TrainDataset, cache_key, load_or_build_latent_cache,
+                                   load_person_dataset, scan_split)
 
     cfg, acc, model = run.cfg, run.accelerator, run.model
     dataset = load_person_dataset(cfg.dataset)
@@ -245,11 +246,13 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
         random_flip=cfg.random_flip, strict=cfg.strict)
     if cfg.cache_latents and not cfg.random_flip:
         with acc.main_process_first():
+            fingerprint = _vae_fingerprint(model.vae)
             if acc.is_main_process:
-                on_info(f"caching VAE latents of {len(run.data)} images")
+                cached = (cfg.output_dir / "cache" / f"latents-{cache_key(run.data, fingerprint)}.safetensors").exists()
+                on_info(f"{'reading cached' if cached else 'caching'} VAE latents of {len(run.data)} images")
             model.vae.to(acc.device)
             run.data.latent_cache, run.latent_cache, _ = load_or_build_latent_cache(
-                model.vae, run.data, cfg.output_dir / "cache", _vae_fingerprint(model.vae), acc.device)
+                model.vae, run.data, cfg.output_dir / "cache", fingerprint, acc.device)
     run.loader = torch.utils.data.DataLoader(
         run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=cfg.dataloader_num_workers,
         pin_memory=cfg.pin_memory and torch.cuda.is_available(),

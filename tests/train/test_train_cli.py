@@ -65,6 +65,7 @@ def test_resume_repeats_the_uninterrupted_losses(full_run, dp, train_args, tmp_p
                                                resume_from_checkpoint="latest"))
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout)["resumed_from"] == str(part / "checkpoint-3")
+    assert "caching VAE latents" in first.stderr and "reading cached VAE latents" in second.stderr
     full, resumed = losses_of(out), losses_of(part)
     assert [resumed[s] for s in range(1, 7)] == pytest.approx([full[s] for s in range(1, 7)], rel=1e-5, abs=1e-7)
 
