@@ -59,6 +59,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     # 1. Check and load the inputs
     if label_set not in LABEL_SETS:
         raise DpError(f"--label-set {label_set!r}: unknown", hint=f"use one of {', '.join(LABEL_SETS)}")
+    if out.is_dir():
+        raise DpError(f"--out {out} is a folder", hint=f"give the image file to write, e.g. {out / 'edited.png'}")
     if not caption or not caption.strip():
         raise DpError("--caption is empty", hint="describe the person, e.g. 'A woman with black hair ...'")
     specs = [parse_attribute(a) for a in attributes]

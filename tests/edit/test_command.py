@@ -186,6 +186,11 @@ def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
                            "--attribute", f"hair={world / 'catalog/images/hair_000.png'}", "--out", out]),
                    "8x8", "32x64")
     assert out.read_bytes() == b"keep me"
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    one_line_error(invoke([*base[:base.index("--out")], "--out", folder, *FAST,
+                           "--attribute", f"hair={world / 'catalog/images/hair_000.png'}"]), "is a folder")
+    assert not list(folder.iterdir()) and not list(tmp_path.glob(".*.tmp"))
     monkeypatch.setattr("dp_cli.edit.runner.TOY_MODEL", tmp_path / "no-toy-model")
     one_line_error(invoke([a for a in base if a not in ("--model", model_dir)]
                           + ["--attribute", f"hair={world / 'catalog/images/hair_000.png'}"]), "--model")
