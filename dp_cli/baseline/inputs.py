@@ -23,6 +23,8 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
     if cfg.edits is None:
         if cfg.runs != "original" and cfg.annotations is not None:
             raise ConfigError("--annotations given without --edits", hint="pass the edits.jsonl they annotate")
+        if cfg.runs == "grown":
+            raise ConfigError("--runs grown needs generated records", hint="pass --edits edits.jsonl from `dp edit`")
         return dataset, []
     annotations = cfg.annotations or cfg.edits.parent / "annotations.jsonl"
     if not cfg.edits.is_file():

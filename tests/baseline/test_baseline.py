@@ -139,6 +139,7 @@ def test_grown_run_trains_on_more_records(toy, tmp_path):
     (["--epochs", "0"], "epochs"),
     (["--image-size", "12xq"], "image size must be HxW"),
     (["--annotations", "x.jsonl"], "--annotations given without --edits"),
+    (["--runs", "grown"], "--runs grown needs generated records"),
 ])
 def test_bad_settings_are_one_line_errors(toy, tmp_path, args, message):
     result = CliRunner().invoke(app, ["baseline", "--dataset", str(toy), "--output-dir", str(tmp_path), *args])
