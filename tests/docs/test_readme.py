@@ -10,7 +10,7 @@ ORDER = ["00-intro", "demo", "toy", "segment", "train", "edit", "annotate", "exp
 def test_readme_is_the_sections_in_order():
     sections = "".join((ROOT / "docs" / "readme" / f"{name}.md").read_text() + "\n" for name in ORDER)
     assert (ROOT / "README.md").read_text() == sections, \
-        "regenerate: ( for s in <ORDER>; do cat docs/readme/$s.md; echo; done ) > README.md"
+        "regenerate README.md with `make readme`"
     assert sorted(p.stem for p in (ROOT / "docs" / "readme").glob("*.md")) == sorted(ORDER)
 
 
