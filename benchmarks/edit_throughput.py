@@ -42,27 +42,13 @@ def tiny_model(folder: Path, height: int, width: int) -> str:
 
 
 def sd15_model(height: int, width: int):
-    """SD-1.5 / CLIP ViT-L/14 architectures with random weights (no download needed)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, \
-        CLIPVisionModelWithProjection
-
+    """SD-1.5 / CLIP ViT-L/14 architectures with random weights (no download needed; benchmarks/sd15.py)."""
     from models.dp_model import DPConfig, DPModel
     from models.fusion import FusionModule
     from models.image_encoder import ReferenceImageEncoder
-    from models.tiny import write_tiny_tokenizer
+    from sd15 import sd15_parts
 
-    tok = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(Path(tempfile.mkdtemp()) / "tok"))
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=768, intermediate_size=3072,
-                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77))
-    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
-        patch_size=14, projection_dim=768))
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1)
+    unet, vae, text, tok, sched, vision, _ = sd15_parts()
     return DPModel(unet, vae, text, tok, sched, ReferenceImageEncoder(vision, trainable_layers=0),
                    FusionModule(768, 768), DPConfig(resolution=(height, width)))
 
@@ -122,10 +108,10 @@ def measure(pipe, batch: int, steps: int, repeats: int) -> tuple[float, float]:
     return full, bare
 
 
-def report(pipe, steps: int, repeats: int, label: str) -> None:
+def report(pipe, steps: int, repeats: int, label: str, batches=(1, 8)) -> None:
     print(f"{label}: resolution {pipe.resolution[0]}x{pipe.resolution[1]}, {steps} steps, CFG, "
           f"{str(pipe.dtype).replace('torch.', '')} on {pipe.device}")
-    for batch in (1, 8):
+    for batch in batches:
         full, bare = measure(pipe, batch, steps, repeats)
         print(f"  batch {batch}: {batch / full:8.2f} images/s   full edit / bare denoising loop = "
               f"{full / bare:.3f} (target <= 1.15)   [{full * 1000:.0f} ms vs {bare * 1000:.0f} ms]")
@@ -154,7 +140,7 @@ def main() -> None:
         model = sd15_model(256, 128)
         pipe = DPEditPipeline(model, make_scheduler("ddim", model.noise_scheduler.config), device=device,
                               precision="fp16")
-        report(pipe, 25, args.repeats, "SD-1.5 size (random weights)")
+        report(pipe, 25, args.repeats, "SD-1.5 size (random weights)", batches=(1, 8, 16))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_step.py [--rounds 5] [--steps 4] [--threads N] [--config examples/toy/train.toml]
                                               [--resolution HxW] [--recompute]
+    python benchmarks/train_step.py --sd15      # GPU: SD-1.5 size, the seed's settings (128, batch 32, bf16)
 
 Builds the tiny model and a toy world at the config's resolution in a temporary folder, prepares the
 real training run (`dp_cli.train.loop.setup` + `main`), then measures, interleaved in rounds so that
@@ -15,6 +16,10 @@ loading once and runs every variant on it, in an order that rotates from round t
     probabilities (Q.K^T + logsumexp; the path autocast/half precision take, and the only one before
     the one-call capture), to compare both capture paths within one run.
 Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%.
+
+With --sd15 the model is SD-1.5 / CLIP ViT-L/14 with random weights (benchmarks/sd15.py) and the
+settings are `dp train`'s defaults, which are the seed's (resolution 128, batch 32, 5 localization
+layers, image encoder's last 2 layers trained), in bf16 mixed precision; --batch/--precision override.
 """
 
 from __future__ import annotations
@@ -34,19 +39,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def build_run(config: Path, work: Path, persons: int, resolution: str | None = None):
-    """The toy config (at `resolution` when given) with its model and dataset replaced by fresh ones in `work`."""
+def build_run(config: Path | None, work: Path, persons: int, overrides: dict, sd15: bool = False):
+    """The config (dp train's defaults when None) with `overrides`, its model and dataset replaced by fresh ones."""
     from dp_cli.config import load_project, resolve_section
     from dp_cli.toy.world import generate_world
     from dp_cli.train import loop
     from dp_cli.train.config import TrainConfig
     from models.tiny import write_tiny_pretrained
 
-    cfg = resolve_section(TrainConfig, "train", load_project(config, explicit=True))
-    if resolution is not None:
-        cfg = TrainConfig.model_validate({**cfg.model_dump(), "resolution": resolution})
+    cfg = resolve_section(TrainConfig, "train", load_project(config, explicit=True)) if config else TrainConfig()
+    cfg = TrainConfig.model_validate({**cfg.model_dump(), **overrides})
     h, w = cfg.size
-    write_tiny_pretrained(work / "base", height=h, width=w)
+    if sd15:
+        from sd15 import write_sd15_random
+
+        write_sd15_random(work / "base")
+    else:
+        write_tiny_pretrained(work / "base", height=h, width=w)
     generate_world(work / "world", persons=persons, seed=0, height=h, width=w, catalog_per_type=0)
     cfg = cfg.model_copy(update={"pretrained_model": str(work / "base" / "sd"),
                                  "image_encoder": str(work / "base" / "clip-vision"), "dataset": work / "world",
@@ -167,6 +176,24 @@ def measure(run, rounds: int, steps: int, recompute: bool = False) -> dict:
     return out
 
 
+def profile(run, steps: int = 2) -> None:
+    """torch.profiler tables (top operators by device and by host time) of full steps with and without loc."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    it = batches(run)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    for loc in (True, False):
+        batch = next(it)
+        full_step(run, batch, 900, loc)
+        with torch_profile(activities=activities) as prof:
+            for k in range(steps):
+                full_step(run, batch, 901 + k, loc)
+        key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+        print(f"--- profile, {steps} full steps, localization loss {'on' if loc else 'off'} (sorted by {key})")
+        print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=48))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "toy" / "train.toml")
@@ -177,6 +204,14 @@ def main() -> None:
     parser.add_argument("--recompute", action="store_true",
                         help="also time the full step with the capture's fp32 recomputation path")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--sd15", action="store_true",
+                        help="SD-1.5 size with dp train's default settings, bf16 (meant for a GPU)")
+    parser.add_argument("--batch", type=int, default=None, help="override the batch size")
+    parser.add_argument("--workers", type=int, default=None, help="override dataloader_num_workers")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print torch.profiler's top operators of 2 full steps with and without loc")
+    parser.add_argument("--precision", choices=["no", "fp16", "bf16"], default=None,
+                        help="override mixed precision (--sd15 default: bf16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -187,8 +222,19 @@ def main() -> None:
         lib.utils.logging.set_verbosity_error()
         lib.utils.logging.disable_progress_bar()
     with tempfile.TemporaryDirectory(prefix="dp-bench-") as tmp:
-        run = build_run(args.config, Path(tmp), args.persons, args.resolution)
+        overrides = {k: v for k, v in {"resolution": args.resolution, "train_batch_size": args.batch,
+                                        "mixed_precision": args.precision or ("bf16" if args.sd15 else None),
+                                        "dataloader_num_workers": args.workers}.items()
+                     if v is not None}
+        if args.sd15 and not torch.cuda.is_available():
+            print("note: --sd15 without a GPU runs on the CPU (slow; use a small --batch for a smoke test)",
+                  file=sys.stderr)
+        config = None if args.sd15 else args.config
+        persons = max(args.persons, args.batch or 0, 32 if args.sd15 else 0)
+        run = build_run(config, Path(tmp), persons, overrides, sd15=args.sd15)
         result = measure(run, args.rounds, args.steps, args.recompute)
+        if args.profile:
+            profile(run)
     print(json.dumps(result, indent=2))
     print(f"full step / bare UNet fwd+bwd: {result['full_over_bare']:.2f} (target <= 1.3)")
     print(f"localization loss overhead:    {100 * result['loc_overhead']:.1f}% (target <= 10%)")

@@ -293,9 +293,10 @@ class DPModel(nn.Module):
             loc_loss = localization_loss(store.pairs(), batch["attr_masks"].to(device), valid,
                                          kind=cfg.localization_loss_type, normalize=cfg.localization_norm)
         loss = denoise + cfg.localization_weight * loc_loss
-        if not valid.any():  # keep every trainable parameter in the graph (DDP without find_unused_parameters)
-            loss = loss + 0.0 * sum(p.sum() for m in (self.fusion, self.image_encoder)
-                                    for p in m.parameters() if p.requires_grad)
+        # keep every trainable parameter in the graph even when no slot is valid (DDP without
+        # find_unused_parameters); always, since testing `valid.any()` would make the host wait for the GPU
+        loss = loss + 0.0 * sum(p.sum() for m in (self.fusion, self.image_encoder)
+                                for p in m.parameters() if p.requires_grad)
         return {"loss": loss, "denoise": denoise, "loc": loc_loss}
 
     def _loss_mask(self, batch: dict, valid: torch.Tensor, generator) -> torch.Tensor | None:

@@ -59,10 +59,10 @@ def localization_loss(maps, masks: torch.Tensor, valid: torch.Tensor, kind: str 
     if not pairs:
         raise ValueError("localization_loss got no attention maps (is the capture installed?)")
     weight = valid.float()
-    count = weight.sum()
+    # no branch on `count`: reading it would make the host wait for the GPU in the middle of the step;
+    # with no valid attribute every term is multiplied by 0 and the maps stay in the graph
+    count = weight.sum().clamp_min(1.0)
     total = pairs[0][0].new_zeros((), dtype=torch.float32)
-    if count == 0:
-        return total + 0.0 * sum(t.sum() for t, _ in pairs)  # keeps the graph connected
     resized: dict[tuple[int, int], torch.Tensor] = {}  # layers at the same resolution share their masks
     for probs, size in pairs:
         if size not in resized:

@@ -15,6 +15,25 @@ TBPS_LAYOUT = {"cuhk-pedes": ("reid_raw.json", "file_path", 1), "icfg-pedes": ("
                "rstpreid": ("data_captions.json", "img_path", 0)}
 
 
+def child_env(*, cpu: bool = False, drop: tuple[str, ...] = ("DP_",), **extra: str) -> dict[str, str]:
+    """Environment for a `python -m dp_cli` child process: this checkout first on PYTHONPATH (the caller's
+    entries kept), no variables starting with `drop`, no rank variables. cpu=True hides the GPUs: the
+    multi-process tests run on CPU (gloo) everywhere, since one GPU cannot host two ranks."""
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(drop) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    if cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="session")
+def subprocess_env():
+    """`child_env` (test modules cannot import conftest under --import-mode=importlib)."""
+    return child_env
+
+
 def tiny_image(path: Path, color=(200, 30, 30), size=(2, 4)) -> None:
     """A real PNG/JPEG of a few pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -360,9 +360,10 @@ def micro_step(run: Run, batch: dict, counter: int) -> dict[str, float]:
         dev = out["loss"].device
         values = torch.stack([out["loss"].detach().float(), _scalar(out.get("denoise"), dev), _scalar(out.get("loc"), dev)])
         values = acc.reduce(values, reduction="mean")
+        acc.backward(out["loss"])
+        # checked after the backward is queued (reading the values waits for the GPU) and before any update
         if not bool(torch.isfinite(values).all()):
             _non_finite(run, values)
-        acc.backward(out["loss"])
         if acc.sync_gradients and cfg.max_grad_norm > 0:
             acc.clip_grad_norm_([p for p in run.module.parameters() if p.requires_grad], cfg.max_grad_norm)
         run.optimizer.step()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,10 +16,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    e.pop("RANK", None), e.pop("WORLD_SIZE", None), e.pop("LOCAL_RANK", None)
-    return e
+@pytest.fixture(scope="module")
+def env(subprocess_env) -> dict[str, str]:
+    return subprocess_env(cpu=True, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
 
 
 def args(model_dir, world, out, *extra) -> list[str]:
@@ -39,19 +37,19 @@ def manifest_lines(out: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def single(model_dir, world, tmp_path_factory) -> Path:
+def single(model_dir, world, tmp_path_factory, env) -> Path:
     out = tmp_path_factory.mktemp("edit-single") / "out"
-    res = subprocess.run([sys.executable, *args(model_dir, world, out, "--batch-size", "2")], cwd=REPO, env=env(),
+    res = subprocess.run([sys.executable, *args(model_dir, world, out, "--batch-size", "2")], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     return out
 
 
 @pytest.mark.slow
-def test_resume_after_a_kill_completes_without_duplicates(single, model_dir, world, tmp_path):
+def test_resume_after_a_kill_completes_without_duplicates(single, model_dir, world, tmp_path, env):
     out = tmp_path / "out"
     cmd = [sys.executable, *args(model_dir, world, out, "--batch-size", "1", "--steps", "6")]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while manifest_lines(out) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -62,7 +60,7 @@ def test_resume_after_a_kill_completes_without_duplicates(single, model_dir, wor
     partial = manifest_lines(out)
     expected = len(rows(single))
     assert 2 <= partial < expected
-    res = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     ids = [r["id"] for r in rows(out)]
     assert len(ids) == len(set(ids)) == expected
@@ -72,11 +70,11 @@ def test_resume_after_a_kill_completes_without_duplicates(single, model_dir, wor
 
 
 @pytest.mark.slow
-def test_two_processes_under_torchrun_make_the_same_outputs_as_one(single, model_dir, world, tmp_path):
+def test_two_processes_under_torchrun_make_the_same_outputs_as_one(single, model_dir, world, tmp_path, env):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            *args(model_dir, world, out, "--batch-size", "2")[0:]]
-    res = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     two, one = rows(out), rows(single)
     assert [r["id"] for r in two] == [r["id"] for r in one]  # one merged manifest, in plan order

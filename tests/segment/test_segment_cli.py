@@ -146,14 +146,14 @@ def test_usage_errors(dp, dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_splits_images_between_two_processes(dataset, segformer_dir, tmp_path):
+def test_torchrun_splits_images_between_two_processes(dataset, segformer_dir, tmp_path, subprocess_env):
     import subprocess
     import sys
 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "dp_cli", "--json",
            "segment", "-d", str(dataset), "-o", str(out), "--model", str(segformer_dir), "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = subprocess_env(cpu=True, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])  # only the main process prints
