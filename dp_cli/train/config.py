@@ -100,7 +100,7 @@ class TrainConfig(Section):
                                              description="Probability of dropping one phrase's adjectives")
     random_flip: bool = Field(default=False, description="Random horizontal flips (turns latent caching off)")
     cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every step")
-    dataloader_num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes")
+    dataloader_num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes (4-8 on a GPU)")
     pin_memory: bool = Field(default=True, description="Pin host memory of batches (GPU only)")
     strict: bool = Field(default=False, description="Fail on a corrupt or missing file instead of skipping it")
     # --- checkpoints and logging -----------------------------------------------------------------
