@@ -141,6 +141,9 @@ def transient_reason(exc: Exception) -> str:
     return f"http_{status}" if status else type(exc).__name__
 
 
+UNREACHABLE_STREAK = 8  # connection failures in a row (at least `concurrency`) that stop a run
+
+
 class OpenAIBackend:
     """Async chat completions through the official client, against OpenAI or a compatible server.
 
@@ -155,6 +158,8 @@ class OpenAIBackend:
         self.model = cfg.model
         self._key = api_key(cfg.base_url)
         self.fatal: BackendError | None = None
+        self.answered = False  # any HTTP response seen in this run
+        self.unreachable_streak = 0  # requests in a row that got no connection after the client's retries
         self.client = make_client(cfg, self._on_request, self._on_response)
 
     async def _on_request(self, request: Any) -> None:
@@ -171,6 +176,7 @@ class OpenAIBackend:
     async def _on_response(self, response: Any) -> None:
         """Every HTTP response, retries included: feed 429s and rate-limit headers to the limiter."""
         self.stats.requests += 1
+        self.answered, self.unreachable_streak = True, 0
         if response.status_code == 429:
             self.stats.rate_limited += 1
             self.limiter.on_rate_limited()
@@ -217,7 +223,7 @@ class OpenAIBackend:
             response = await self.client.post("/chat/completions", body=self.request_body(messages),
                                               cast_to=httpx2.Response)
         except openai.APIError as exc:
-            fatal = fatal_error(exc, self.cfg, self._key)
+            fatal = fatal_error(exc, self.cfg, self._key) or self._unreachable(exc)
             if fatal is not None:
                 self.fatal = fatal
                 raise fatal from None
@@ -228,6 +234,25 @@ class OpenAIBackend:
             raise Transient("malformed", f"unreadable response body ({type(exc).__name__})") from None
         self.limiter.on_success(time.monotonic() - t0)
         return answer
+
+    def _unreachable(self, exc: Exception) -> BackendError | None:
+        """Connection failures (after the client's retries) stop the run instead of failing every record:
+        at once when the server never answered, else after `UNREACHABLE_STREAK` such requests in a row.
+        Records not finished stay unrecorded, so rerunning the same command continues."""
+        import openai
+
+        if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+            return None
+        self.unreachable_streak += 1
+        where = self.cfg.base_url or "api.openai.com"
+        hint = "start the server or fix --base-url / OPENAI_BASE_URL, then rerun the same command to continue"
+        if not self.answered:
+            return BackendError(f"{where}: cannot connect to the server "
+                                f"({redact(str(exc)[:200], self._key)})", hint=hint)
+        if self.unreachable_streak >= max(UNREACHABLE_STREAK, self.cfg.concurrency):
+            return BackendError(f"{where}: the server stopped answering ({self.unreachable_streak} requests in a "
+                                "row could not connect); finished records are kept", hint=hint)
+        return None
 
     async def aclose(self) -> None:
         await self.client.close()

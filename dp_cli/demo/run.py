@@ -164,12 +164,15 @@ def _annotate(cfg: DemoConfig, out: Path):
     acfg = AnnotateConfig(input=out / "edits" / "edits.jsonl", output=out / "edits" / "annotations.jsonl",
                           backend=cfg.backend, model=cfg.llm_model if cfg.backend == "openai" else "offline",
                           base_url=cfg.base_url, slice_step=0)
-    result = run(acfg)
+    hint = "check the server and OPENAI_BASE_URL ([demo] base_url), or use --backend offline"
+    try:
+        result = run(acfg)
+    except BackendError as exc:  # e.g. no server at base_url: the edits stay, the demo stops here
+        raise BackendError(f"annotate: {exc.message}", hint=hint) from None
     if result.stats.done == 0 and result.stats.failed:
         server = cfg.base_url or "api.openai.com"
         raise BackendError(f"annotate: none of the {result.stats.failed} edits was annotated by {server} "
-                           f"(reasons in {result.failures})",
-                           hint="check the server and OPENAI_BASE_URL ([demo] base_url), or use --backend offline")
+                           f"(reasons in {result.failures})", hint=hint)
     return result
 
 

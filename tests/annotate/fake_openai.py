@@ -38,8 +38,9 @@ class FakeState:
     """Shared, lock-protected server state and counters."""
 
     def __init__(self, latency=0.0, fault_rate=0.0, api_key=None, models=None, remaining_requests=None,
-                 slow_seconds=2.0, batch_delay=0.0, seed=0):
+                 slow_seconds=2.0, batch_delay=0.0, seed=0, down_after=None):
         self.latency, self.fault_rate, self.api_key = latency, fault_rate, api_key
+        self.down_after = down_after  # after this many chat requests, every request is dropped unanswered
         self.models, self.remaining_requests, self.slow_seconds = models, remaining_requests, slow_seconds
         self.batch_delay, self.hold_batches = batch_delay, False
         self.rng = random.Random(seed)
@@ -159,6 +160,8 @@ class FakeOpenAI:
                 method, target, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
                 body = await reader.readexactly(int(headers.get("content-length") or 0))
+                if self.state.down_after is not None and self.state.requests >= self.state.down_after:
+                    break  # "the server went away": the connection closes without an answer
                 status, obj, extra = await self._route(method, target.split("?")[0], headers, body)
                 writer.write(self._response(status, obj, extra))
                 await writer.drain()

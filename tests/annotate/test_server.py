@@ -115,3 +115,43 @@ def test_annotate_file_api_offline(tmp_path):
     write_rows(tmp_path / "in.jsonl", make_rows(4))
     result = annotate_file(tmp_path / "in.jsonl", tmp_path / "out.jsonl", backend="offline")
     assert result.stats.done == 4 and len(read_lines(tmp_path / "out.jsonl")) == 4
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_server_stops_at_once_records_nothing_and_the_rerun_finishes(tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(20))
+    port = _free_port()
+    args = ["annotate", "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--base-url",
+            f"http://127.0.0.1:{port}/v1", "--max-retries", "0", "--concurrency", "4"]
+    res = invoke(args)
+    assert res.exit_code == 1 and "cannot connect to the server" in res.output and "Traceback" not in res.output
+    assert f"127.0.0.1:{port}" in res.output and "rerun the same command" in " ".join(res.output.split())
+    # nothing is recorded as failed: the records were never asked
+    assert read_lines(tmp_path / "out.jsonl") == [] and read_lines(tmp_path / "out.failed.jsonl") == []
+    with FakeOpenAI(port=port):  # the server is up now: the same command does every record once
+        res = invoke(args)
+    assert res.exit_code == 0, res.output
+    assert sorted(r["id"] for r in read_lines(tmp_path / "out.jsonl")) == sorted(r["id"] for r in make_rows(20))
+
+
+def test_server_going_away_stops_the_run_keeping_finished_records(tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(60))
+    with FakeOpenAI(down_after=12) as srv:
+        res = invoke(_args(srv, tmp_path, "--concurrency", "2", "--max-retries", "0", "--attempts", "1"))
+    assert res.exit_code == 1 and "stopped answering" in res.output and "Traceback" not in res.output
+    done, failed = read_lines(tmp_path / "out.jsonl"), read_lines(tmp_path / "out.failed.jsonl")
+    assert 1 <= len(done) <= 12
+    assert len(failed) < 8 and all(r["reason"] == "connection" for r in failed)  # at most the streak before the stop
+    assert len(done) + len(failed) < 60  # the rest was never asked, not marked failed
+    with FakeOpenAI() as srv:
+        res = invoke(_args(srv, tmp_path, "--retry-failed"))
+    assert res.exit_code == 0, res.output
+    ids = [r["id"] for r in read_lines(tmp_path / "out.jsonl")]
+    assert len(ids) == len(set(ids)) == 60 and read_lines(tmp_path / "out.failed.jsonl") == []

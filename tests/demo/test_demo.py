@@ -137,6 +137,7 @@ def test_unreachable_server_stops_the_demo_at_annotate(tiny_model, tmp_path, mon
     args = ["demo", "--out", str(out), "--model", str(tiny_model), "--backend", "openai", "--persons", "1",
             "--steps", "1"]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1 and "none of the 4 edits was annotated" in result.output
+    assert result.exit_code == 1 and "cannot connect to the server" in result.output
+    assert "--backend offline" in result.output
     assert "--use-base-description" not in result.output and "Traceback" not in result.output
     assert (out / "edits" / "edits.jsonl").is_file()  # the edits stay
