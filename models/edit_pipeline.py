@@ -83,12 +83,16 @@ def phrase_label(type_name: str, label: str) -> str:
     return f"{label} {ATTRIBUTE_TYPES[type_name].nouns[0]}".strip()
 
 
-def build_edit_prompt(caption: str, refs: Sequence[tuple[str, str]], keep_adjectives: bool = False) -> EditPrompt:
-    """Strip the replaced attributes' adjectives, add a phrase for missing nouns, and locate each noun."""
+def build_edit_prompt(caption: str, refs: Sequence[tuple[str, str]], keep_adjectives: bool = False,
+                      label_in_prompt: bool = False) -> EditPrompt:
+    """Strip the replaced attributes' adjectives (or write the references' labels in their place), add a
+    phrase for missing nouns, and locate each noun."""
     found = {t: first_noun(caption, t) for t, _ in refs}
     replaced = {t: caption[m.phrase_start:m.end] if m else None for t, m in found.items()}
     text = caption
-    if not keep_adjectives:
+    if label_in_prompt:
+        text = _labels_for_phrases(caption, [(found[t], t, label) for t, label in refs if found[t] is not None])
+    elif not keep_adjectives:
         text = drop_adjectives(caption, [m for m in found.values() if m is not None])
     spans: dict[str, tuple[int, int]] = {}
     for t, _ in refs:
@@ -105,6 +109,14 @@ def build_edit_prompt(caption: str, refs: Sequence[tuple[str, str]], keep_adject
     bindings = [PromptBinding(t, label, text[spans[t][0]:spans[t][1]], replaced[t], replaced[t] is None)
                 for t, label in refs]
     return EditPrompt(text, [spans[t] for t, _ in refs], bindings)
+
+
+def _labels_for_phrases(caption: str, found: list) -> str:
+    """Each found phrase ('red and yellow skirt') replaced by its reference's label ('white shorts')."""
+    text = caption
+    for m, type_name, label in sorted(found, key=lambda f: f[0].phrase_start, reverse=True):
+        text = text[:m.phrase_start] + phrase_label(type_name, label) + text[m.end:]
+    return text
 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -359,7 +371,8 @@ class DPEditPipeline:
                  caption: str | list[str], references: list[Reference] | list[list[Reference]], *,
                  seed: int | list[int] = 0, num_inference_steps: int = 25, guidance_scale: float = 5.0,
                  delayed_conditioning: float = 0.3, mask_dilation: int = 4, feather: int = 2,
-                 composite: bool = True, keep_adjectives: bool = False) -> EditPipelineOutput:
+                 composite: bool = True, keep_adjectives: bool = False,
+                 label_in_prompt: bool = False) -> EditPipelineOutput:
         """Edit a batch: `mask` is each image's union of the edited attributes' masks (bool, h x w)."""
         # 0. Normalise single inputs to batches of one
         single = isinstance(image, Image.Image)
@@ -374,7 +387,7 @@ class DPEditPipeline:
                           delayed_conditioning, mask_dilation, feather)
 
         # 2. Build the prompts: adjectives of replaced attributes out, phrases for missing nouns in
-        prompts = [build_edit_prompt(c, [(r.type, r.label) for r in rs], keep_adjectives)
+        prompts = [build_edit_prompt(c, [(r.type, r.label) for r in rs], keep_adjectives, label_in_prompt)
                    for c, rs in zip(captions, refs)]
 
         # 3. Encode the prompts (unconditional, text-only for delayed conditioning, fused)

@@ -44,6 +44,9 @@ def command(
         "--composite/--no-composite", help="Paste source pixels back outside the edit mask.")] = None,
     keep_adjectives: Annotated[Optional[bool], typer.Option(
         "--keep-adjectives/--drop-adjectives", help="Keep the replaced attributes' adjectives in the prompt.")] = None,
+    label_in_prompt: Annotated[Optional[bool], typer.Option(
+        "--label-in-prompt/--no-label-in-prompt",
+        help="Write each reference's label in place of the replaced phrase.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or bf16.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per pipeline call (per process).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
@@ -60,7 +63,7 @@ def command(
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
                    guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
-                   keep_adjectives=keep_adjectives, precision=precision, batch_size=batch_size, device=device,
+                   keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, precision=precision, batch_size=batch_size, device=device,
                    contact_sheet=contact_sheet)
     one_image = (image, parsing, caption, attribute, out)
     if any(v is not None for v in one_image):

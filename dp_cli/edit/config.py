@@ -38,6 +38,8 @@ class EditConfig(Section):
     feather: int = Field(2, ge=0, description="Pixels of soft edge when pasting the source back.")
     composite: bool = Field(True, description="Paste the source pixels back outside the feathered edit mask.")
     keep_adjectives: bool = Field(False, description="Keep the replaced attribute's adjectives in the prompt.")
+    label_in_prompt: bool = Field(False, description="Write each reference's label in place of the replaced "
+                                  "phrase ('a red and yellow skirt' -> 'a white skirt'; wins over keep_adjectives).")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Weights and activations dtype.")
     batch_size: int = Field(8, ge=1, description="Images per pipeline call (per process).")
     device: str = Field("auto", description="auto (the process's GPU if any, else CPU), cpu, cuda, cuda:1, ...")

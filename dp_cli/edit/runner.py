@@ -23,7 +23,7 @@ from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
 SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "mask_dilation", "feather",
-                "composite", "keep_adjectives", "precision")
+                "composite", "keep_adjectives", "label_in_prompt", "precision")
 
 ProgressFn = Callable[[int, int, float], None]  # (done, total, images per second)
 
@@ -124,7 +124,8 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg):
     return pipe(images, masks, [j.caption for j in jobs], refs, seed=[j.seed for j in jobs],
                 num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
                 delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
-                feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives)
+                feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives,
+                label_in_prompt=cfg.label_in_prompt)
 
 
 def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     result = pipe(source, mask, caption, refs, seed=cfg.seed, num_inference_steps=cfg.steps,
                   guidance_scale=cfg.guidance_scale, delayed_conditioning=cfg.delayed_conditioning,
                   mask_dilation=cfg.mask_dilation, feather=cfg.feather, composite=cfg.composite,
-                  keep_adjectives=cfg.keep_adjectives)
+                  keep_adjectives=cfg.keep_adjectives, label_in_prompt=cfg.label_in_prompt)
 
     # 3. Write the output
     save_image_atomic(result.images[0], out)

@@ -108,6 +108,12 @@ def test_one_image_mode(model_dir, world, tmp_path):
     assert Image.open(out).size == Image.open(world / rec.image).size
     assert [r["type"] for r in payload["references"]] == ["hair", "bag"]
     assert payload["references"][1]["added_phrase"] is True and "red backpack" in payload["prompt"]
+    res = invoke(["--json", "edit", "--model", model_dir, "--image", world / rec.image, "--parsing", world / rec.parsing,
+                  "--caption", rec.captions[0], "--attribute", f"hair={world / 'catalog/images/hair_000.png'}:pink hair",
+                  "--label-in-prompt", "--out", tmp_path / "labelled.png", *FAST])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "pink hair" in payload["prompt"] and payload["references"][0]["replaced"] not in payload["prompt"]
 
 
 def test_toml_fragment_loads_and_documents_every_key():

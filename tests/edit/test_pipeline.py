@@ -177,3 +177,13 @@ def test_prompt_drops_adjectives_binds_nouns_and_adds_missing_phrases():
     assert kept.text == cap and kept.text[slice(*kept.spans[0])] == "skirt"
     added = build_edit_prompt("A man in a coat.", [("hair", "gold")])
     assert added.text == "A man in a coat, with gold hair." and added.text[slice(*added.spans[0])] == "hair"
+
+
+def test_label_in_prompt_writes_the_reference_labels_over_the_replaced_phrases():
+    cap = "A woman with long black hair is wearing a black shirt and a red and yellow skirt."
+    p = build_edit_prompt(cap, [("bottomcloth", "white shorts"), ("hair", "gold"), ("bag", "red backpack")],
+                          keep_adjectives=True, label_in_prompt=True)
+    assert p.text == "A woman with gold hair is wearing a black shirt and a white shorts, carrying a red backpack."
+    assert [p.text[s:e] for s, e in p.spans] == ["shorts", "hair", "backpack"]
+    assert [(b.noun, b.replaced) for b in p.bindings] == [
+        ("shorts", "red and yellow skirt"), ("hair", "long black hair"), ("backpack", None)]
