@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -69,6 +70,8 @@ def main_callback(
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        # deprecation notes that the libraries raise about each other (not about the user's input)
+        warnings.filterwarnings("ignore", module=r"(huggingface_hub|diffusers|transformers|accelerate|torch)(\.|$)")
 
 
 def _register() -> None:

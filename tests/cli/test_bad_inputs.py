@@ -208,3 +208,20 @@ def test_bad_input(dp, tmp_path, tbps, export_kit, kit, setup, code, message):
     assert result.stdout == ""
     assert {p: kit.tree_digest(p) for p in (c.out, c.dataset)} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".previous")]  # no staging left behind
+
+
+def test_unknown_hub_id_offline_is_one_line_without_library_warnings(tmp_path, subprocess_env):
+    import subprocess
+    import sys
+
+    env = subprocess_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    world = tmp_path / "world"
+    run = [sys.executable, "-m", "dp_cli"]
+    assert subprocess.run([*run, "-q", "toy", "--out", str(world), "--persons", "2", "--height", "64",
+                           "--width", "32"], env=env, capture_output=True).returncode == 0
+    res = subprocess.run([*run, "train", "--pretrained-model", "someone/no-such-model", "--image-encoder",
+                          "someone/no-such-encoder", "--dataset", str(world), "--output-dir", str(tmp_path / "run")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert "someone/no-such-model" in lines[0] and "HF_HUB_OFFLINE" in lines[0] and "Warning" not in res.stderr
