@@ -16,7 +16,7 @@ from dp_cli.annotate.records import Item, Plan, item_key, read_input, select
 from dp_cli.annotate.sink import Sink, failures_path
 from dp_cli.annotate.stats import Stats, estimate_cost
 from dp_cli.annotate.validate import Verdict, check_answer
-from dp_cli.errors import UsageError
+from dp_cli.errors import ConfigError, UsageError
 
 ProgressFn = Callable[[Stats], None]
 SliceFn = Callable[[dict], None]
@@ -33,6 +33,7 @@ class RunResult:
     model: str
     prompt_version: str
     slices: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings for the user (e.g. records without few-shot captions)
 
     @property
     def cost(self) -> float | None:
@@ -49,7 +50,8 @@ class RunResult:
                 "rate_limited": s.rate_limited, "server_errors": s.server_errors,
                 "rejections": dict(s.rejections), "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens, "requests": s.requests,
-                "seconds": round(s.elapsed, 3), "estimated_cost_usd": self.cost, "slices": self.slices}
+                "seconds": round(s.elapsed, 3), "estimated_cost_usd": self.cost, "slices": self.slices,
+                "notes": self.notes}
 
 
 @dataclass
@@ -101,10 +103,12 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
     backend = backend_class(cfg.backend)(cfg, limiter, stats)
     try:
         plan = plan_run(cfg, backend.model, template, stdin)
+        notes = _few_shot_notes(cfg, plan.items)
         # 2. Output logs and the keys already finished
         fails = failures_path(cfg.output, cfg.failures)
         sink = Sink(cfg.output, fails, {i.key for i in plan.items} if cfg.retry_failed else None)
-        result = RunResult(stats, str(cfg.output), str(fails), cfg.backend, backend.model, template.version)
+        result = RunResult(stats, str(cfg.output), str(fails), cfg.backend, backend.model, template.version,
+                           notes=notes)
         ctx = _Ctx(cfg, backend, template, sink, stats, limiter, on_progress)
         stats.total = len(plan.items)
         try:
@@ -125,6 +129,21 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
     finally:
         await backend.aclose()
     return result
+
+
+def _few_shot_notes(cfg: AnnotateConfig, items: list[Item]) -> list[str]:
+    """--few-shot needs captions: an error when no record can have them, a note when some cannot."""
+    if cfg.few_shot <= 0 or cfg.style_dataset or cfg.backend == "offline" or not items:
+        return []
+    without = sum(1 for item in items if not item.source_dataset)
+    if without == len(items):
+        raise ConfigError(f"few_shot = {cfg.few_shot}, but no input record names its source dataset "
+                         "(field 'source_dataset') to take example captions from",
+                         hint="set --style-dataset DATASET (or [annotate] style_dataset), or --few-shot 0")
+    if without:
+        return [f"{without} of {len(items)} records name no source dataset: they are asked without "
+                "few-shot examples (set --style-dataset to give them some)"]
+    return []
 
 
 def _unfinished(items: list[Item], sink: Sink, stats: Stats) -> list[Item]:

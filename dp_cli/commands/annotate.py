@@ -99,6 +99,8 @@ def _render(result) -> None:
             ("estimated cost", f"${cost:.4f}" if cost is not None else "unknown model"),
             ("time", f"{p['seconds']:.1f} s")]
     console.render_summary("annotate", rows, p)
+    for note in p["notes"]:
+        console.warn(note)
     if p["failed"]:
         console.warn(f"{p['failed']} record(s) failed, reasons in {p['failures']}; "
                      "rerun with --retry-failed to ask again")

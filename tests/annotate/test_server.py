@@ -101,6 +101,25 @@ def test_few_shot_examples_come_from_the_source_dataset(server, tmp_path):
         assert "Examples of the dataset's style" in prompt and sum(c in prompt for c in caps) == 2
 
 
+def test_few_shot_without_any_caption_source_is_refused_and_a_partial_one_is_noted(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(3))  # no source_dataset, no --style-dataset
+    res = invoke(_args(server, tmp_path, "--few-shot", "2"))
+    assert res.exit_code == 1 and "source_dataset" in res.output and "--style-dataset" in res.output
+    assert server.state.requests == 0 and not (tmp_path / "out.jsonl").exists()
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "annotations.jsonl").write_text(json.dumps({"id": "0", "captions": ["A person in a coat."]}) + "\n")
+    rows = make_rows(3)
+    rows[0]["source_dataset"] = str(ds)
+    write_rows(tmp_path / "in.jsonl", rows)
+    res = invoke(_args(server, tmp_path, "--few-shot", "2"))
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["notes"] == [
+        "2 of 3 records name no source dataset: they are asked without few-shot examples "
+        "(set --style-dataset to give them some)"]
+    assert "2 of 3 records name no source dataset" in " ".join(res.stderr.split())
+
+
 def test_verbose_errors_do_not_leak_the_key(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     write_rows(tmp_path / "in.jsonl", make_rows(3))
