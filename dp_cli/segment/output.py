@@ -89,11 +89,23 @@ def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], ove
         old = json.loads(prov_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, OSError) as exc:
         raise DataError(f"{prov_path}: unreadable ({exc})", hint="delete it, or pass --overwrite") from None
+    if old.get("complete") is False and not any(p.is_file() for p in (out / "parsing").rglob("*")):
+        return  # a run that stopped before its first map: nothing to keep consistent with
     keys = [k for k in provenance if old.get(k) != provenance[k]]
     if keys:
         k = keys[0]
         raise DataError(f"{out}: made with {k} = {old.get(k)!r}, this run has {provenance[k]!r}",
                         hint="use a new --out folder, or pass --overwrite to redo every map")
+
+
+def begin_run(out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
+    """Record the settings before the first map is written, so that resuming an interrupted run with other
+    settings is refused too (`complete` turns true when the dataset files are written). A record that
+    check_out accepted (same settings) is kept as it is."""
+    if (out / PROVENANCE).exists() and not overwrite:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / PROVENANCE, {**provenance, "complete": False})
 
 
 def save_map(atr_map: np.ndarray, target: Path) -> None:
@@ -167,7 +179,7 @@ def finish(dataset: PersonDataset, out: Path, layout: Layout, maps: dict[str, st
     write_jsonl_atomic(out / NATIVE_ANNOTATIONS, (r.to_json() for r in records))
     write_json_atomic(out / NATIVE_HEADER, {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr",
                                             "name": dataset.name or out.name})
-    write_json_atomic(out / PROVENANCE, provenance)
+    write_json_atomic(out / PROVENANCE, {**provenance, "complete": True})
 
 
 def type_shares(found: dict[str, list[str]]) -> dict[str, float]:

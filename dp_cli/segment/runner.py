@@ -15,7 +15,7 @@ from dp_cli.errors import DataError, UsageError
 from dp_cli.segment.cleanup import clean_map
 from dp_cli.segment.config import SegmentConfig
 from dp_cli.segment.labels import convert_map, lut_for_set, lut_from_names, types_present
-from dp_cli.segment.output import (Layout, SegmentResult, check_out, finish, found_types, plan_paths, read_image,
+from dp_cli.segment.output import (Layout, SegmentResult, begin_run, check_out, finish, found_types, plan_paths, read_image,
                                    read_map, save_map, type_shares)
 
 Progress = Callable[[int], None]
@@ -77,6 +77,8 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
         from dp_cli.segment.model import load_segmenter
 
         seg = load_segmenter(cfg.model, dist.device(cfg.device), cfg.label_set, cfg.labels)
+        if dist.is_main:
+            begin_run(out, provenance, overwrite)
         start = time.perf_counter()  # images/s measures segmentation, not model loading
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
@@ -149,6 +151,7 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     provenance = {"source": "import", "maps": str(maps.resolve()) if maps else "dataset",
                   "label_set": label_set, **_settings(cfg)}
     check_out(dataset, out, provenance, overwrite)
+    begin_run(out, provenance, overwrite)
     own = {r.image: r.parsing for r in dataset.records}
     # 2. Convert every map found (ids outside the label set are errors naming the file)
     found: dict[str, list[str]] = {}

@@ -136,6 +136,35 @@ def test_unreadable_image_keeps_finished_work(dp, dataset, segformer_dir, tmp_pa
     assert len(list((out / "parsing").rglob("*.png"))) == 4
 
 
+def test_interrupted_run_is_resumed_only_with_its_own_settings(dp, dataset, segformer_dir, tmp_path):
+    out = tmp_path / "out"
+    bad = dataset / "imgs" / "004.png"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a png")  # the run stops at this image, after the first four were written
+    assert dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1").exit_code == 1
+    assert len(list((out / "parsing").rglob("*.png"))) == 4
+    assert not (out / "annotations.jsonl").exists() and json.loads((out / "segment.json").read_text())["complete"] is False
+    bad.write_bytes(good)
+    line = one_error_line(dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--cleanup"))
+    assert "made with cleanup = False" in line
+    r = dp("--json", "segment", "-d", dataset, "-o", out, "--model", segformer_dir)
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.stdout)["written"], json.loads(r.stdout)["skipped"]) == (1, 4)
+    assert json.loads((out / "segment.json").read_text())["complete"] is True and len(load_native(out).records) == 5
+
+
+def test_a_run_stopped_before_its_first_map_does_not_bind_the_settings(dp, dataset, segformer_dir, tmp_path):
+    out = tmp_path / "out"
+    bad = dataset / "imgs" / "000.png"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a png")
+    assert dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1").exit_code == 1
+    bad.write_bytes(good)
+    r = dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--cleanup")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "segment.json").read_text())["cleanup"] is True
+
+
 def test_usage_errors(dp, dataset, tmp_path):
     r = dp("segment", "-d", dataset)
     assert r.exit_code == 2 and "--out" in r.output
