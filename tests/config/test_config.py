@@ -124,6 +124,16 @@ def test_env_var_declared_on_field():
     assert C.env_var(Demo, "steps") == "DP_TEST_STEPS" and C.env_var(Demo, "name") is None
 
 
+def test_bad_option_value_read_from_its_variable_names_the_variable(monkeypatch):
+    monkeypatch.setenv("DP_TEST_STEPS", "many")
+    with pytest.raises(ConfigError) as info:  # the CLI passes what Typer read from DP_TEST_STEPS as a flag
+        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "many"})
+    assert "env DP_TEST_STEPS: [demo_table] steps" in str(info.value)
+    with pytest.raises(ConfigError) as info:  # typed on the command line: a flag
+        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "lots"})
+    assert "flags: [demo_table] steps" in str(info.value)
+
+
 def test_unknown_table_and_unknown_keys_reported_together(tmp_path):
     path = tmp_path / "dp.toml"
     path.write_text('[exprt]\nx = 1\n[export]\nformt = "native"\n')
