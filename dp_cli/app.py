@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import warnings
 from typing import Annotated, Optional
 
@@ -33,6 +34,25 @@ class _PipelineOrder(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: list(COMMANDS).index(n) if n in COMMANDS else len(COMMANDS))
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Usage errors (unknown option, bad option value) as one line on stderr like dp's own errors, exit 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as exc:  # click's ClickException family, raised as is without standalone mode
+            ctx = getattr(exc, "ctx", None)
+            if not exc.format_message().strip() and ctx is not None:  # no arguments: the help, as usual
+                typer.echo(ctx.get_help())
+                sys.exit(getattr(exc, "exit_code", 2))
+            hint = f" (try '{ctx.command_path} -h')" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 app = typer.Typer(

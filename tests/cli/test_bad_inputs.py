@@ -225,3 +225,27 @@ def test_unknown_hub_id_offline_is_one_line_without_library_warnings(tmp_path, s
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 1 and len(lines) == 1, res.stderr
     assert "someone/no-such-model" in lines[0] and "HF_HUB_OFFLINE" in lines[0] and "Warning" not in res.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--bogus"], "error: No such option: --bogus (try 'dp train -h')"),
+    (["edit", "--steps", "abc"], "error: Invalid value for '--steps'"),
+    (["no-such-command"], "error: No such command 'no-such-command'."),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, needle):
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(needle), result.output
+
+
+def test_no_arguments_shows_the_help():
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+
+    result = CliRunner().invoke(app, [])
+    assert "Usage: dp" in result.output and "annotate" in result.output and "error:" not in result.output
