@@ -10,7 +10,7 @@ $(BIN)/dp: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch first (GPU users: install your CUDA torch in the venv first, then `make install TORCH=torch`)
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(BIN)/dp
 

@@ -62,3 +62,15 @@ def settings(model: type[S], table: str, /, **flags: Any) -> S:
     """Resolve a command's section from the project file (global --config) and its flags."""
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     return resolve_section(model, table, project, flags)
+
+
+def with_data_table(cfg: S, *keys: str) -> S:
+    """`cfg` with its unset `keys` (dataset, catalog) taken from the shared [data] table (env DP_DATASET)."""
+    unset = [k for k in keys if getattr(cfg, k) is None]
+    if not unset:
+        return cfg
+    from dp_cli.data.config import DataConfig
+
+    data = settings(DataConfig, "data")
+    update = {k: getattr(data, k) for k in unset if getattr(data, k) is not None}
+    return cfg.model_copy(update=update) if update else cfg

@@ -15,7 +15,7 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
 
     check_clip_model(cfg)
     if cfg.dataset is None:
-        raise ConfigError("no dataset given", hint="pass --dataset or set [baseline] dataset in dp.toml")
+        raise ConfigError("no dataset given", hint="pass --dataset, or set [baseline] dataset or [data] dataset in dp.toml (env DP_DATASET)")
     dataset = load_dataset(cfg.dataset, cfg.dataset_format)
     if not dataset.split("train") or not dataset.split("test"):
         raise ConfigError(f"{cfg.dataset}: the baseline needs both a train and a test split",

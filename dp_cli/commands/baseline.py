@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, settings, with_data_table
 
 
 @dp_command
@@ -34,6 +34,7 @@ def command(
     cfg = settings(_model(), "baseline", dataset=dataset, edits=edits, annotations=annotations, preset=preset,
                    clip_model=clip_model, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                    image_size=image_size, seeds=seed or None, runs=runs, mixed_precision=mixed_precision)
+    cfg = with_data_table(cfg, "dataset")
     data, generated = load_inputs(cfg)
     with console.progress() as bar:
         task = bar.add_task("baseline", total=None, status="")

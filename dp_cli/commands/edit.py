@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, settings, with_data_table
 from dp_cli.errors import UsageError
 
 
@@ -63,8 +63,8 @@ def command(
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
                    guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
-                   keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, precision=precision, batch_size=batch_size, device=device,
-                   contact_sheet=contact_sheet)
+                   keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, precision=precision,
+                   batch_size=batch_size, device=device, contact_sheet=contact_sheet)
     one_image = (image, parsing, caption, attribute, out)
     if any(v is not None for v in one_image):
         if any(v is None for v in one_image):
@@ -73,7 +73,7 @@ def command(
             raise UsageError("give either --image (one image) or --dataset/--catalog (dataset mode), not both")
         _single(cfg, image, parsing, caption, attribute, out, label_set)
     else:
-        _dataset(cfg)
+        _dataset(with_data_table(cfg, "dataset", "catalog"))
 
 
 def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, settings, with_data_table
 
 _O = typer.Option
 
@@ -97,18 +97,7 @@ def command(
     from dp_cli.train.config import TrainConfig
 
     flags = {k: v for k, v in locals().items() if k != "TrainConfig"}
-    cfg = settings(TrainConfig, "train", **flags)
-    if cfg.dataset is None:
-        cfg = _dataset_from_data_table(cfg)
-    _run(cfg)
-
-
-def _dataset_from_data_table(cfg):
-    """Fall back to the dataset of the shared [data] table."""
-    from dp_cli.data.config import DataConfig
-
-    data = settings(DataConfig, "data")
-    return cfg.model_copy(update={"dataset": data.dataset}) if data.dataset else cfg
+    _run(with_data_table(settings(TrainConfig, "train", **flags), "dataset"))
 
 
 def _quiet_libraries() -> None:

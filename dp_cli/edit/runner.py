@@ -185,8 +185,10 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
     from accelerate import PartialState
 
     if cfg.dataset is None or cfg.catalog is None:
-        raise DataError("dataset mode needs [edit] dataset and catalog",
-                        hint="set them in dp.toml or pass --dataset and --catalog (or use --image for one image)")
+        missing = " and ".join(k for k in ("dataset", "catalog") if getattr(cfg, k) is None)
+        raise DataError(f"dataset mode needs a {missing}",
+                        hint="pass --dataset / --catalog, or set them in [edit] or [data] of dp.toml "
+                             "(or use --image for one image)")
     dataset = load_dataset(cfg.dataset)
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
                      types_of=lambda records: present_types(dataset, records, cfg.types))

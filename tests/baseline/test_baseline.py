@@ -174,3 +174,14 @@ def test_clip_model_folder_that_does_not_exist_fails_before_training(toy, tmp_pa
     assert result.exit_code == 1 and "cannot load a CLIP model" in result.output
     assert "does not exist" in result.output and "Repo id" not in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_dataset_of_the_shared_data_table_or_dp_dataset_is_used(toy, tmp_path):
+    ds = tmp_path / "trainonly"
+    shutil.copytree(toy, ds)
+    rows = [json.loads(line) for line in (ds / "annotations.jsonl").read_text().splitlines()]
+    (ds / "annotations.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["baseline"], env={"DP_DATASET": str(ds), "DP_CONFIG": None})
+    assert result.exit_code == 1 and "needs both a train and a test split" in result.output  # it read DP_DATASET
+    result = CliRunner().invoke(app, ["baseline"], env={"DP_DATASET": None, "DP_CONFIG": None})
+    assert result.exit_code == 1 and "no dataset given" in result.output and "[data] dataset" in result.output

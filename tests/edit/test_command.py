@@ -116,6 +116,19 @@ def test_one_image_mode(model_dir, world, tmp_path):
     assert "pink hair" in payload["prompt"] and payload["references"][0]["replaced"] not in payload["prompt"]
 
 
+def test_dataset_and_catalog_from_the_shared_data_table(model_dir, world, tmp_path):
+    toml = tmp_path / "dp.toml"
+    toml.write_text(f'[data]\ndataset = "{world}"\ncatalog = "{world / "catalog"}"\n')
+    out = tmp_path / "out"
+    res = invoke(["-c", toml, "-q", "edit", "--model", model_dir, "--output-dir", out, "--persons", "1",
+                  "--variants-per-person", "1", *FAST])
+    assert res.exit_code == 0, res.output
+    assert rows_of(out) and all(r["source_dataset"] == str(world) for r in rows_of(out))
+    (tmp_path / "empty.toml").write_text("")
+    res = invoke(["-c", tmp_path / "empty.toml", "edit", "--model", model_dir, "--output-dir", out])
+    assert res.exit_code == 1 and "dataset mode needs a dataset and catalog" in res.output
+
+
 def test_toml_fragment_loads_and_documents_every_key():
     text = (REPO / "docs/toml/edit.toml").read_text()
     documented = set(re.findall(r"^#? ?(\w+) = ", text, re.M))
