@@ -141,6 +141,24 @@ def transient_reason(exc: Exception) -> str:
     return f"http_{status}" if status else type(exc).__name__
 
 
+def _unreachable_error(exc: Exception) -> bool:
+    """No answer at the connection level: refused, DNS, reset, hung up, or a connect timeout (a read
+    timeout means a slow server)."""
+    import httpx2
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return isinstance(exc.__cause__, httpx2.ConnectTimeout)
+    return isinstance(exc, openai.APIConnectionError)
+
+
+def _not_connected(exc: Exception) -> bool:
+    """No connection could be opened at all (refused, DNS, connect timeout): nothing listens there."""
+    import httpx2
+
+    return isinstance(exc.__cause__, (httpx2.ConnectError, httpx2.ConnectTimeout))
+
+
 UNREACHABLE_STREAK = 8  # connection failures in a row (at least `concurrency`) that stop a run
 
 
@@ -227,7 +245,8 @@ class OpenAIBackend:
             if fatal is not None:
                 self.fatal = fatal
                 raise fatal from None
-            raise Transient(transient_reason(exc), redact(str(exc)[:200], self._key)) from None
+            reason = "connection" if _unreachable_error(exc) else transient_reason(exc)
+            raise Transient(reason, redact(str(exc)[:200], self._key)) from None
         try:
             answer = answer_from_body(response.json())
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -237,16 +256,17 @@ class OpenAIBackend:
 
     def _unreachable(self, exc: Exception) -> BackendError | None:
         """Connection failures (after the client's retries) stop the run instead of failing every record:
-        at once when the server never answered, else after `UNREACHABLE_STREAK` such requests in a row.
+        at once when no connection could be opened and the server never answered in this run, else after
+        `UNREACHABLE_STREAK` such requests in a row.
         Records not finished stay unrecorded, so rerunning the same command continues."""
         import openai
 
-        if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+        if not _unreachable_error(exc):
             return None
         self.unreachable_streak += 1
         where = self.cfg.base_url or "api.openai.com"
         hint = "start the server or fix --base-url / OPENAI_BASE_URL, then rerun the same command to continue"
-        if not self.answered:
+        if not self.answered and _not_connected(exc):
             return BackendError(f"{where}: cannot connect to the server "
                                 f"({redact(str(exc)[:200], self._key)})", hint=hint)
         if self.unreachable_streak >= max(UNREACHABLE_STREAK, self.cfg.concurrency):

@@ -46,7 +46,7 @@ class RunResult:
         s = self.stats
         return {"output": self.output, "failures": self.failures, "backend": self.backend, "model": self.model,
                 "prompt_version": self.prompt_version, "selected": s.total, "skipped": s.skipped,
-                "done": s.done, "failed": s.failed, "retries": s.retries, "http_retries": s.http_retries,
+                "done": s.done, "failed": s.failed, "unreachable": s.unreachable, "retries": s.retries, "http_retries": s.http_retries,
                 "rate_limited": s.rate_limited, "server_errors": s.server_errors,
                 "rejections": dict(s.rejections), "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens, "requests": s.requests,
@@ -190,6 +190,7 @@ async def _process(ctx: _Ctx, item: Item) -> None:
     examples = few_shot_examples(item, ctx.cfg.few_shot, ctx.cfg.style_dataset)
     messages = ctx.template.messages(item, examples, ctx.cfg.structured_output)
     last: tuple[str, str, str | None] = ("", "", None)
+    reasons = set()
     for attempt in range(1, ctx.cfg.attempts + 1):
         outcome = await _ask(ctx, messages, item)
         verdict = _judge(ctx, item, outcome)
@@ -197,9 +198,13 @@ async def _process(ctx: _Ctx, item: Item) -> None:
             await _commit_done(ctx, item, verdict, outcome)
             return
         last = (verdict.reason, verdict.detail, verdict.text or None)
+        reasons.add(verdict.reason)
         if attempt < ctx.cfg.attempts:
             ctx.stats.retries += 1
         ctx.on_progress(ctx.stats)
+    if reasons == {"connection"}:  # the server was not reached: not an answer to log, ask again next run
+        ctx.stats.unreachable += 1
+        return
     await _commit_failed(ctx, item, last, ctx.cfg.attempts)
 
 

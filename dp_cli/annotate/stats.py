@@ -22,6 +22,7 @@ class Stats:
     skipped: int = 0  # already finished before this run
     done: int = 0
     failed: int = 0
+    unreachable: int = 0  # records whose every attempt got no connection: left for the next run, not failed
     in_flight: int = 0
     retries: int = 0  # items asked again after a rejected answer or exhausted client retries
     http_retries: int = 0  # retries made by the client itself (429, 5xx, timeouts)

@@ -93,7 +93,8 @@ def _render(result) -> None:
     cost = p["estimated_cost_usd"]
     rows = [("output", p["output"]), ("failures", p["failures"]), ("backend / model", f"{p['backend']} / {p['model']}"),
             ("prompt", p["prompt_version"]), ("selected", p["selected"]), ("skipped (already finished)", p["skipped"]),
-            ("done", p["done"]), ("failed", p["failed"]), ("re-asked", p["retries"]),
+            ("done", p["done"]), ("failed", p["failed"]), ("not reached (asked next run)", p["unreachable"]),
+            ("re-asked", p["retries"]),
             ("client retries", p["http_retries"]), ("429 / 5xx seen", f"{p['rate_limited']} / {p['server_errors']}"),
             ("rejections", rejections), ("tokens (prompt / completion)", f"{p['prompt_tokens']} / {p['completion_tokens']}"),
             ("estimated cost", f"${cost:.4f}" if cost is not None else "unknown model"),
@@ -101,6 +102,9 @@ def _render(result) -> None:
     console.render_summary("annotate", rows, p)
     for note in p["notes"]:
         console.warn(note)
+    if p["unreachable"]:
+        console.warn(f"{p['unreachable']} record(s) never reached the server and were not logged; "
+                      "rerun the same command to ask them again")
     if p["failed"]:
         console.warn(f"{p['failed']} record(s) failed, reasons in {p['failures']}; "
                      "rerun with --retry-failed to ask again")

@@ -4,7 +4,7 @@ chat completions, files and batches, with injectable latency and faults.
 Faults per record: put `FAULT<KIND>x<N>` in a base description and the first N requests for that
 sentence get KIND: 429 (retry-after-ms), 500, SLOW (sleep past the client timeout), MALFORMED (200
 with a broken body), REFUSE, DROP (answer omits the first attribute), EMPTY, LENGTH (finish_reason
-length), ECHO (answer repeats the prompt). Whole-server knobs: latency, fault_rate (random 429/500),
+length), ECHO (answer repeats the prompt), HANGUP (the connection closes without an answer). Whole-server knobs: latency, fault_rate (random 429/500),
 api_key (401 for any other key; the message echoes the key it got, as real servers partly do),
 models (404 for others), remaining_requests (x-ratelimit-remaining-requests header).
 
@@ -84,6 +84,8 @@ def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
         return 429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after-ms": "20"}
     if fault == "500":
         return 500, {"error": {"message": "internal error"}}, {}
+    if fault == "HANGUP":
+        return 0, {}, {}  # _connection closes the connection without an answer
     text, finish = rewrite(Item(0, "x", sentence, tuple(Attribute(l) for l in labels))), "stop"
     if fault == "REFUSE":
         text = "I'm sorry, but I can't help with that request."
@@ -163,6 +165,8 @@ class FakeOpenAI:
                 if self.state.down_after is not None and self.state.requests >= self.state.down_after:
                     break  # "the server went away": the connection closes without an answer
                 status, obj, extra = await self._route(method, target.split("?")[0], headers, body)
+                if status == 0:
+                    break
                 writer.write(self._response(status, obj, extra))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError,
