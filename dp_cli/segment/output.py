@@ -63,9 +63,9 @@ def plan_paths(dataset: PersonDataset) -> Layout:
     return Layout({img: f"images/{img}" for img in sources}, {img: f"parsing/{img}.png" for img in sources})
 
 
-def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
+def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], overwrite: bool) -> bool:
     """Refuse an output folder that is (or is inside) the source, holds other files (not made by dp segment),
-    or was made with other settings."""
+    or was made with other settings; True when it holds a record of this run's settings (a resume)."""
     where, root = out.resolve(), dataset.root.resolve()
     if where == root:
         raise DataError(f"{out}: the output folder is the source dataset's folder",
@@ -77,35 +77,37 @@ def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], ove
         raise DataError(f"{out}: exists and is not a folder", hint="choose a new or empty --out folder")
     prov_path = out / PROVENANCE
     if overwrite:
-        return
+        return False
     if not prov_path.exists():  # new, empty, or an interrupted run (only maps so far): anything else is foreign
         other = sorted(p.name for p in out.iterdir() if p.name != "parsing") if out.is_dir() else []
         if other:
             raise DataError(f"{out}: folder holds other files ({', '.join(other[:3])}) and was not made by "
                             f"dp segment (no {PROVENANCE})",
                             hint="choose a new or empty --out folder, or pass --overwrite")
-        return
+        return False
     try:
         old = json.loads(prov_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, OSError) as exc:
         raise DataError(f"{prov_path}: unreadable ({exc})", hint="delete it, or pass --overwrite") from None
     if old.get("complete") is False and not any(p.is_file() for p in (out / "parsing").rglob("*")):
-        return  # a run that stopped before its first map: nothing to keep consistent with
+        return False  # a run that stopped before its first map: nothing to keep consistent with
+    if old.get("complete") is False and old.get("redo"):
+        raise DataError(f"{out}: an interrupted --overwrite run left maps of the old and the new settings",
+                        hint="pass --overwrite again to redo every map")
     keys = [k for k in provenance if old.get(k) != provenance[k]]
     if keys:
         k = keys[0]
         raise DataError(f"{out}: made with {k} = {old.get(k)!r}, this run has {provenance[k]!r}",
                         hint="use a new --out folder, or pass --overwrite to redo every map")
+    return True
 
 
-def begin_run(out: Path, provenance: dict[str, Any], overwrite: bool) -> None:
+def begin_run(out: Path, provenance: dict[str, Any], redo: bool) -> None:
     """Record the settings before the first map is written, so that resuming an interrupted run with other
-    settings is refused too (`complete` turns true when the dataset files are written). A record that
-    check_out accepted (same settings) is kept as it is."""
-    if (out / PROVENANCE).exists() and not overwrite:
-        return
+    settings is refused too (`complete` turns true when the dataset files are written); `redo` marks an
+    --overwrite run, whose interrupted state mixes old and new maps."""
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / PROVENANCE, {**provenance, "complete": False})
+    write_json_atomic(out / PROVENANCE, {**provenance, "complete": False, **({"redo": True} if redo else {})})
 
 
 def save_map(atr_map: np.ndarray, target: Path) -> None:

@@ -63,8 +63,10 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     paths = layout.parsing
     provenance = {"source": "model", "model": cfg.model, "label_set": cfg.label_set,
                   "labels": {str(k): v for k, v in sorted(cfg.labels.items())}, **_settings(cfg)}
-    check_out(dataset, out, provenance, overwrite)
+    resuming = check_out(dataset, out, provenance, overwrite)
     dist = _Dist(cfg.device)
+    if dist.is_main and not resuming:
+        begin_run(out, provenance, redo=overwrite)
     todo_all = [img for img in paths if overwrite or not (out / paths[img]).exists()]
     dist.wait()  # every process lists the same work before any map is written
     todo = todo_all[dist.rank::dist.world]
@@ -77,8 +79,6 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
         from dp_cli.segment.model import load_segmenter
 
         seg = load_segmenter(cfg.model, dist.device(cfg.device), cfg.label_set, cfg.labels)
-        if dist.is_main:
-            begin_run(out, provenance, overwrite)
         start = time.perf_counter()  # images/s measures segmentation, not model loading
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
@@ -150,8 +150,7 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     paths = layout.parsing
     provenance = {"source": "import", "maps": str(maps.resolve()) if maps else "dataset",
                   "label_set": label_set, **_settings(cfg)}
-    check_out(dataset, out, provenance, overwrite)
-    begin_run(out, provenance, overwrite)
+    check_out(dataset, out, provenance, overwrite)  # import redoes every map: nothing to record before
     own = {r.image: r.parsing for r in dataset.records}
     # 2. Convert every map found (ids outside the label set are errors naming the file)
     found: dict[str, list[str]] = {}

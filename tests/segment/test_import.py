@@ -62,6 +62,15 @@ def test_native_maps_survive_a_round_trip(dp, dataset, tmp_path):
         np.testing.assert_array_equal(m, original[rid])
 
 
+def test_following_the_label_set_hint_after_a_failed_import_works(dp, dataset, tmp_path):
+    write_lip_maps(dataset, tmp_path / "schp")  # LIP ids up to 19: not ATR (0..17)
+    args = ("segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", tmp_path / "schp")
+    line = one_error_line(dp(*args, "--label-set", "atr"))
+    assert "--label-set" in line
+    r = dp(*args, "--label-set", "lip")
+    assert r.exit_code == 0, r.output
+
+
 def test_lip_maps_from_a_folder_keep_every_attribute(dp, dataset, tmp_path):
     lips = write_lip_maps(dataset, tmp_path / "schp")
     r = dp("--json", "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", tmp_path / "schp",

@@ -159,10 +159,32 @@ def test_a_run_stopped_before_its_first_map_does_not_bind_the_settings(dp, datas
     good = bad.read_bytes()
     bad.write_bytes(b"not a png")
     assert dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1").exit_code == 1
+    last = dataset / "imgs" / "004.png"
+    last_good = last.read_bytes()
     bad.write_bytes(good)
-    r = dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--cleanup")
-    assert r.exit_code == 0, r.output
+    last.write_bytes(b"not a png")  # a second run with other settings stops after four maps
+    args = ("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1")
+    assert dp(*args, "--cleanup").exit_code == 1
     assert json.loads((out / "segment.json").read_text())["cleanup"] is True
+    last.write_bytes(last_good)
+    assert "made with cleanup = True" in one_error_line(dp(*args))  # the first run's settings are not resumed
+    r = dp(*args, "--cleanup")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "segment.json").read_text())["complete"] is True
+
+
+def test_an_interrupted_overwrite_is_not_resumed_as_if_done(dp, dataset, segformer_dir, tmp_path):
+    out = tmp_path / "out"
+    assert dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir).exit_code == 0
+    last = dataset / "imgs" / "004.png"
+    good = last.read_bytes()
+    last.write_bytes(b"not a png")
+    args = ("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1", "--cleanup")
+    assert dp(*args, "--overwrite").exit_code == 1  # four maps redone with clean-up, the fifth is old
+    last.write_bytes(good)
+    line = one_error_line(dp(*args))
+    assert "interrupted --overwrite" in line and "--overwrite" in line
+    assert dp(*args, "--overwrite").exit_code == 0
 
 
 def test_usage_errors(dp, dataset, tmp_path):
