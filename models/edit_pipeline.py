@@ -89,16 +89,15 @@ def build_edit_prompt(caption: str, refs: Sequence[tuple[str, str]], keep_adject
     phrase for missing nouns, and locate each noun."""
     found = {t: first_noun(caption, t) for t, _ in refs}
     replaced = {t: caption[m.phrase_start:m.end] if m else None for t, m in found.items()}
-    text = caption
-    if label_in_prompt:
-        text = _labels_for_phrases(caption, [(found[t], t, label) for t, label in refs if found[t] is not None])
-    elif not keep_adjectives:
-        text = drop_adjectives(caption, [m for m in found.values() if m is not None])
     spans: dict[str, tuple[int, int]] = {}
-    for t, _ in refs:
-        m = first_noun(text, t) if found[t] is not None else None
-        if m is not None:
-            spans[t] = (m.start, m.end)
+    if label_in_prompt:
+        text, spans = _labels_for_phrases(caption, [(found[t], t, label) for t, label in refs if found[t] is not None])
+    else:
+        text = caption if keep_adjectives else drop_adjectives(caption, [m for m in found.values() if m is not None])
+        for t, _ in refs:
+            m = first_noun(text, t) if found[t] is not None else None
+            if m is not None:
+                spans[t] = (m.start, m.end)
     for t, label in refs:
         if t in spans:
             continue
@@ -111,12 +110,24 @@ def build_edit_prompt(caption: str, refs: Sequence[tuple[str, str]], keep_adject
     return EditPrompt(text, [spans[t] for t, _ in refs], bindings)
 
 
-def _labels_for_phrases(caption: str, found: list) -> str:
-    """Each found phrase ('red and yellow skirt') replaced by its reference's label ('white shorts')."""
-    text = caption
-    for m, type_name, label in sorted(found, key=lambda f: f[0].phrase_start, reverse=True):
-        text = text[:m.phrase_start] + phrase_label(type_name, label) + text[m.end:]
-    return text
+def _labels_for_phrases(caption: str, found: list) -> tuple[str, dict[str, tuple[int, int]]]:
+    """Each found phrase ('red and yellow skirt') replaced by its reference's label ('white shorts'), and
+    the span of each label's own noun (not searched again: a label may hold another type's noun)."""
+    parts: list[str] = []
+    spans: dict[str, tuple[int, int]] = {}
+    pos = 0
+    for m, type_name, label in sorted(found, key=lambda f: f[0].phrase_start):
+        if m.phrase_start < pos:  # overlapping phrases: keep the first replacement
+            continue
+        parts.append(caption[pos:m.phrase_start])
+        start = sum(len(p) for p in parts)
+        phrase = phrase_label(type_name, label)
+        noun = first_noun(phrase, type_name)
+        spans[type_name] = (start + noun.start, start + noun.end)
+        parts.append(phrase)
+        pos = m.end
+    parts.append(caption[pos:])
+    return "".join(parts), spans
 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:

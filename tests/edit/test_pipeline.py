@@ -187,3 +187,8 @@ def test_label_in_prompt_writes_the_reference_labels_over_the_replaced_phrases()
     assert [p.text[s:e] for s, e in p.spans] == ["shorts", "hair", "backpack"]
     assert [(b.noun, b.replaced) for b in p.bindings] == [
         ("shorts", "red and yellow skirt"), ("hair", "long black hair"), ("backpack", None)]
+    # a label holding another type's noun ('hood' is a hat word) does not take that reference's binding
+    p = build_edit_prompt("a woman wearing a red coat and a grey hat.",
+                          [("uppercloth", "black coat with a hood"), ("hat", "white cap")], label_in_prompt=True)
+    assert p.text == "a woman wearing a black coat with a hood and a white cap."
+    assert [p.text[s:e] for s, e in p.spans] == ["coat", "cap"]
