@@ -8,6 +8,6 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 timeout $(( DEADLINE - SECONDS )) python3 benchmarks/train_step.py --sd15 --rounds 3 --steps 2 --workers 6 --profile \
   2>&1 | grep -v "^USDT" | tee "$OUT/train_sd15_workers6.log"
-timeout $(( DEADLINE - SECONDS )) python3 benchmarks/train_step.py --sd15 --rounds 3 --steps 2 \
+timeout $(( DEADLINE - SECONDS )) python3 benchmarks/train_step.py --sd15 --rounds 3 --steps 2 --workers 0 \
   2>&1 | grep -v "^USDT" | tee "$OUT/train_sd15_workers0.log" | tail -8
 echo "total ${SECONDS}s"

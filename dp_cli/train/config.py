@@ -100,7 +100,8 @@ class TrainConfig(Section):
                                              description="Probability of dropping one phrase's adjectives")
     random_flip: bool = Field(default=False, description="Random horizontal flips (turns latent caching off)")
     cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every step")
-    dataloader_num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes (4-8 on a GPU)")
+    dataloader_num_workers: Union[int, Literal["auto"]] = Field(
+        default="auto", description="DataLoader worker processes; auto: 0 on CPU, up to 4 per process on a GPU")
     pin_memory: bool = Field(default=True, description="Pin host memory of batches (GPU only)")
     strict: bool = Field(default=False, description="Fail on a corrupt or missing file instead of skipping it")
     # --- checkpoints and logging -----------------------------------------------------------------
@@ -115,6 +116,16 @@ class TrainConfig(Section):
         default=None, description="'latest' or a checkpoint folder to continue the same run from")
     report_to: Literal[REPORT_TO] = Field(default="none", description="Trackers: none, tensorboard, wandb or all")
     log_every: int = Field(default=10, ge=1, description="Log losses to the trackers every N steps")
+
+    @field_validator("dataloader_num_workers", mode="before")
+    @classmethod
+    def _workers(cls, value):
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit():
+            raise ValueError("expected a number of worker processes (0 or more) or 'auto'")
+        return int(text)
 
     @field_validator("reference_attribute_types")
     @classmethod
