@@ -33,3 +33,24 @@ def test_auto_is_0_on_cpu_and_up_to_4_per_gpu_process(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert loader_workers(auto, gpu) == 1  # 2 cores per process: one for the process, one worker
     assert loader_workers(TrainConfig(dataloader_num_workers=6), gpu) == 6
+
+
+def test_optimizer_groups_use_fused_adamw_and_fall_back_to_foreach(monkeypatch):
+    from dp_cli.train.loop import build_optimizer
+
+    model = torch.nn.Module()
+    model.unet = torch.nn.Linear(3, 3)
+    model.fusion = torch.nn.Linear(3, 3)
+    cfg = TrainConfig(lr=1e-4, unet_lr_scale=0.5)
+    opt = build_optimizer(cfg, model, num_processes=1)
+    assert [g["lr"] for g in opt.param_groups] == [5e-5, 1e-4] and all(g["fused"] for g in opt.param_groups)
+    real = torch.optim.AdamW
+
+    def no_fused(params, fused=None, **kw):  # a torch without a fused kernel for this device
+        if fused:
+            raise RuntimeError("fused=True requires all the params to be floating point Tensors of supported devices")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    opt = build_optimizer(cfg, model, num_processes=1)
+    assert all(g["foreach"] and not g.get("fused") for g in opt.param_groups)
