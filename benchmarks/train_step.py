@@ -165,7 +165,7 @@ def measure(run, rounds: int, steps: int, recompute: bool = False) -> dict:
     batch = run.cfg.train_batch_size
     out = {"config": {"resolution": run.cfg.resolution, "batch": batch, "device": str(run.accelerator.device),
                       "threads": torch.get_num_threads(), "mixed_precision": run.cfg.mixed_precision,
-                      "latent_cache": bool(run.latent_cache), "workers": run.cfg.dataloader_num_workers},
+                      "latent_cache": bool(run.latent_cache), "workers": run.loader.num_workers},
            "median_s": {k: round(v, 4) for k, v in med.items()},
            "full_over_bare": round(med["full"] / med["bare"], 3),
            "loc_overhead": round(med["full"] / med["noloc"] - 1, 3),

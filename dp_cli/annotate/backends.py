@@ -160,6 +160,7 @@ def _not_connected(exc: Exception) -> bool:
 
 
 UNREACHABLE_STREAK = 8  # connection failures in a row (at least `concurrency`) that stop a run
+NEVER_ANSWERED_STREAK = 3  # the same, while the server has not answered once in this run (e.g. it hangs up)
 
 
 class OpenAIBackend:
@@ -256,11 +257,10 @@ class OpenAIBackend:
 
     def _unreachable(self, exc: Exception) -> BackendError | None:
         """Connection failures (after the client's retries) stop the run instead of failing every record:
-        at once when no connection could be opened and the server never answered in this run, else after
+        at once when no connection could be opened and the server never answered in this run, after
+        `NEVER_ANSWERED_STREAK` failures in a row while it never answered (it hangs up), else after
         `UNREACHABLE_STREAK` such requests in a row.
         Records not finished stay unrecorded, so rerunning the same command continues."""
-        import openai
-
         if not _unreachable_error(exc):
             return None
         self.unreachable_streak += 1
@@ -269,6 +269,11 @@ class OpenAIBackend:
         if not self.answered and _not_connected(exc):
             return BackendError(f"{where}: cannot connect to the server "
                                 f"({redact(str(exc)[:200], self._key)})", hint=hint)
+        if not self.answered and self.unreachable_streak >= NEVER_ANSWERED_STREAK:
+            return BackendError(f"{where}: the server closed {self.unreachable_streak} connections without answering "
+                                f"({redact(str(exc)[:200], self._key)})",
+                                hint="check that --base-url names an OpenAI-compatible endpoint (http vs https, "
+                                     "port, /v1), then rerun the same command to continue")
         if self.unreachable_streak >= max(UNREACHABLE_STREAK, self.cfg.concurrency):
             return BackendError(f"{where}: the server stopped answering ({self.unreachable_streak} requests in a "
                                 "row could not connect); finished records are kept", hint=hint)

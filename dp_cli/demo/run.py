@@ -169,9 +169,10 @@ def _annotate(cfg: DemoConfig, out: Path):
         result = run(acfg)
     except BackendError as exc:  # e.g. no server at base_url: the edits stay, the demo stops here
         raise BackendError(f"annotate: {exc.message}", hint=hint) from None
-    if result.stats.done == 0 and result.stats.failed:
+    if result.stats.done == 0 and (result.stats.failed or result.stats.unreachable):
         server = cfg.base_url or "api.openai.com"
-        raise BackendError(f"annotate: none of the {result.stats.failed} edits was annotated by {server} "
+        asked = result.stats.failed + result.stats.unreachable
+        raise BackendError(f"annotate: none of the {asked} edits was annotated by {server} "
                            f"(reasons in {result.failures})", hint=hint)
     return result
 

@@ -79,7 +79,9 @@ def check_out(dataset: PersonDataset, out: Path, provenance: dict[str, Any], ove
     if overwrite:
         return False
     if not prov_path.exists():  # new, empty, or an interrupted run (only maps so far): anything else is foreign
-        other = sorted(p.name for p in out.iterdir() if p.name != "parsing") if out.is_dir() else []
+        # the main process may be writing its record right now (other ranks check without a barrier)
+        other = sorted(p.name for p in out.iterdir()
+                       if p.name != "parsing" and not p.name.startswith(f".{PROVENANCE}.")) if out.is_dir() else []
         if other:
             raise DataError(f"{out}: folder holds other files ({', '.join(other[:3])}) and was not made by "
                             f"dp segment (no {PROVENANCE})",

@@ -267,7 +267,9 @@ def loader_workers(cfg: TrainConfig, acc) -> int:
         return cfg.dataloader_num_workers
     if acc.device.type == "cpu":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) // acc.num_processes - 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE") or acc.num_processes)  # processes on this machine
+    return max(0, min(4, cores // max(local, 1) - 1))
 
 
 @torch.no_grad()
@@ -288,10 +290,12 @@ def build_optimizer(cfg: TrainConfig, model, num_processes: int) -> torch.optim.
     # foreach where this torch has no fused kernel for the parameters' device
     kwargs = dict(lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.adam_weight_decay,
                   eps=cfg.adam_epsilon)
-    try:  # copies: a refused attempt may already have written its defaults into the group dicts
-        return torch.optim.AdamW([dict(g) for g in groups], fused=True, **kwargs)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW([dict(g) for g in groups], foreach=True, **kwargs)
+    if cfg.mixed_precision != "fp16":  # fp16: the GradScaler must see skipped steps (the scheduler waits)
+        try:  # copies: a refused attempt may already have written its defaults into the group dicts
+            return torch.optim.AdamW([dict(g) for g in groups], fused=True, **kwargs)
+        except (RuntimeError, TypeError):
+            pass
+    return torch.optim.AdamW([dict(g) for g in groups], foreach=True, **kwargs)
 
 
 def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:

@@ -172,6 +172,13 @@ def test_a_record_that_never_reaches_the_server_is_left_for_the_next_run(server,
     assert len(read_lines(tmp_path / "out.jsonl")) == 6
 
 
+def test_a_server_that_only_hangs_up_stops_the_run(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(4, {i: "FAULTHANGUPx99" for i in range(4)}))
+    res = invoke(_args(server, tmp_path, "--max-retries", "0"))
+    assert res.exit_code == 1 and "closed 3 connections without answering" in res.output
+    assert read_lines(tmp_path / "out.jsonl") == [] and read_lines(tmp_path / "out.failed.jsonl") == []
+
+
 def test_server_going_away_stops_the_run_keeping_finished_records(tmp_path):
     write_rows(tmp_path / "in.jsonl", make_rows(60))
     with FakeOpenAI(down_after=12) as srv:

@@ -211,3 +211,16 @@ def test_torchrun_splits_images_between_two_processes(dataset, segformer_dir, tm
     assert proc.stdout.count('"images"') == 1 and summary["written"] == 5
     ds = load_native(out)
     assert all(Image.open(ds.parsing_path(r)).size == Image.open(ds.image_path(r)).size for r in ds.records)
+
+
+def test_a_record_being_written_by_the_main_process_is_not_a_foreign_file(dataset, tmp_path):
+    from dp_cli.data.loading import load_dataset
+    from dp_cli.segment.output import check_out
+
+    out = tmp_path / "out"
+    (out / "parsing").mkdir(parents=True)
+    (out / ".segment.json.k2j3.tmp.json").write_text("{")  # another rank mid-write (no barrier before the check)
+    assert check_out(load_dataset(dataset), out, {"source": "model"}, overwrite=False) is False
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="notes.txt"):
+        check_out(load_dataset(dataset), out, {"source": "model"}, overwrite=False)

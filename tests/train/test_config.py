@@ -28,10 +28,15 @@ def test_auto_is_0_on_cpu_and_up_to_4_per_gpu_process(monkeypatch):
     assert auto.dataloader_num_workers == "auto"
     assert loader_workers(auto, SimpleNamespace(device=torch.device("cpu"), num_processes=2)) == 0
     gpu = SimpleNamespace(device=torch.device("cuda", 0), num_processes=2)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert loader_workers(auto, gpu) == 4
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)  # e.g. a SLURM allocation
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert loader_workers(auto, gpu) == 1  # 2 cores per process: one for the process, one worker
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # 2 processes in all, one on this machine
+    assert loader_workers(auto, gpu) == 3
     assert loader_workers(TrainConfig(dataloader_num_workers=6), gpu) == 6
 
 
@@ -51,6 +56,8 @@ def test_optimizer_groups_use_fused_adamw_and_fall_back_to_foreach(monkeypatch):
             raise RuntimeError("fused=True requires all the params to be floating point Tensors of supported devices")
         return real(params, **kw)
 
+    fp16 = build_optimizer(TrainConfig(mixed_precision="fp16"), model, num_processes=1)
+    assert all(g["foreach"] and not g.get("fused") for g in fp16.param_groups)  # the GradScaler skips steps
     monkeypatch.setattr(torch.optim, "AdamW", no_fused)
     opt = build_optimizer(cfg, model, num_processes=1)
     assert all(g["foreach"] and not g.get("fused") for g in opt.param_groups)
