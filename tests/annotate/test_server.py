@@ -1,6 +1,7 @@
 """dp annotate against a real HTTP server on 127.0.0.1 (tests/annotate/fake_openai.py)."""
 
 import json
+import re
 
 from conftest import SECRET, invoke, make_rows, read_lines, write_rows
 from fake_openai import FakeOpenAI
@@ -175,7 +176,7 @@ def test_a_record_that_never_reaches_the_server_is_left_for_the_next_run(server,
 def test_a_server_that_only_hangs_up_stops_the_run(server, tmp_path):
     write_rows(tmp_path / "in.jsonl", make_rows(4, {i: "FAULTHANGUPx99" for i in range(4)}))
     res = invoke(_args(server, tmp_path, "--max-retries", "0"))
-    assert res.exit_code == 1 and "closed 3 connections without answering" in res.output
+    assert res.exit_code == 1 and re.search(r"closed [3-9] connections without answering", res.output)  # concurrent
     assert read_lines(tmp_path / "out.jsonl") == [] and read_lines(tmp_path / "out.failed.jsonl") == []
 
 
