@@ -225,6 +225,16 @@ def _looks_like_hub_id(v: Any) -> bool:
     return s.count("/") == 1 and not s.startswith((".", "/", "~")) and not Path(s).exists()
 
 
+def one_of(value: str, choices, what: str = "", also: str = "") -> str:
+    """A validator's body: `value` stripped and lower-cased when it is one of `choices` (or `also`, accepted
+    but named apart, e.g. "auto"); else a ValueError listing them ("unknown <what>; use ...")."""
+    value = value.strip().lower()
+    if value != also and value not in choices:
+        head = f"unknown {what}; " if what else ""
+        raise ValueError(f"{head}use {f'{also} or ' if also else ''}one of {', '.join(choices)}")
+    return value
+
+
 def path_or_hub(**kwargs: Any) -> Any:
     """A `Field` for a model reference: a hub id, or a local folder resolved like other paths."""
     from pydantic import Field

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from dp_cli.config import Section
+from dp_cli.config import Section, one_of
 
 
 class DataConfig(Section):
@@ -25,17 +25,11 @@ class DataConfig(Section):
     def _known_format(cls, value: str) -> str:
         from dp_cli.data.formats import FORMAT_NAMES
 
-        value = value.strip().lower()
-        if value != "auto" and value not in FORMAT_NAMES:
-            raise ValueError(f"unknown format; use auto or one of {', '.join(FORMAT_NAMES)}")
-        return value
+        return one_of(value, FORMAT_NAMES, "format", also="auto")
 
     @field_validator("label_set")
     @classmethod
     def _known_label_set(cls, value: str) -> str:
         from dp_cli.data.attributes import LABEL_SETS
 
-        value = value.strip().lower()
-        if value not in LABEL_SETS:
-            raise ValueError(f"unknown label set; use one of {', '.join(LABEL_SETS)}")
-        return value
+        return one_of(value, LABEL_SETS, "label set")

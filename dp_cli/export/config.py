@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from dp_cli.config import Section
+from dp_cli.config import Section, one_of
 
 
 class ExportConfig(Section):
@@ -27,7 +27,4 @@ class ExportConfig(Section):
     def _known_format(cls, value: str) -> str:
         from dp_cli.data.formats import FORMAT_NAMES
 
-        value = value.strip().lower()
-        if value not in FORMAT_NAMES:
-            raise ValueError(f"unknown format; use one of {', '.join(FORMAT_NAMES)}")
-        return value
+        return one_of(value, FORMAT_NAMES, "format")

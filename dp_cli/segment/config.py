@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from dp_cli.config import Section, path_or_hub
+from dp_cli.config import Section, one_of, path_or_hub
 
 DEFAULT_MODEL = "mattmdjaga/segformer_b2_clothes"
 LABEL_SET_CHOICES = ("auto", "atr", "lip", "custom")
@@ -48,10 +48,7 @@ class SegmentConfig(Section):
     @field_validator("label_set")
     @classmethod
     def _label_set(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in LABEL_SET_CHOICES:
-            raise ValueError(f"unknown label set; use one of {', '.join(LABEL_SET_CHOICES)}")
-        return value
+        return one_of(value, LABEL_SET_CHOICES, "label set")
 
     @field_validator("labels")
     @classmethod
@@ -67,7 +64,4 @@ class SegmentConfig(Section):
     @field_validator("images")
     @classmethod
     def _images(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in IMAGE_MODES:
-            raise ValueError(f"use one of {', '.join(IMAGE_MODES)}")
-        return value
+        return one_of(value, IMAGE_MODES)

@@ -167,8 +167,7 @@ def test_gradient_checkpointing_and_replaced_processors(make_batch, tiny_dir):
     assert all(type(p) is AttnProcessor for p in model.unet.attn_processors.values())
 
 
-def test_hub_id_offline_not_cached_gives_model_error(tmp_path):
-    import os
+def test_hub_id_offline_not_cached_gives_model_error(tmp_path, subprocess_env):
     import subprocess
     import sys
 
@@ -179,9 +178,8 @@ def test_hub_id_offline_not_cached_gives_model_error(tmp_path):
             " 'openai/clip-vit-large-patch14', DPConfig())\n"
             "except ModelError as e:\n"
             "    print('MODELERROR', e)\n")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = subprocess_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     line = [x for x in res.stdout.splitlines() if x.startswith("MODELERROR")]
     assert line, res.stderr[-2000:]
     assert "cannot load unet from stable-diffusion-v1-5/stable-diffusion-v1-5" in line[0]

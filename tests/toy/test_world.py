@@ -237,13 +237,11 @@ def test_captions_vary_and_read_like_sentences(medium_world):
     assert two and all(r.captions[0] != r.captions[1] for r in two)
 
 
-def test_same_bytes_in_another_process_with_another_hash_seed(tiny_world, tiny_args, tmp_path):
-    import os
+def test_same_bytes_in_another_process_with_another_hash_seed(tiny_world, tiny_args, tmp_path, subprocess_env):
     import subprocess
     import sys
 
     other = tmp_path / "other-process"
     code = f"from pathlib import Path; from dp_cli.toy.world import generate_world; generate_world(Path({str(other)!r}), **{tiny_args!r})"
-    env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env(PYTHONHASHSEED="12345"))
     assert _files(other) == _files(tiny_world)
