@@ -185,14 +185,27 @@ def _cross_attentions(block) -> list[tuple[str, Attention]]:
             if isinstance(m, Attention) and m.is_cross_attention and n.endswith("attn2")]
 
 
+# SD-1.5's blocks with cross-attention, by name, in forward order (FastComposer's UNET_LAYER_NAMES; its
+# up_blocks.0 has none). The localization loss takes the middle K of these names, as upstream does.
+UNET_CROSS_ATTENTION_BLOCKS = ("down_blocks.0", "down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1",
+                               "up_blocks.2", "up_blocks.3")
+
+
 def middle_blocks(unet, num_middle_blocks: int = 5) -> list[str]:
-    """Names of the middle K cross-attention blocks (SD-1.5: 7 such blocks; K=5 drops the outermost two)."""
-    blocks = [n for n, _ in cross_attention_blocks(unet)]
-    if not 1 <= num_middle_blocks <= len(blocks):
-        raise ValueError(f"num_middle_blocks = {num_middle_blocks}, but the UNet has {len(blocks)} blocks with "
-                         f"cross-attention ({', '.join(blocks)}); choose 1..{len(blocks)}")
-    start = (len(blocks) - num_middle_blocks) // 2
-    return blocks[start:start + num_middle_blocks]
+    """Names of the middle K of SD-1.5's 7 cross-attention blocks (K=5: down 1-2, mid, up 1-2) that this
+    UNet has with cross-attention. The same names on any UNet, so a smaller one (the toy model's
+    3-level UNet) is localized at the same depths, its 16x8 up_blocks.2 included."""
+    n = len(UNET_CROSS_ATTENTION_BLOCKS)
+    if not 1 <= num_middle_blocks <= n:
+        raise ValueError(f"num_middle_blocks = {num_middle_blocks}: choose 1..{n} (of SD-1.5's {n} blocks with "
+                         f"cross-attention)")
+    start = (n - num_middle_blocks) // 2
+    have = {name for name, _ in cross_attention_blocks(unet)}
+    chosen = [b for b in UNET_CROSS_ATTENTION_BLOCKS[start:start + num_middle_blocks] if b in have]
+    if not chosen:
+        raise ValueError(f"num_middle_blocks = {num_middle_blocks} names {', '.join(UNET_CROSS_ATTENTION_BLOCKS[start:start + num_middle_blocks])}, "
+                         f"but this UNet's cross-attention blocks are {', '.join(sorted(have))}; choose more blocks")
+    return chosen
 
 
 def install_capture(unet, num_middle_blocks: int = 5) -> AttentionStore:

@@ -152,13 +152,13 @@ class DPModel(nn.Module):
                               hint=f"use multiples of {f}, e.g. {max(f, h // f * f)}x{max(f, w // f * f)}")
 
     def set_trainable(self) -> None:
-        """VAE frozen; text encoder frozen unless configured; image encoder: last N layers or none."""
+        """VAE frozen; text encoder frozen unless configured; image encoder: none, last N layers, or all (N=0)."""
         self.vae.requires_grad_(False)
         self.text_encoder.requires_grad_(self.config.train_text_encoder)
         self.unet.requires_grad_(True)
         self.fusion.requires_grad_(True)
-        n = self.config.image_encoder_trainable_layers if self.config.train_image_encoder else 0
-        self.image_encoder.set_trainable_layers(n)  # ConfigError when n > layers
+        n = self.config.image_encoder_trainable_layers if self.config.train_image_encoder else None
+        self.image_encoder.set_trainable_layers(n)  # 0: all of it; ConfigError when n > layers
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -174,7 +174,7 @@ class DPModel(nn.Module):
         if enc_local:
             require_parts(enc_ref, ("config.json",), "image encoder folder", "it needs a CLIP vision model")
         with model_errors(enc_ref, "image encoder"):
-            encoder = ReferenceImageEncoder.from_pretrained(enc_ref, trainable_layers=0, **kwargs)
+            encoder = ReferenceImageEncoder.from_pretrained(enc_ref, trainable_layers=None, **kwargs)
         fusion = FusionModule(text_dim=parts["text_encoder"].config.hidden_size, image_dim=encoder.embed_dim,
                               img_token_num=config.img_token_num)
         return cls(parts["unet"], parts["vae"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"],
@@ -195,7 +195,7 @@ class DPModel(nn.Module):
                 config = DPConfig.load(hf_hub_download(ref, CONFIG_NAME))
         parts = _load_sd_parts(ref, False, **kwargs)
         with model_errors(ref, "image_encoder"):
-            encoder = ReferenceImageEncoder.from_pretrained(ref, trainable_layers=0, subfolder="image_encoder",
+            encoder = ReferenceImageEncoder.from_pretrained(ref, trainable_layers=None, subfolder="image_encoder",
                                                             **kwargs)
         with model_errors(ref, "fusion"):
             fusion = FusionModule.from_pretrained(ref, subfolder="fusion", **kwargs)

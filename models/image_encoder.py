@@ -16,7 +16,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ReferenceImageEncoder(nn.Module):
     """Reference images [B, A, 3, S, S] -> one projected vector each [B, A, proj_dim]."""
 
-    def __init__(self, vision, trainable_layers: int = 2, mean=CLIP_MEAN, std=CLIP_STD):
+    def __init__(self, vision, trainable_layers: int | None = 2, mean=CLIP_MEAN, std=CLIP_STD):
         super().__init__()
         self.vision = vision
         self.image_size = int(vision.config.image_size)
@@ -28,13 +28,14 @@ class ReferenceImageEncoder(nn.Module):
     def num_layers(self) -> int:
         return len(self.vision.vision_model.encoder.layers)
 
-    def set_trainable_layers(self, n: int) -> None:
-        """Freeze everything but the last n encoder layers (+ final LayerNorm and projection when n > 0)."""
-        if not 0 <= n <= self.num_layers:
+    def set_trainable_layers(self, n: int | None) -> None:
+        """None: all frozen; 0: the whole encoder trains (as FastComposer and the DP upstream read 0);
+        n > 0: the last n encoder layers, the final LayerNorm and the projection."""
+        if n is not None and not 0 <= n <= self.num_layers:
             raise ConfigError(f"image_encoder_trainable_layers = {n}: the image encoder has {self.num_layers} "
-                              f"layers; choose 0..{self.num_layers}")
+                              f"layers; choose 0 (all of it) .. {self.num_layers}")
         self.trainable_layers = n
-        self.vision.requires_grad_(False)
+        self.vision.requires_grad_(n == 0)
         if n:
             for layer in self.vision.vision_model.encoder.layers[-n:]:
                 layer.requires_grad_(True)
@@ -56,7 +57,7 @@ class ReferenceImageEncoder(nn.Module):
         return out.view(b, a, self.embed_dim)
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, trainable_layers: int = 2, **kwargs) -> "ReferenceImageEncoder":
+    def from_pretrained(cls, path_or_id: str, trainable_layers: int | None = 2, **kwargs) -> "ReferenceImageEncoder":
         """Load CLIPVisionModelWithProjection (+ its preprocessor mean/std when present)."""
         from transformers import CLIPVisionModelWithProjection
 

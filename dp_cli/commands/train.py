@@ -72,6 +72,8 @@ def command(
         help="Probability of an empty caption (for guidance).")] = None,
     caption_augmentation: Annotated[Optional[bool], _O("--caption-augmentation/--no-caption-augmentation")] = None,
     caption_augmentation_prob: Annotated[Optional[float], _O("--caption-augmentation-prob")] = None,
+    reference_augmentation: Annotated[Optional[bool], _O("--reference-augmentation/--no-reference-augmentation",
+        help="Vary reference crops (background, padding, scale).")] = None,
     random_flip: Annotated[Optional[bool], _O("--random-flip/--no-random-flip")] = None,
     cache_latents: Annotated[Optional[bool], _O("--cache-latents/--no-cache-latents")] = None,
     dataloader_num_workers: Annotated[Optional[str], _O("--dataloader-num-workers",

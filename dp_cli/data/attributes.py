@@ -129,11 +129,35 @@ def find_nouns(caption: str, types: tuple[str, ...] | list[str] | None = None) -
             i += 1
             continue
         typ = _NOUN_TO_TYPE[noun]
+        start = _phrase_start(words, lower, i)
+        head = _of_head(lower, j, typ)  # "a bun of black hair": the attribute is "black hair"
+        if head is not None:
+            i, j = head
         if typ in wanted:
-            found.append(NounMatch(typ, caption[words[i][1]:words[j][2]], words[i][1], words[j][2],
-                                   _phrase_start(words, lower, i)))
+            found.append(NounMatch(typ, caption[words[i][1]:words[j][2]], words[i][1], words[j][2], start))
         i = j + 1
     return found
+
+
+def _of_head(lower: list[str], j: int, typ: str) -> tuple[int, int] | None:
+    """For 'NOUN of [adjectives] NOUN2' with both nouns of one type: NOUN2's word span (i, j), else None.
+
+    The phrase then runs from the first noun's adjectives to NOUN2, so 'a bun of black hair' is one
+    attribute whose noun is 'hair' and whose adjectives ('bun of black') are dropped or replaced whole.
+    """
+    if j + 2 >= len(lower) or lower[j + 1] != "of":
+        return None
+    k = j + 2
+    while k < len(lower):
+        two = f"{lower[k]} {lower[k + 1]}" if k + 1 < len(lower) else None
+        if two in _NOUN_TO_TYPE:
+            return (k, k + 1) if _NOUN_TO_TYPE[two] == typ else None
+        if lower[k] in _NOUN_TO_TYPE:
+            return (k, k) if _NOUN_TO_TYPE[lower[k]] == typ else None
+        if lower[k] in _BOUNDARY and lower[k] not in ("and", "or"):
+            return None
+        k += 1
+    return None
 
 
 def _phrase_start(words: list[tuple[str, int, int]], lower: list[str], i: int) -> int:

@@ -75,8 +75,8 @@ class TrainConfig(Section):
         default="postfuse", description="Text-image fusion: postfuse ('control', the seed's spelling, is the same)")
     disable_flash_attention: bool = Field(default=False, description="Use the plain attention processor, not SDPA")
     train_image_encoder: bool = Field(default=True, description="Train the last layers of the CLIP image encoder")
-    image_encoder_trainable_layers: int = Field(default=2, ge=0,
-                                                description="How many last vision layers are trainable")
+    image_encoder_trainable_layers: int = Field(
+        default=2, ge=0, description="How many last vision layers train (0: the whole encoder, as upstream)")
     train_text_encoder: bool = Field(default=False, description="Train the CLIP text encoder too")
     gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in the UNet")
     reference_attribute_types: Union[str, list[str]] = Field(
@@ -98,6 +98,8 @@ class TrainConfig(Section):
                                        description="Drop adjectives of attribute phrases that have a reference")
     caption_augmentation_prob: float = Field(default=0.5, ge=0, le=1,
                                              description="Probability of dropping one phrase's adjectives")
+    reference_augmentation: bool = Field(
+        default=True, description="Vary reference crops: plain light or noise backgrounds, padding, scale")
     random_flip: bool = Field(default=False, description="Random horizontal flips (turns latent caching off)")
     cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every step")
     dataloader_num_workers: Union[int, Literal["auto"]] = Field(

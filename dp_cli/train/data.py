@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from dp_cli.data.attributes import NounMatch, attribute_mask, drop_adjectives, find_nouns
 from dp_cli.data.dataset import PersonDataset, PersonRecord
+from dp_cli.data.reference import TRAIN_AUGMENT, Augment, training_reference
 from dp_cli.errors import DataError
 
 MIN_ATTRIBUTE_PIXELS = 8  # at training resolution; smaller regions give no usable reference
@@ -103,7 +104,8 @@ class TrainDataset(Dataset):
                  size: tuple[int, int], max_attributes: int, reference: ReferenceSpec, seed: int = 0,
                  caption_augmentation: bool = True, caption_augmentation_prob: float = 0.5,
                  uncondition_prob: float = 0.0, random_flip: bool = False, strict: bool = False,
-                 max_length: int | None = None, latent_cache: torch.Tensor | None = None):
+                 max_length: int | None = None, latent_cache: torch.Tensor | None = None,
+                 reference_augmentation: bool = False):
         self.dataset, self.records, self.tokenizer = dataset, records, tokenizer
         self.types, self.size, self.max_attributes, self.reference = types, size, max_attributes, reference
         self.seed, self.epoch = seed, 0
@@ -111,6 +113,7 @@ class TrainDataset(Dataset):
         self.uncondition_prob, self.random_flip, self.strict = uncondition_prob, random_flip, strict
         self.max_length = max_length or tokenizer.model_max_length
         self.latent_cache = latent_cache
+        self.augment = TRAIN_AUGMENT if reference_augmentation else Augment()
         self.runtime_skipped: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -188,7 +191,7 @@ class TrainDataset(Dataset):
                 caption = new_caption
         out = []
         for _, m, full in chosen:
-            out.append((m, _resize_mask(full, self.size), reference_image(image, full, rng)))
+            out.append((m, _resize_mask(full, self.size), training_reference(image, full, rng, self.augment)))
         return caption, out
 
     def tokenize(self, caption: str, spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,17 +237,6 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return mask
     im = Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)
     return np.asarray(im) > 127
-
-
-def reference_image(image: Image.Image, mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """The attribute's bounding box, pixels outside its mask replaced by uniform noise."""
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = np.asarray(image)[y0:y1, x0:x1].copy()
-    inside = mask[y0:y1, x0:x1]
-    noise = rng.integers(0, 256, size=crop.shape, dtype=np.uint8)
-    crop[~inside] = noise[~inside]
-    return Image.fromarray(crop)
 
 
 class PixelView(Dataset):

@@ -209,7 +209,7 @@ def load_model(cfg: TrainConfig):
     config = DPConfig(
         attribute_types=cfg.types, img_token_num=cfg.img_token_num,
         max_reference_attributes=cfg.max_reference_attributes, resolution=cfg.size,
-        image_encoder_trainable_layers=cfg.image_encoder_trainable_layers if cfg.train_image_encoder else 0,
+        image_encoder_trainable_layers=cfg.image_encoder_trainable_layers,
         train_image_encoder=cfg.train_image_encoder, train_text_encoder=cfg.train_text_encoder,
         prediction_type=cfg.prediction_type, text_image_linking=LINKING_ALIASES.get(cfg.text_image_linking, cfg.text_image_linking),
         localization=cfg.attribute_loc, localization_weight=cfg.attribute_loc_weight,
@@ -244,6 +244,7 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
         max_attributes=cfg.max_reference_attributes, reference=ReferenceSpec(enc.image_size, enc.mean, enc.std),
         seed=cfg.seed, caption_augmentation=cfg.caption_augmentation,
         caption_augmentation_prob=cfg.caption_augmentation_prob, uncondition_prob=cfg.uncondition_prob,
+        reference_augmentation=cfg.reference_augmentation,
         random_flip=cfg.random_flip, strict=cfg.strict)
     if cfg.cache_latents and not cfg.random_flip:
         with acc.main_process_first():

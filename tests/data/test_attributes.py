@@ -52,3 +52,21 @@ def test_label_ids_and_masks():
     assert A.label_ids("bottomcloth", "lip") == (9, 10, 12)
     parsing = np.array([[0, 2, 9], [10, 5, 4]], dtype=np.uint8)
     assert A.attribute_mask(parsing, "shoes").tolist() == [[False, False, True], [True, False, False]]
+
+
+def test_head_noun_of_an_of_phrase_carries_the_attribute():
+    from dp_cli.data.attributes import drop_adjectives, find_nouns
+    from models.edit_pipeline import build_edit_prompt
+
+    caption = "The lady has a bun of black hair."
+    (m,) = find_nouns(caption, ("hair",))
+    assert (m.noun, caption[m.phrase_start:m.end]) == ("hair", "bun of black hair")
+    assert drop_adjectives(caption, [m]) == "The lady has a hair."
+    prompt = build_edit_prompt(caption, [("hair", "gold hair")], label_in_prompt=True)
+    assert prompt.text == "The lady has a gold hair."
+    assert prompt.bindings[0].replaced == "bun of black hair"
+    s, e = prompt.spans[0]
+    assert prompt.text[s:e] == "hair"
+    # other types and other nouns after "of" are left alone
+    assert [n.noun for n in find_nouns("A man with a ponytail of brown hair and a bag of books.")] == ["hair", "bag"]
+    assert [n.noun for n in find_nouns("A shirt of a woman with red hair.")] == ["shirt", "hair"]

@@ -75,7 +75,8 @@ def test_overfitting_one_batch_lowers_denoising_loss(make_batch, tiny_dir):
 
 def test_localization_loss_pulls_attention_into_masks(make_batch, in_mask_mass, tiny_dir):
     model = _model(tiny_dir, localization_weight=1.0)
-    history = _overfit(model, make_batch(model), steps=25, loc=True, in_mask_mass=in_mask_mass)
+    # 40 steps: with the 16x8 up_blocks.2 among the localized blocks the first steps move it less
+    history = _overfit(model, make_batch(model), steps=40, loc=True, in_mask_mass=in_mask_mass)
     (_, loc0, mass0), (_, loc1, mass1) = history[0], history[-1]
     assert loc1 < loc0 - 0.05
     assert mass1 > mass0 + 0.1

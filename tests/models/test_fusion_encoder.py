@@ -57,6 +57,14 @@ def test_image_encoder_trainable_layers(tiny_dir):
         enc.set_trainable_layers(4)
 
 
+def test_image_encoder_zero_trainable_layers_is_the_whole_encoder_none_is_frozen(tiny_dir):
+    enc = ReferenceImageEncoder.from_pretrained(str(tiny_dir / "clip-vision"), trainable_layers=0)
+    assert all(p.requires_grad for p in enc.parameters())  # embeddings and pre-LayerNorm included
+    assert enc.vision.vision_model.pre_layrnorm.weight.requires_grad
+    enc.set_trainable_layers(None)
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
 def test_preprocess_reference_matches_processor(tiny_dir):
     import numpy as np
     from transformers import CLIPImageProcessorPil

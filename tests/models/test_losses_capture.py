@@ -62,7 +62,11 @@ def test_capture_matches_reference_and_keeps_output(unet):
     torch.manual_seed(0)
     sample, t, ctx = torch.randn(2, 4, 16, 8), torch.tensor([10, 500]), torch.randn(2, 12, 32)
     positions = torch.tensor([[3, 7, -1], [1, -1, -1]])
-    assert middle_blocks(unet) == ["down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.0", "up_blocks.1"]
+    # by SD-1.5's names, as upstream: the tiny UNet's 16x8 up_blocks.2 is in, its 4x2 up_blocks.0 is out
+    assert middle_blocks(unet) == ["down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1", "up_blocks.2"]
+    assert middle_blocks(unet, 7) == ["down_blocks.0", "down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1",
+                                      "up_blocks.2"]
+    assert middle_blocks(unet, 1) == ["mid_block"]
     before = {k: type(v) for k, v in unet.attn_processors.items()}
     with torch.no_grad():
         plain = unet(sample, t, encoder_hidden_states=ctx).sample

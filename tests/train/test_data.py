@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from dp_cli.errors import DataError
-from dp_cli.train.data import (ReferenceSpec, TrainDataset, load_person_dataset, reference_image, scan_split)
+from dp_cli.data.reference import training_reference
+from dp_cli.train.data import ReferenceSpec, TrainDataset, load_person_dataset, scan_split
 
 HEIGHT, WIDTH = 64, 32
 TYPES = ("hair", "uppercloth", "bottomcloth")
@@ -55,7 +56,7 @@ def test_reference_is_the_box_with_noise_outside_the_mask():
     mask = np.zeros((20, 10), dtype=bool)
     mask[5:10, 2:8] = True
     mask[9, 2] = False  # one pixel of the box outside the mask
-    ref = np.asarray(reference_image(Image.fromarray(img), mask, np.random.default_rng(0)))
+    ref = np.asarray(training_reference(Image.fromarray(img), mask, np.random.default_rng(0)))
     assert ref.shape == (5, 6, 3)
     assert (ref[mask[5:10, 2:8]] == 255).all()
     assert not (ref[4, 0] == 255).all()  # replaced by noise
