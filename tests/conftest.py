@@ -162,8 +162,9 @@ def irra_contract(root: Path, fmt: str) -> dict[str, set[int]]:
 
 
 def write_edits(folder: Path, dataset_root: Path, sources: list[tuple[str, int, str]],
-                annotated: set[str] | None = None) -> tuple[Path, Path]:
-    """Fake `dp edit` + `dp annotate` outputs: `sources` are (source id, source person id, variant)."""
+                annotated: set[str] | None = None, failed: set[int] | None = None) -> tuple[Path, Path]:
+    """Fake `dp edit` + `dp annotate` outputs: `sources` are (source id, source person id, variant);
+    the edits whose index is in `failed` failed verification."""
     folder.mkdir(parents=True, exist_ok=True)
     edits, notes = [], []
     for k, (sid, pid, variant) in enumerate(sources):
@@ -174,7 +175,8 @@ def write_edits(folder: Path, dataset_root: Path, sources: list[tuple[str, int, 
                       "person_id": pid, "variant": variant, "split": "train",
                       "base_description": f"base description of {sid}", "prompt": "a person",
                       "reference_attribute_list": [{"type": "uppercloth", "label": "green coat"}],
-                      "seed": k, "model": "tiny", "settings": {}})
+                      "seed": k, "model": "tiny", "settings": {},
+                      "status": "failed" if k in (failed or set()) else "passed"})
         if annotated is None or eid in annotated:
             notes.append({"key": eid, "id": eid, "description": f"A person in a green coat, edit {k}.",
                           "attributes": ["green coat"], "model": "fake", "prompt_version": "1",

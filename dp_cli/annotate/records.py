@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from dp_cli.fsutil import parse_json_line
+from dp_cli.fsutil import parse_jsonl
 from dp_cli.errors import DataError
 
 
@@ -31,6 +31,7 @@ class Item:
     attributes: tuple[Attribute, ...]
     source_dataset: str | None = None
     key: str = ""
+    failed_edit: bool = False  # `dp edit`'s verifier failed this edit (status "failed"): not asked by default
 
     @property
     def labels(self) -> list[str]:
@@ -43,23 +44,24 @@ class Plan:
 
     items: list[Item]
     slices: list[tuple[int, int]] = field(default_factory=list)  # [start, end) record indexes
+    read: int = 0  # records in the input, selected or not
 
 
 def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
     """All records of a JSONL file, or of `stream` (stdin) when path is '-'."""
-    name = str(path)
-    if name == "-":
-        lines: Iterable[str] = (stream or sys.stdin)
-        name = "<stdin>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"{p}: input file not found", hint="pass --input edits.jsonl (from `dp edit`) or '-'")
-        lines = p.read_text(encoding="utf-8").splitlines()
+    if str(path) == "-":
+        return _items(stream or sys.stdin, "<stdin>")
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: input file not found", hint="pass --input edits.jsonl (from `dp edit`) or '-'")
+    with open(p, "rb") as fh:
+        return _items(fh, str(p))
+
+
+def _items(lines: Iterable[str | bytes], name: str) -> list[Item]:
     items: list[Item] = []
-    for lineno, line in enumerate(lines, 1):
-        if line.strip():
-            items.append(parse_record(parse_json_line(line, f"{name}:{lineno}"), len(items), f"{name}:{lineno}"))
+    for lineno, obj in parse_jsonl(lines, name):
+        items.append(parse_record(obj, len(items), f"{name}:{lineno}"))
     return items
 
 
@@ -85,7 +87,8 @@ def parse_record(obj: dict[str, Any], index: int, where: str) -> Item:
     rid = obj.get("id")
     rid = str(rid) if rid is not None and str(rid) != "" else str(index)
     src = obj.get("source_dataset")
-    return Item(index, rid, desc.strip(), tuple(attrs), src if isinstance(src, str) else None)
+    return Item(index, rid, desc.strip(), tuple(attrs), src if isinstance(src, str) else None,
+                failed_edit=obj.get("status") == "failed")
 
 
 def select(items: list[Item], text_start: int, text_end: int, slice_step: int) -> Plan:

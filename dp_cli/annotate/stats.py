@@ -20,6 +20,7 @@ class Stats:
 
     total: int = 0  # records selected
     skipped: int = 0  # already finished before this run
+    failed_edits: int = 0  # edits that failed `dp edit`'s verifier: not asked (nothing paid for them)
     done: int = 0
     failed: int = 0
     unreachable: int = 0  # records whose every attempt got no connection: left for the next run, not failed

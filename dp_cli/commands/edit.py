@@ -18,8 +18,8 @@ def command(
     parsing: Annotated[Optional[Path], typer.Option(help="One-image mode: its parsing map (label PNG).")] = None,
     caption: Annotated[Optional[str], typer.Option(help="One-image mode: its description.")] = None,
     attribute: Annotated[Optional[list[str]], typer.Option(
-        "--attribute", "-a", help='One-image mode: TYPE=IMAGE[:LABEL], e.g. hair=gold.png or '
-                                  'bottomcloth=skirt.png:"white skirt" (repeat).')] = None,
+        "--attribute", "-a", help='One-image mode: TYPE=IMAGE[@MASK][:LABEL], e.g. hair=gold.png or '
+                                  'bottomcloth=skirt.png@skirt_mask.png:"white skirt" (repeat).')] = None,
     out: Annotated[Optional[Path], typer.Option(help="One-image mode: the edited image to write.")] = None,
     label_set: Annotated[str, typer.Option(help="One-image mode: label set of the parsing map (atr, lip).")] = "atr",
     model: Annotated[Optional[str], typer.Option(
@@ -47,6 +47,8 @@ def command(
     label_in_prompt: Annotated[Optional[bool], typer.Option(
         "--label-in-prompt/--no-label-in-prompt",
         help="Write each reference's label in place of the replaced phrase.")] = None,
+    candidates: Annotated[Optional[int], typer.Option(help="Seeds tried per edit; the best-verified is kept.")] = None,
+    min_score: Annotated[Optional[float], typer.Option(help="Verifier score under which an edit fails.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or bf16.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per pipeline call (per process).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
@@ -63,7 +65,8 @@ def command(
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
                    guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
-                   keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, precision=precision,
+                   keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
+                   min_score=min_score, precision=precision,
                    batch_size=batch_size, device=device, contact_sheet=contact_sheet)
     one_image = (image, parsing, caption, attribute, out)
     if any(v is not None for v in one_image):
@@ -81,11 +84,21 @@ def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:
 
     res = edit_single(cfg, image, parsing, caption, attribute, out, label_set)
     refs = [{"type": b.type, "label": b.label, "noun": b.noun, "replaced": b.replaced,
-             "added_phrase": b.added_phrase} for b in res.bindings]
+             "added_phrase": b.added_phrase, "preparation": p.record()} for b, p in zip(res.bindings, res.preparations)]
+    for p in res.preparations:
+        if p.warning:
+            console.warn(p.warning)
+    v = res.verdict
+    verdict = f"{'passed' if v.passed else 'FAILED'} (score {v.score:.2f}, min {v.min_score:.2f})"
     console.render_summary("Edited", {"output": str(res.out), "prompt": res.prompt,
-                                      "edited area": f"{res.mask_fraction:.1%}", "model": res.model},
+                                      "edited area": f"{res.mask_fraction:.1%}", "verifier": verdict,
+                                      "seed": res.seed, "model": res.model},
                            payload={"output": str(res.out), "prompt": res.prompt, "references": refs,
-                                    "mask_fraction": res.mask_fraction, "model": res.model})
+                                    "mask_fraction": res.mask_fraction, "model": res.model, "seed": res.seed,
+                                    "verify": v.record()})
+    if not v.passed:
+        console.warn(f"the edit scored {v.score:.2f} < min_score {v.min_score:.2f}: it may not show the "
+                     "reference; try --candidates 4 or another --seed")
 
 
 def _dataset(cfg) -> None:
@@ -104,15 +117,23 @@ def _dataset(cfg) -> None:
     rows = {"output": str(summary.output_dir), "manifest": f"{summary.manifest} ({summary.rows} images)",
             "planned": summary.planned, "already done": summary.skipped, "written (this process)": summary.written,
             "processes": summary.processes, "images/s (this process)": round(summary.images_per_s, 3)}
+    if summary.status:
+        s = summary.status
+        rows["verified"] = f"{s['passed']} passed, {s['failed']} failed (min_score {cfg.min_score})" + (
+            f", {s['unverified']} unverified" if s["unverified"] else "")
     if summary.contact_sheet:
         rows["contact sheet"] = str(summary.contact_sheet)
+    for warning in summary.reference_warnings:
+        console.warn(warning)
     other = summary.extra.get("kept_with_other_settings", 0)
     if other:
         rows["kept from a run with other settings"] = other
         console.warn(f"{other} finished image(s) in {summary.output_dir} were made with another model, sampler "
                      "setting, seed or reference and were kept as they are; use a new --output-dir to apply "
                      "the new settings to every image")
-    console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows})
+    console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows,
+                                                  "status": summary.status,
+                                                  "reference_warnings": summary.reference_warnings})
 
 
 def _model():

@@ -147,8 +147,11 @@ def edits(
     dilate: Annotated[Optional[int], typer.Option(help="Grow the edit mask by this many pixels first.")] = None,
     batch_size: BatchOpt = None,
     device: DeviceOpt = None,
+    report: Annotated[Optional[Path], typer.Option(
+        help="Also write report.html and contact_sheet.png (pass/fail, failures first) into this folder.")] = None,
 ) -> None:
-    """Edit quality: preservation outside the masks (PSNR, SSIM), colour fidelity where truth is known, CLIP scores."""
+    """Edit quality: preservation outside the masks (PSNR, SSIM), colour fidelity where truth is known, CLIP
+    scores, and the verifier's pass / fail counts."""
     from dp_cli.eval.edits import evaluate_edits, read_manifest
 
     cfg = _settings(model=model, dilate=dilate, batch_size=batch_size, device=device)
@@ -158,7 +161,23 @@ def edits(
     quality = _with_progress(total, "scoring edits", lambda cb: evaluate_edits(
         manifest, clip=clip, dilate=cfg.dilate, sigma=cfg.ssim_sigma, descriptions=descriptions,
         batch_size=cfg.batch_size, progress=cb))
-    console.render_summary(f"Edit quality ({manifest})", quality.summary_rows(), quality.to_dict())
+    payload = quality.to_dict()
+    if report is not None:
+        payload["report"] = _edit_report(manifest, report, quality)
+    console.render_summary(f"Edit quality ({manifest})", quality.summary_rows(), payload)
+
+
+def _edit_report(manifest: Path, folder: Path, quality) -> dict[str, str]:
+    from dp_cli.edit.report import captions_of, write_edit_report
+    from dp_cli.edit.sheet import write_contact_sheet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    edits_dir = manifest.parent
+    page = write_edit_report(edits_dir, folder / "report.html", title=f"dp edit report: {manifest}",
+                             summary=quality.summary_rows())
+    sheet = write_contact_sheet(edits_dir, folder / "contact_sheet.png", max_rows=64, captions=captions_of(edits_dir))
+    console.info(f"report: {page}  contact sheet: {sheet}")
+    return {"html": str(page), "contact_sheet": str(sheet)}
 
 
 def _descriptions(path: Path) -> dict[str, str]:

@@ -45,6 +45,9 @@ class DemoResult:
             ("fidelity: region closer to reference", f"{eq.closer_to_reference}/{eq.attributes_color_differs} "
                                                      f"({pct(eq.share_closer_to_reference)})"),
             ("  by type", _fidelity_by_type(eq)),
+            ("verifier: passed (exported) / failed", f"{eq.verified_passed} / {eq.verified_failed}"),
+            ("fidelity among exported edits", f"{eq.passed_closer_to_reference}/{eq.passed_color_differs} "
+                                              f"({pct(eq.share_closer_among_passed)})"),
             ("preservation outside mask", _psnr_text(eq)),
             ("captions name every new attribute", pct(cq.share_names_all_attributes)),
             ("captions still name a replaced one", pct(cq.share_names_replaced)),

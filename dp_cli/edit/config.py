@@ -33,13 +33,16 @@ class EditConfig(Section):
     steps: int = Field(25, ge=1, le=1000, description="Denoising steps.")
     guidance_scale: float = Field(5.0, ge=0, description="Classifier-free guidance scale (1 = off).")
     delayed_conditioning: float = Field(
-        0.3, ge=0, le=1, description="Fraction of the steps that use the text-only embedding (FastComposer).")
+        0.0, ge=0, le=1, description="Fraction of the steps that use the text-only embedding (FastComposer).")
     mask_dilation: int = Field(4, ge=0, description="Pixels the edit mask grows by (lets a skirt replace trousers).")
     feather: int = Field(2, ge=0, description="Pixels of soft edge when pasting the source back.")
     composite: bool = Field(True, description="Paste the source pixels back outside the feathered edit mask.")
     keep_adjectives: bool = Field(False, description="Keep the replaced attribute's adjectives in the prompt.")
     label_in_prompt: bool = Field(False, description="Write each reference's label in place of the replaced "
                                   "phrase ('a red and yellow skirt' -> 'a white skirt'; wins over keep_adjectives).")
+    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the best-verified one is kept.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score below which an edit is marked failed "
+                             "(left out of exports, not annotated).")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Weights and activations dtype.")
     batch_size: int = Field(8, ge=1, description="Images per pipeline call (per process).")
     device: str = Field("auto", description="auto (the process's GPU if any, else CPU), cpu, cuda, cuda:1, ...")

@@ -30,9 +30,12 @@ class CatalogItem:
     label: str
     color: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    mask: Path | None = None  # absolute: the garment's mask, when the catalog gives one
 
     def to_reference_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {"type": self.type, "label": self.label, "image": str(self.image)}
+        if self.mask is not None:
+            row["mask"] = str(self.mask)
         if self.color is not None:
             row["color"] = list(self.color)
         return row
@@ -76,8 +79,9 @@ def load_catalog(root: Path) -> list[CatalogItem]:
             raise DataError(f"{where}: unknown attribute type {obj['type']!r}",
                             hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")
         rel = safe_relpath(obj["image"], where)
-        extra = {k: v for k, v in obj.items() if k not in ("image", "type", "label", "color")}
-        items.append(CatalogItem(folder / rel, obj["type"], str(obj["label"]), obj.get("color"), extra))
+        mask = folder / safe_relpath(obj["mask"], f"{where} mask") if obj.get("mask") else None
+        extra = {k: v for k, v in obj.items() if k not in ("image", "type", "label", "color", "mask")}
+        items.append(CatalogItem(folder / rel, obj["type"], str(obj["label"]), obj.get("color"), extra, mask))
     if not items:
         raise DataError(f"{path}: catalog is empty")
     return items
@@ -178,6 +182,8 @@ def check_jobs(dataset: PersonDataset, jobs: list[EditJob]) -> None:
                             f"image is {size[0]}x{size[1]}", hint="parsing maps must have the image's size")
     for path in sorted({str(r.image) for j in jobs for r in j.references}):
         load_rgb(Path(path), "reference image")
+    for path in sorted({str(r.mask) for j in jobs for r in j.references if r.mask is not None}):
+        _image_size(Path(path), "reference mask")
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
 SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "mask_dilation", "feather",
-                "composite", "keep_adjectives", "label_in_prompt", "precision")
+                "composite", "keep_adjectives", "label_in_prompt", "precision", "candidates", "min_score")
 
 ProgressFn = Callable[[int, int, float], None]  # (done, total, images per second)
 
@@ -42,6 +42,9 @@ class EditSummary:
     contact_sheet: Path | None = None
     rows: int = 0  # lines of the merged manifest
     extra: dict[str, Any] = field(default_factory=dict)
+    failed_here: int = 0  # edits this process wrote that failed verification
+    status: dict[str, int] = field(default_factory=dict)  # passed / failed / unverified over the plan
+    reference_warnings: list[str] = field(default_factory=list)
 
     @property
     def images_per_s(self) -> float:
@@ -106,41 +109,119 @@ def settings_of(cfg) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def _reference_image(path: str):
-    """Catalog images recur across a variant's images: decode each once (the pipeline never mutates them)."""
-    return load_rgb(Path(path), "reference image")
+def prepared_reference(path: str, mask: str | None = None):
+    """A catalog image in the encoder's training form (dp_cli.data.reference), prepared once per run.
+
+    The noise outside the garment is seeded by the path, so a reference looks the same in every job."""
+    from dp_cli.data.reference import load_mask_file, noise_seed, prepare_reference
+
+    image = _open_reference(Path(path))
+    fg = load_mask_file(Path(mask), image.size) if mask else None
+    return prepare_reference(image, fg, seed=noise_seed(path), name=f"reference {path}")
 
 
-def run_batch(pipe, dataset, jobs: list[EditJob], cfg):
-    """Load one batch's sources, masks and references and call the pipeline."""
+def _open_reference(path: Path):
+    """The picture with its alpha channel when it has one (load_rgb drops it)."""
+    from PIL import Image
+
+    image = load_rgb(path, "reference image")  # the one-line errors for missing / corrupt files
+    with Image.open(path) as im:
+        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+            im.load()
+            return im.convert("RGBA")
+    return image
+
+
+def reference_warnings(jobs: list[EditJob]) -> list[str]:
+    """The preparation warnings of the references these jobs use, one per reference."""
+    seen = {(str(r.image), str(r.mask) if r.mask else None) for j in jobs for r in j.references}
+    return [w for w in (prepared_reference(*key).warning for key in sorted(seen, key=str)) if w]
+
+
+def candidate_seed(seed: int, k: int) -> int:
+    """Candidate k of an edit: k = 0 is the edit's own seed, so --candidates 1 is the plain edit."""
+    return seed if k == 0 else (seed * 7919 + 104_729 * k) % (2**31)
+
+
+@dataclass
+class EditOutcome:
+    """The kept candidate of one job."""
+
+    image: Any
+    mask: Any
+    prompt: Any
+    seed: int
+    verdict: Any
+    candidates: list[dict[str, Any]]
+
+
+def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
+    """Load one batch's sources, masks and prepared references, edit `cfg.candidates` seeds of each job in
+    one pipeline call, verify every candidate and keep the best-scored one per job."""
+    from dp_cli.data.attributes import attribute_mask
     from models.edit_pipeline import Reference
 
-    images, masks, refs = [], [], []
+    n = cfg.candidates
+    images, masks, regions, refs, preps = [], [], [], [], []
     for job in jobs:
         images.append(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"))
         parsing = load_parsing(dataset.parsing_path(job.record), f"record {job.record.id!r} parsing map")
-        masks.append(edit_mask(parsing, [r.type for r in job.references], dataset.label_set))
-        refs.append([Reference(r.type, _reference_image(str(r.image)), r.label) for r in job.references])
-    return pipe(images, masks, [j.caption for j in jobs], refs, seed=[j.seed for j in jobs],
-                num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
-                feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives,
-                label_in_prompt=cfg.label_in_prompt)
+        types = [r.type for r in job.references]
+        masks.append(edit_mask(parsing, types, dataset.label_set))
+        regions.append([attribute_mask(parsing, t, dataset.label_set) for t in types])
+        preps.append([prepared_reference(str(r.image), str(r.mask) if r.mask else None) for r in job.references])
+        refs.append([Reference(r.type, p.image, r.label) for r, p in zip(job.references, preps[-1])])
+    rep = lambda xs: [x for x in xs for _ in range(n)]  # noqa: E731
+    seeds = [candidate_seed(j.seed, k) for j in jobs for k in range(n)]
+    result = pipe(rep(images), rep(masks), rep([j.caption for j in jobs]), rep(refs), seed=seeds,
+                  num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                  delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
+                  feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives,
+                  label_in_prompt=cfg.label_in_prompt)
+    return [_best(result, i, n, np.asarray(images[i]), regions[i], job, preps[i], seeds, cfg)
+            for i, job in enumerate(jobs)]
 
 
-def manifest_row(job: EditJob, dataset, prompt, model_ref: str, cfg, resolution) -> dict[str, Any]:
+def _best(result, i: int, n: int, source: np.ndarray, regions, job: EditJob, preps, seeds, cfg) -> EditOutcome:
+    from dp_cli.edit.verify import verify_edit
+
+    types = [r.type for r in job.references]
+    verdicts = [verify_edit(np.asarray(result.images[i * n + k]), source, regions, types, preps, cfg.min_score)
+                for k in range(n)]
+    best = max(range(n), key=lambda k: (verdicts[k].score, -k))  # ties: the lowest candidate
+    j = i * n + best
+    return EditOutcome(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdicts[best],
+                       [{"seed": seeds[i * n + k], "score": round(v.score, 4)} for k, v in enumerate(verdicts)])
+
+
+def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> dict[str, Any]:
     """One line of edits.jsonl (docs/FORMATS.md)."""
     refs = []
-    for item, binding in zip(job.references, prompt.bindings):
+    for item, binding in zip(job.references, outcome.prompt.bindings):
         row = item.to_reference_json()
-        row.update(replaced=binding.replaced, added_phrase=binding.added_phrase)
+        row.update(replaced=binding.replaced, added_phrase=binding.added_phrase,
+                   preparation=prepared_reference(str(item.image), str(item.mask) if item.mask else None).record())
         refs.append(row)
     return {"id": job.id, "image": f"images/{job.filename}", "mask": f"masks/{job.filename}",
             "source_id": job.record.id, "source_image": str(dataset.image_path(job.record).resolve()),
             "source_dataset": str(dataset.root.resolve()), "person_id": job.record.person_id,
-            "variant": job.variant, "split": "train", "base_description": job.caption, "prompt": prompt.text,
-            "reference_attribute_list": refs, "seed": job.seed, "model": model_ref,
+            "variant": job.variant, "split": "train", "base_description": job.caption,
+            "prompt": outcome.prompt.text, "reference_attribute_list": refs, "seed": outcome.seed,
+            "verify": outcome.verdict.record(), "status": "passed" if outcome.verdict.passed else "failed",
+            "candidates": outcome.candidates, "model": model_ref,
             "settings": {**settings_of(cfg), "resolution": list(resolution)}}
+
+
+def status_counts(rows: list[dict[str, Any]], planned: set[str]) -> dict[str, int]:
+    """passed / failed / unverified (written before there was a verifier) over the planned edits."""
+    counts = {"passed": 0, "failed": 0, "unverified": 0}
+    seen: set[str] = set()
+    for row in rows:
+        if row.get("id") in planned and row["id"] not in seen:
+            seen.add(row["id"])
+            status = row.get("status")
+            counts[status if status in ("passed", "failed") else "unverified"] += 1
+    return counts
 
 
 def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], model_ref: str, cfg) -> int:
@@ -153,7 +234,8 @@ def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], mod
         seen.add(row["id"])
         old = {k: (row.get("settings") or {}).get(k) for k in settings}
         refs = [str(r.get("image")) for r in row.get("reference_attribute_list") or [] if isinstance(r, dict)]
-        if (row.get("model") != model_ref or old != settings or row.get("seed") != job.seed
+        seeds = {c.get("seed") for c in row.get("candidates") or [] if isinstance(c, dict)} | {row.get("seed")}
+        if (row.get("model") != model_ref or old != settings or job.seed not in seeds
                 or refs != [str(item.image) for item in job.references]):
             n += 1
     return n
@@ -219,15 +301,16 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 3. Edit in batches: images atomically, then their manifest lines (fsynced)
     target = out / MANIFEST if state.num_processes == 1 else shard_path(out, state.process_index,
                                                                            state.num_processes)
-    start, written = time.perf_counter(), 0
+    start, written, failed = time.perf_counter(), 0, 0
+    per_call = max(1, cfg.batch_size // cfg.candidates)  # batch_size counts images, candidates included
     with JsonlAppender(target) as log:
-        for b in range(0, len(mine), cfg.batch_size):
-            batch = mine[b:b + cfg.batch_size]
-            result = run_batch(pipe, dataset, batch, cfg)
-            for job, image, mask, prompt in zip(batch, result.images, result.masks, result.prompts):
-                save_image_atomic(image, out / "images" / job.filename)
-                save_image_atomic(mask, out / "masks" / job.filename)
-                log.append(manifest_row(job, dataset, prompt, model_ref, cfg, pipe.resolution))
+        for b in range(0, len(mine), per_call):
+            batch = mine[b:b + per_call]
+            for job, outcome in zip(batch, run_batch(pipe, dataset, batch, cfg)):
+                save_image_atomic(outcome.image, out / "images" / job.filename)
+                save_image_atomic(outcome.mask, out / "masks" / job.filename)
+                log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution))
+                failed += not outcome.verdict.passed
             written += len(batch)
             if on_progress:
                 on_progress(written, len(mine), written / max(time.perf_counter() - start, 1e-9))
@@ -236,7 +319,10 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 4. One manifest at the end; the optional contact sheet
     state.wait_for_everyone()
     summary = EditSummary(out, out / MANIFEST, len(jobs), len(done & {j.id for j in jobs}), written, seconds, state.num_processes)
+    summary.failed_here = failed
     if state.is_main_process:
+        summary.reference_warnings = reference_warnings(jobs)
+        summary.status = status_counts(all_rows(out), {j.id for j in jobs})
         summary.extra["kept_with_other_settings"] = kept_with_other_settings(out, jobs, done, model_ref, cfg)
         summary.rows = merge_manifest(out, {j.id: j.index for j in jobs})
         if cfg.contact_sheet:

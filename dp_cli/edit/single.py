@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,17 +18,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 @dataclass
 class AttributeSpec:
-    """`--attribute TYPE=PATH[:LABEL]`."""
+    """`--attribute TYPE=IMAGE[@MASK][:LABEL]`."""
 
     type: str
     image: Path
     label: str
+    mask: Path | None = None
 
 
 def parse_attribute(spec: str) -> AttributeSpec:
-    """'hair=gold.png' or 'bottomcloth=white_skirt.png:white skirt' (label default: the file's stem)."""
+    """'hair=gold.png', 'bottomcloth=white_skirt.png:white skirt' (label default: the file's stem), or with
+    the garment's mask 'bottomcloth=skirt.png@skirt_mask.png:white skirt'."""
     if "=" not in spec:
-        raise DpError(f"--attribute {spec!r}: expected TYPE=IMAGE[:LABEL]", hint="e.g. hair=gold.png")
+        raise DpError(f"--attribute {spec!r}: expected TYPE=IMAGE[@MASK][:LABEL]", hint="e.g. hair=gold.png")
     type_name, rest = (p.strip() for p in spec.split("=", 1))
     if type_name not in ATTRIBUTE_TYPES:
         raise DpError(f"--attribute {spec!r}: unknown attribute type {type_name!r}",
@@ -36,9 +39,13 @@ def parse_attribute(spec: str) -> AttributeSpec:
     head, sep, tail = rest.rpartition(":")
     if sep and (head.lower().endswith(IMAGE_SUFFIXES) or Path(head).is_file()):
         path, label = head, tail.strip().strip('"').strip("'")
+    mask = None
+    image, at, mask_path = path.rpartition("@")
+    if at and image and (mask_path.lower().endswith(IMAGE_SUFFIXES) or Path(mask_path).is_file()):
+        path, mask = image, Path(mask_path).expanduser()
     if not path:
         raise DpError(f"--attribute {spec!r}: no image path", hint="e.g. hair=gold.png")
-    return AttributeSpec(type_name, Path(path).expanduser(), label or Path(path).stem.replace("_", " "))
+    return AttributeSpec(type_name, Path(path).expanduser(), label or Path(path).stem.replace("_", " "), mask)
 
 
 @dataclass
@@ -48,12 +55,17 @@ class SingleEditResult:
     bindings: list
     mask_fraction: float
     model: str
+    verdict: Any = None  # dp_cli.edit.verify.Verdict of the kept candidate
+    seed: int = 0
+    preparations: list = field(default_factory=list)  # PreparedReference per attribute
 
 
 def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[str], out: Path,
                 label_set: str = "atr") -> SingleEditResult:
     """Edit one image; everything is checked before the output is written (atomically)."""
-    from dp_cli.edit.runner import edit_mask, load_pipeline, pick_device, resolve_model
+    from dp_cli.data.attributes import attribute_mask
+    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, pick_device, prepared_reference, resolve_model
+    from dp_cli.edit.verify import verify_edit
     from models.edit_pipeline import Reference
 
     # 1. Check and load the inputs
@@ -71,7 +83,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     if labels.shape != (source.height, source.width):
         raise DataError(f"--parsing {parsing}: size {labels.shape[1]}x{labels.shape[0]} differs from --image "
                         f"{image} ({source.width}x{source.height})", hint="the parsing map must have the image's size")
-    refs = [Reference(s.type, load_rgb(s.image, f"--attribute {s.type} image"), s.label) for s in specs]
+    preps = [prepared_reference(str(s.image), str(s.mask) if s.mask else None) for s in specs]
+    refs = [Reference(s.type, p.image, s.label) for s, p in zip(specs, preps)]
     mask = edit_mask(labels, [s.type for s in specs], label_set)
     if not mask.any():
         raise DataError(f"--parsing {parsing}: no pixels of {[s.type for s in specs]} in the {label_set} label map",
@@ -80,12 +93,20 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     # 2. Load the model and edit
     model_ref = resolve_model(cfg.model)
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device))
-    result = pipe(source, mask, caption, refs, seed=cfg.seed, num_inference_steps=cfg.steps,
+    n = cfg.candidates
+    seeds = [candidate_seed(cfg.seed, k) for k in range(n)]
+    result = pipe([source] * n, [mask] * n, [caption] * n, [refs] * n, seed=seeds, num_inference_steps=cfg.steps,
                   guidance_scale=cfg.guidance_scale, delayed_conditioning=cfg.delayed_conditioning,
                   mask_dilation=cfg.mask_dilation, feather=cfg.feather, composite=cfg.composite,
                   keep_adjectives=cfg.keep_adjectives, label_in_prompt=cfg.label_in_prompt)
 
-    # 3. Write the output
-    save_image_atomic(result.images[0], out)
-    used = float((np.asarray(result.masks[0]) > 0).mean())
-    return SingleEditResult(out, result.prompts[0].text, result.prompts[0].bindings, used, model_ref)
+    # 3. Verify each candidate, keep the best, write it
+    types = [s.type for s in specs]
+    regions = [attribute_mask(labels, t, label_set) for t in types]
+    verdicts = [verify_edit(np.asarray(im), np.asarray(source), regions, types, preps, cfg.min_score)
+                for im in result.images]
+    best = max(range(n), key=lambda k: (verdicts[k].score, -k))
+    save_image_atomic(result.images[best], out)
+    used = float((np.asarray(result.masks[best]) > 0).mean())
+    return SingleEditResult(out, result.prompts[best].text, result.prompts[best].bindings, used, model_ref,
+                            verdicts[best], seeds[best], preps)

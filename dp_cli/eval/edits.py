@@ -146,6 +146,8 @@ class EditScore:
     attributes: list[AttributeScore] = field(default_factory=list)
     clip_score: float | None = None  # new description vs edited image
     clip_score_base: float | None = None  # base description vs edited image
+    status: str | None = None  # the verifier's verdict in edits.jsonl: passed | failed | None (unverified)
+    verify_score: float | None = None
 
 
 @dataclass
@@ -168,6 +170,11 @@ class EditQuality:
     clip_score_mean: float | None
     clip_score_base_mean: float | None
     mask_covers_image: int = 0  # edits with no pixel outside the dilated mask: no PSNR/SSIM to measure
+    verified_passed: int = 0  # edits dp edit's verifier passed (status in edits.jsonl)
+    verified_failed: int = 0
+    passed_color_differs: int = 0  # attributes of passed edits with colour truth that differs
+    passed_closer_to_reference: int = 0
+    share_closer_among_passed: float | None = None  # fidelity of what `dp export` keeps
     edits: list[EditScore] = field(default_factory=list)
 
     def to_dict(self, per_edit: bool = True) -> dict[str, Any]:
@@ -194,6 +201,9 @@ class EditQuality:
                 ("  of which reference colour differs", self.attributes_color_differs),
                 ("  closer to reference than original", f"{self.closer_to_reference} "
                                                         f"({pct(self.share_closer_to_reference)})"),
+                ("verifier: passed / failed", f"{self.verified_passed} / {self.verified_failed}"),
+                ("  passed and closer to reference", f"{self.passed_closer_to_reference}/{self.passed_color_differs} "
+                                                     f"({pct(self.share_closer_among_passed)})"),
                 ("colour distance to reference (mean)", num(self.distance_to_reference_mean)),
                 ("colour distance to original (mean)", num(self.distance_to_original_mean)),
                 ("CLIP region vs reference (mean cos)", num(self.clip_image_similarity_mean)),
@@ -303,7 +313,10 @@ def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: flo
     source = _resize_rgb(load_rgb(Path(row["source_image"]), where), size)
     mask = load_mask(base / row["mask"], size, where)
     p, s = preservation(edited, source, mask, dilate, sigma)
-    score = EditScore(id=str(row["id"]), psnr=p, ssim=s)
+    verify = row.get("verify") if isinstance(row.get("verify"), dict) else {}
+    score = EditScore(id=str(row["id"]), psnr=p, ssim=s,
+                      status=row.get("status") if row.get("status") in ("passed", "failed") else None,
+                      verify_score=verify.get("score") if isinstance(verify.get("score"), (int, float)) else None)
     ds, rec = sources.record(row)
     parsing = _parsing(ds, rec, size)
     crops = []
@@ -404,6 +417,8 @@ def _aggregate(scores: list[EditScore]) -> EditQuality:
     truth = [a for a in attrs if a.distance_to_reference is not None]
     differs = [a for a in truth if a.closer_to_reference is not None]
     closer = sum(1 for a in differs if a.closer_to_reference)
+    passed = [a for s in scores if s.status == "passed" for a in s.attributes if a.closer_to_reference is not None]
+    passed_closer = sum(1 for a in passed if a.closer_to_reference)
     return EditQuality(
         num_edits=len(scores), psnr_mean=_mean(finite), psnr_min=min(finite) if finite else None,
         identical_outside_mask=sum(1 for s in measured if s.psnr is None),
@@ -415,4 +430,7 @@ def _aggregate(scores: list[EditScore]) -> EditQuality:
         clip_image_similarity_mean=_mean([a.clip_similarity for a in attrs]),
         clip_score_mean=_mean([s.clip_score for s in scores]),
         clip_score_base_mean=_mean([s.clip_score_base for s in scores]),
-        mask_covers_image=len(scores) - len(measured), edits=scores)
+        mask_covers_image=len(scores) - len(measured),
+        verified_passed=sum(s.status == "passed" for s in scores), verified_failed=sum(s.status == "failed" for s in scores),
+        passed_color_differs=len(passed), passed_closer_to_reference=passed_closer,
+        share_closer_among_passed=passed_closer / len(passed) if passed else None, edits=scores)

@@ -21,6 +21,8 @@ class ExportConfig(Section):
     link: bool = Field(False, description="Hard-link images (symlink across devices) instead of copying them.")
     use_base_description: bool = Field(False, description="Give edits without an annotation their "
                                                           "base_description instead of skipping them.")
+    include_failed_edits: bool = Field(False, description="Also export edits that failed `dp edit`'s verifier "
+                                                    "(status failed in edits.jsonl); default: leave them out.")
 
     @field_validator("format")
     @classmethod

@@ -21,6 +21,7 @@ class GeneratedRecords:
     variants: list[str] = field(default_factory=list)  # one per record
     sources: dict[str, Path] = field(default_factory=dict)  # record id -> edited image on disk
     skipped: int = 0  # edits without an annotation
+    failed: int = 0  # edits left out because they failed verification (status "failed")
 
 
 def load_annotations(path: Path) -> dict[str, str]:
@@ -38,8 +39,11 @@ def load_annotations(path: Path) -> dict[str, str]:
 
 
 def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None = None,
-                   use_base_description: bool = False) -> GeneratedRecords:
-    """Join edits and annotations into train records; edits must come from `dataset`."""
+                   use_base_description: bool = False, include_failed_edits: bool = False) -> GeneratedRecords:
+    """Join edits and annotations into train records; edits must come from `dataset`.
+
+    Edits that failed `dp edit`'s verifier (`"status": "failed"`) are left out and counted, unless
+    `include_failed_edits`: their caption would name a garment the image lacks."""
     if not edits.is_file():  # before the annotations, which default to a file beside the edits
         raise DataError(f"{edits}: edit manifest not found", hint="pass --edits the edits.jsonl written by `dp edit`")
     annotations = annotations or edits.parent / "annotations.jsonl"
@@ -58,6 +62,9 @@ def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None
         if rec.id in seen:
             raise DataError(f"{edits}:{lineno}: duplicate edit id {rec.id!r}", hint="ids must be unique")
         seen.add(rec.id)
+        if row.get("status") == "failed" and not include_failed_edits:
+            out.failed += 1
+            continue
         caption = descriptions.get(rec.id) or (str(row.get("base_description") or "").strip()
                                                if use_base_description else "")
         if not caption:

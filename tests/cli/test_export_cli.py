@@ -84,3 +84,18 @@ def test_label_set_native_header_wins_over_data_default(dp, tmp_path, kit):
     result = dp("-q", "--config", tmp_path / "dp.toml", "export", "-d", cuhk, "-f", "native", "-o", tmp_path / "o2")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o2" / "dataset.json").read_text())["label_set"] == "lip"
+
+
+def test_export_leaves_out_failed_edits_counts_them_and_keeps_them_on_request(dp, tbps, tmp_path, export_kit):
+    root = tbps("cuhk-pedes")
+    ds = load_dataset(root)
+    edits, _ = export_kit.write_edits(tmp_path / "e", root, [(ds.records[0].id, 0, "0__v0"),
+                                                             (ds.records[2].id, 1, "1__v0")], failed={0})
+    result = dp("--json", "export", "-d", root, "-o", tmp_path / "o1", "--edits", edits)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["generated_records"], payload["skipped_failed_verification"]) == (1, 1)
+    assert "failed verification" in result.stderr
+    result = dp("--json", "export", "-d", root, "-o", tmp_path / "o2", "--edits", edits, "--include-failed-edits")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["generated_records"] == 2

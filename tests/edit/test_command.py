@@ -21,7 +21,8 @@ from dp_cli.edit.config import EditConfig
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "2", "--mask-dilation", "1", "--feather", "1"]
 ROW_KEYS = {"id", "image", "mask", "source_id", "source_image", "source_dataset", "person_id", "variant", "split",
-            "base_description", "prompt", "reference_attribute_list", "seed", "model", "settings"}
+            "base_description", "prompt", "reference_attribute_list", "seed", "model", "settings",
+            "verify", "status", "candidates"}
 
 
 def invoke(args):

@@ -115,15 +115,26 @@ def test_link_mode_shares_the_image_files(tbps, tmp_path):
 def test_non_empty_output_is_refused_then_replaced_whole(tbps, tmp_path, kit):
     ds = load_dataset(tbps("cuhk-pedes"))
     out = tmp_path / "out"
-    out.mkdir()
+    export_dataset(ds, "cuhk-pedes", out)
     (out / "keep.txt").write_text("mine")
     before = kit.tree_digest(out)
-    with pytest.raises(DataError, match="output folder is not empty"):
+    with pytest.raises(DataError, match="folder is not empty"):
         export_dataset(ds, "cuhk-pedes", out)
     assert kit.tree_digest(out) == before
-    export_dataset(ds, "cuhk-pedes", out, overwrite=True)
+    export_dataset(ds, "cuhk-pedes", out, overwrite=True)  # an earlier export (it holds export.json)
     assert not (out / "keep.txt").exists() and (out / "reid_raw.json").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_overwrite_never_replaces_a_folder_dp_did_not_make(tbps, tmp_path, kit):
+    ds = load_dataset(tbps("cuhk-pedes"))
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    before = kit.tree_digest(out)
+    with pytest.raises(DataError, match=r"holds files dp did not write \(thesis.tex; no export.json\)"):
+        export_dataset(ds, "cuhk-pedes", out, overwrite=True)
+    assert kit.tree_digest(out) == before
 
 
 def test_failed_export_leaves_previous_output_and_no_staging(tbps, tmp_path, kit):
@@ -140,7 +151,7 @@ def test_failed_export_leaves_previous_output_and_no_staging(tbps, tmp_path, kit
 
 def test_output_cannot_replace_the_input(tbps):
     root = tbps("cuhk-pedes")
-    with pytest.raises(UsageError, match="would replace the input folder"):
+    with pytest.raises(UsageError, match="contains --dataset"):
         export_dataset(load_dataset(root), "native", root.parent, overwrite=True)
 
 
@@ -159,3 +170,16 @@ def test_missing_edit_manifest_is_named_before_its_annotations(tbps, tmp_path):
         load_generated(tmp_path / "nope.jsonl", ds)
     with pytest.raises(DataError, match=r"nope\.jsonl: edit manifest not found"):
         load_generated(tmp_path / "nope.jsonl", ds, use_base_description=True)
+
+
+def test_edits_that_failed_verification_are_left_out_and_counted(tbps, tmp_path, export_kit):
+    root = tbps("cuhk-pedes")
+    ds = load_dataset(root)
+    sources = [(ds.records[0].id, 0, "0__v0"), (ds.records[1].id, 0, "0__v0"), (ds.records[2].id, 1, "1__v0")]
+    edits, _ = export_kit.write_edits(tmp_path / "e", root, sources, failed={1})
+    gen = load_generated(edits, ds)
+    assert (len(gen.records), gen.failed) == (2, 1)
+    assert f"{ds.records[1].id}__e1" not in {r.id for r in gen.records}
+    kept = load_generated(edits, ds, include_failed_edits=True)
+    assert (len(kept.records), kept.failed) == (3, 0)
+

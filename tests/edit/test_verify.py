@@ -1,0 +1,120 @@
+"""The verifier reads images only and ranks a right edit above a wrong one; best of N keeps the best."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dp_cli.data.reference import prepare_reference
+from dp_cli.edit.verify import colour_distance, verify_edit
+from dp_cli.toy.catalog import render_item
+from dp_cli.toy.spec import Attribute
+
+RED, BLUE, GREEN, GREY = (200, 32, 38), (38, 72, 196), (36, 140, 62), (128, 128, 132)
+
+
+def _person(region_colour, stripes=None):
+    """A 64x32 'person': background, a torso region painted `region_colour` (or striped)."""
+    img = np.full((64, 32, 3), (90, 110, 90), np.uint8)
+    region = np.zeros((64, 32), bool)
+    region[20:40, 8:24] = True
+    img[region] = region_colour
+    if stripes is not None:
+        rows = np.zeros_like(region)
+        rows[20:40:4] = True
+        rows[21:40:4] = True
+        img[region & rows] = stripes
+    return img, region
+
+
+def _reference(colour, pattern="plain", second=None):
+    name = "shirt" if pattern != "plain" else "t-shirt"
+    return prepare_reference(render_item(Attribute("uppercloth", name, colour, pattern, second), 64))
+
+
+def test_right_edit_scores_above_wrong_and_unchanged_ones():
+    source, region = _person(RED)
+    ref = _reference("blue")
+    right, _ = _person(BLUE)
+    wrong, _ = _person(GREEN)
+    verdicts = {name: verify_edit(img, source, [region], ["uppercloth"], [ref], 0.5)
+                for name, img in (("right", right), ("wrong", wrong), ("unchanged", source))}
+    assert verdicts["right"].score > 0.8 and verdicts["right"].passed
+    assert verdicts["unchanged"].score < 0.2 and not verdicts["unchanged"].passed
+    assert verdicts["wrong"].score < verdicts["right"].score
+    assert not verdicts["wrong"].passed
+    rec = verdicts["right"].record()
+    assert rec["passed"] is True and rec["attributes"][0]["type"] == "uppercloth"
+
+
+def test_a_grey_blur_between_source_and_reference_fails():
+    source, region = _person((240, 212, 36))  # yellow
+    blur, _ = _person(GREY)
+    verdict = verify_edit(blur, source, [region], ["uppercloth"], [_reference("blue")], 0.5)
+    assert not verdict.passed
+
+
+def test_striped_reference_compares_distributions_not_means():
+    source, region = _person(GREEN)
+    ref = _reference("white", "striped", "black")
+    striped, _ = _person((238, 238, 235), stripes=(28, 28, 32))
+    grey, _ = _person(GREY)  # the striped reference's mean colour, but not its colours
+    s_striped = verify_edit(striped, source, [region], ["uppercloth"], [ref], 0.5).score
+    s_grey = verify_edit(grey, source, [region], ["uppercloth"], [ref], 0.5).score
+    assert s_striped > s_grey + 0.2 and s_striped > 0.5
+
+
+def test_reference_like_the_source_is_judged_by_absolute_agreement():
+    source, region = _person(RED)
+    kept = verify_edit(source, source, [region], ["uppercloth"], [_reference("red")], 0.5)
+    assert kept.passed  # nothing to change: the region already wears the reference colour
+
+
+def test_the_weakest_attribute_decides():
+    source, region = _person(RED)
+    right, _ = _person(BLUE)
+    tiny = np.zeros_like(region)
+    tiny[0, 0] = True  # too small to judge: ignored, not failed
+    v = verify_edit(right, source, [region, tiny], ["uppercloth", "hair"], [_reference("blue"), _reference("red")], 0.5)
+    assert v.passed and v.attributes[1].score is None
+    v2 = verify_edit(right, source, [region, region], ["uppercloth", "bottomcloth"],
+                     [_reference("blue"), _reference("green")], 0.5)
+    assert v2.score == min(a.score for a in v2.attributes) and not v2.passed
+
+
+def test_colour_distance_is_symmetric_and_zero_for_equal_sets():
+    a = np.random.default_rng(0).uniform(0, 100, (50, 3))
+    b = a + 10
+    assert colour_distance(a, a) == 0
+    assert colour_distance(a, b) == pytest.approx(colour_distance(b, a))
+
+
+def test_best_of_n_keeps_the_best_verified_candidate_and_is_reproducible(model_dir, world, tmp_path):
+    from dp_cli.edit.config import EditConfig
+    from dp_cli.edit.runner import candidate_seed, run_dataset_edit
+
+    def run(out, n):
+        cfg = EditConfig(model=str(model_dir), dataset=world, catalog=world / "catalog", output_dir=out, persons=1,
+                         steps=2, candidates=n, mask_dilation=0, feather=0, types=["uppercloth"], batch_size=8)
+        run_dataset_edit(cfg)
+        return [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+
+    three = run(tmp_path / "a", 3)
+    again = run(tmp_path / "b", 3)
+    one = run(tmp_path / "c", 1)
+    for row, same, single in zip(three, again, one):
+        scores = [c["score"] for c in row["candidates"]]
+        assert len(scores) == 3 and row["verify"]["score"] == pytest.approx(max(scores), abs=1e-4)
+        assert row["seed"] == row["candidates"][int(np.argmax(scores))]["seed"]
+        assert [c["seed"] for c in row["candidates"]] == [candidate_seed(single["seed"], k) for k in range(3)]
+        assert row["status"] == ("passed" if row["verify"]["score"] >= 0.5 else "failed")
+        assert same["seed"] == row["seed"]  # reproducible per seed
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / row["image"])),
+                              np.asarray(Image.open(tmp_path / "b" / same["image"])))
+        # candidate 0 is the plain edit: with one candidate, the image is that seed's edit
+        assert single["seed"] == row["candidates"][0]["seed"]
+        assert single["candidates"][0]["score"] == pytest.approx(row["candidates"][0]["score"], abs=1e-4)
+        assert row["reference_attribute_list"][0]["preparation"]["method"] == "background"
