@@ -53,7 +53,7 @@ def join_truth(manifest: Path, truth: Path, edited_world: Path) -> Path:
     colours = {}
     for line in (truth / "catalog" / "catalog.jsonl").read_text().splitlines():
         item = json.loads(line)
-        colours[item["image"]] = item.get("color")
+        colours[item["image"]] = {k: item.get(k) for k in ("color", "pattern", "pattern_color")}
     out = manifest.with_name("edits.truth.jsonl")
     lines = []
     for line in manifest.read_text().splitlines():
@@ -61,7 +61,7 @@ def join_truth(manifest: Path, truth: Path, edited_world: Path) -> Path:
         row["source_dataset"] = str(truth.resolve())
         for ref in row["reference_attribute_list"]:
             rel = str(Path(ref["image"]).resolve().relative_to((edited_world / "catalog").resolve()))
-            ref["color"] = colours[rel]
+            ref.update(colours[rel])
         lines.append(json.dumps(row))
     out.write_text("\n".join(lines) + "\n")
     return out

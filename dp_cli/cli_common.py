@@ -25,19 +25,19 @@ def dp_command(fn: F) -> F:
             return fn(*args, **kwargs)
         except DpError as exc:
             if console.STATE.verbose:
-                console.err_console().print(traceback.format_exc())
+                console.err_console().print(console.scrub(traceback.format_exc()))
             console.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except ValidationError as exc:  # a model built in code from user values (not via settings())
             if console.STATE.verbose:
-                console.err_console().print(traceback.format_exc())
+                console.err_console().print(console.scrub(traceback.format_exc()))
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']} (got {e.get('input')!r})"
                                  for e in exc.errors())
             console.error(f"invalid settings for {exc.title}: {problems}")
             raise typer.Exit(1) from None
         except OSError as exc:  # a path the user gave cannot be read or written (a folder, permissions, ...)
             if console.STATE.verbose:
-                console.err_console().print(traceback.format_exc())
+                console.err_console().print(console.scrub(traceback.format_exc()))
             console.error(_os_message(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

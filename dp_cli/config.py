@@ -78,12 +78,7 @@ def load_project(path: str | os.PathLike | None, explicit: bool = False) -> Proj
         if explicit:
             raise ConfigError(f"{path}: config file not found", hint="check --config / DP_CONFIG, or copy dp.toml.example")
         return ProjectFile(None)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    data = _read_toml(path)
     problems = []
     for key, value in data.items():
         if key not in SECTIONS:
@@ -101,6 +96,47 @@ def load_project(path: str | os.PathLike | None, explicit: bool = False) -> Proj
     return ProjectFile(path.resolve(), data)
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file; unreadable bytes, bad encoding and bad syntax are ConfigErrors naming the line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                          hint="save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+
+
+def _validate(model: type[T], values: dict[str, Any], where: str, origin: dict[str, str] | None = None) -> T:
+    """`model.model_validate(values)`; a validator that trips over a value of an unexpected type (TypeError or
+    AttributeError, which pydantic passes through) becomes a ConfigError naming that key and where it was set."""
+    try:
+        return model.model_validate(values)
+    except (TypeError, AttributeError):
+        bad = [k for k, v in values.items() if _trips(model, k, v)] or ["(section)"]
+        raise ConfigError("invalid settings", [f"{(origin or {}).get(k, where)} {k}: wrong type of value "
+                                               f"(got {values.get(k)!r})" for k in bad]) from None
+
+
+def _trips(model: type[Section], key: str, value: Any) -> bool:
+    try:
+        model.model_validate({key: value})
+    except (TypeError, AttributeError):
+        return True
+    except ValidationError:
+        return False
+    return False
+
+
 def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
     """Wrong types / bad values of a table's known keys, checked on the TOML values alone."""
     try:
@@ -109,7 +145,9 @@ def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
         return []
     known = {k: v for k, v in values.items() if k in model.model_fields}
     try:
-        model.model_validate(known)
+        _validate(model, known, f"[{table}]")
+    except ConfigError as exc:
+        return exc.problems
     except ValidationError as exc:  # keep per-key errors; missing keys and whole-table checks come later
         return [_format_pydantic(f"[{table}]", err, known) for err in exc.errors()
                 if err.get("loc") and err["loc"][0] in known and err.get("type") != "missing"]
@@ -156,7 +194,7 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
         if value is not None:
             merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), _flag_origin(model, key, value, table)
     try:
-        obj = model.model_validate(merged)
+        obj = _validate(model, merged, where, origin)
     except ValidationError as exc:
         problems += [_format_pydantic(origin.get(err["loc"][0] if err.get("loc") else "", where), err, merged)
                      for err in exc.errors()]

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,9 +23,15 @@ class AppState:
     quiet: bool = False
     verbose: bool = False
     json: bool = False
+    redact: Callable[[str], str] | None = None  # set by a command that holds a secret (annotate's API key)
 
 
 STATE = AppState()
+
+
+def scrub(text: str) -> str:
+    """`text` without the secrets of this run; everything printed goes through here."""
+    return STATE.redact(text) if STATE.redact else text
 
 
 def err_console() -> Console:
@@ -41,24 +47,24 @@ def is_main_process() -> bool:
 def info(message: str) -> None:
     """A progress message on stderr, unless --quiet or not the main process."""
     if not STATE.quiet and is_main_process():
-        err_console().print(escape(message))
+        err_console().print(escape(scrub(message)))
 
 
 def debug(message: str) -> None:
     """A message shown only with --verbose."""
     if STATE.verbose and is_main_process():
-        err_console().print(f"[dim]{escape(message)}[/dim]")
+        err_console().print(f"[dim]{escape(scrub(message))}[/dim]")
 
 
 def warn(message: str) -> None:
     """A warning on stderr (shown even with --quiet)."""
     if is_main_process():
-        err_console().print(f"[yellow]warning:[/yellow] {escape(message)}")
+        err_console().print(f"[yellow]warning:[/yellow] {escape(scrub(message))}")
 
 
 def error(message: str) -> None:
     """The one-line error rendering."""
-    err_console().print(f"[bold red]error:[/bold red] {escape(message)}", markup=True, emoji=False)
+    err_console().print(f"[bold red]error:[/bold red] {escape(scrub(message))}", markup=True, emoji=False)
 
 
 def progress(transient: bool = False) -> Progress:
@@ -74,7 +80,7 @@ def render_summary(title: str, rows: Iterable[tuple[str, Any]] | dict, payload: 
     items = list(rows.items()) if isinstance(rows, dict) else list(rows)
     if STATE.json and is_main_process():
         out = payload if payload is not None else {k: v for k, v in items}
-        sys.stdout.write(json.dumps(out, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(scrub(json.dumps(out, default=str, ensure_ascii=False)) + "\n")
         sys.stdout.flush()
     if STATE.quiet or not is_main_process():
         return
@@ -82,7 +88,7 @@ def render_summary(title: str, rows: Iterable[tuple[str, Any]] | dict, payload: 
     table.add_column("", style="bold")
     table.add_column("")
     for key, value in items:
-        table.add_row(str(key), _fmt(value))
+        table.add_row(scrub(str(key)), scrub(_fmt(value)))
     err_console().print(table)
 
 
@@ -94,7 +100,7 @@ def render_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[scrub(_fmt(v)) for v in row])
     err_console().print(table)
 
 

@@ -1,4 +1,5 @@
-"""Crash-safe file writing: temporary name then rename; append-only JSONL flushed and fsynced."""
+"""Crash-safe file writing (temporary name then rename; append-only JSONL flushed and fsynced), the one
+JSONL reader, and the one guard that keeps outputs off the inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
+
+
+@contextlib.contextmanager
+def naming_path(path: str | os.PathLike) -> Iterator[None]:
+    """Give an OSError raised inside without a file name (a full disk on write or fsync) `path` as its name,
+    so that the one-line error says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 @contextlib.contextmanager
@@ -21,10 +34,11 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        with naming_path(target):
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -78,9 +92,10 @@ class JsonlAppender:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def append(self, row: dict) -> None:
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with naming_path(self.path):
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()
@@ -128,11 +143,33 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            yield lineno, parse_json_line(line, f"{path}:{lineno}")
+    with open(path, "rb") as fh:
+        yield from parse_jsonl(fh, str(path))
+
+
+def parse_jsonl(lines: Iterable[bytes | str], name: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-empty line of a binary file, a text stream or a list of lines;
+    bytes are decoded as UTF-8. Any problem is a DataError naming `name`:line."""
+    from dp_cli.errors import DataError
+
+    hint = "save the file as UTF-8 text"
+    it, lineno = iter(lines), 0
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:  # a text stream decodes ahead in chunks: the line is not known
+            raise DataError(f"{name}: not UTF-8 text ({exc.reason})", hint=hint) from None
+        lineno += 1
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{name}:{lineno}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column "
+                                f"{exc.start + 1})", hint=hint) from None
+        if line.strip():
+            yield lineno, parse_json_line(line, f"{name}:{lineno}")
 
 
 def parse_json_line(line: str, where: str) -> dict:
@@ -141,8 +178,85 @@ def parse_json_line(line: str, where: str) -> dict:
 
     try:
         obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: malformed JSON ({exc.msg})", hint="fix or remove that line") from None
+    except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise DataError(f"{where}: malformed JSON ({msg})", hint="fix or remove that line") from None
+    except RecursionError:
+        raise DataError(f"{where}: malformed JSON (nested too deeply)", hint="fix or remove that line") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
     return obj
+
+
+def rewrite_jsonl(path: str | os.PathLike, keep) -> int:
+    """Rewrite a JSONL file atomically with only the rows `keep(row)` accepts (a partial last line left by a
+    crash is cut first); returns the number of rows dropped. A missing file is left missing."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    repair_jsonl_tail(path)
+    rows = [row for _, row in read_jsonl(path)]
+    kept = [row for row in rows if keep(row)]
+    if len(kept) != len(rows):
+        write_jsonl_atomic(path, kept)
+    return len(rows) - len(kept)
+
+
+def check_outputs(outputs: Mapping[str, str | os.PathLike | None],
+                  inputs: Mapping[str, str | os.PathLike | None] | None = None, *,
+                  marker: str | None = None, overwrite: bool = False) -> None:
+    """Refuse outputs that would destroy an input, each other, or a folder dp did not make.
+
+    `outputs` and `inputs` map what names a path in messages (an option such as "--out") to the path;
+    None and '-' (stdin/stdout) are skipped. Symlinks are followed. An output may not be, contain or sit
+    inside an input; two outputs may not be the same file. With `marker`, the outputs are folders that
+    are replaced whole: an existing non-empty one only with `overwrite`, and only when it holds `marker`
+    (the file dp writes into each such folder it makes). Conflicting paths are usage errors (exit 2).
+    """
+    from dp_cli.errors import DataError, UsageError
+
+    outs, ins = _real_paths(outputs), _real_paths(inputs or {})
+    for name, out in outs:
+        for in_name, src in ins:
+            if _same(out, src):
+                raise UsageError(f"{name} {out} is the same as {in_name} {src}",
+                                 hint=f"give {name} another path; dp never writes over its inputs")
+            if out in src.parents:
+                raise UsageError(f"{name} {out} contains {in_name} {src}",
+                                 hint=f"give {name} a path outside the inputs")
+            if src in out.parents:
+                raise UsageError(f"{name} {out} is inside {in_name} {src}",
+                                 hint=f"give {name} a path outside the inputs")
+    for i, (name, out) in enumerate(outs):
+        for other_name, other in outs[i + 1:]:
+            if _same(out, other):
+                raise UsageError(f"{name} and {other_name} are the same file {out}",
+                                 hint="give each output its own path")
+    for name, out in outs:
+        if out.exists() and not (out.is_file() or out.is_dir()):  # a device or pipe: reading it may never end
+            raise DataError(f"{name} {out}: exists and is not a regular file or folder", hint=f"choose another {name}")
+    for name, out in outs if marker else ():
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{name} {out}: exists and is not a folder", hint=f"choose another {name}")
+        found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if found and not overwrite:
+            raise DataError(f"{name} {out}: folder is not empty", hint=f"choose another {name}, or pass --overwrite")
+        if found and marker not in found:
+            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise DataError(f"{name} {out}: folder holds files dp did not write ({shown}; no {marker})",
+                            hint=f"--overwrite replaces only a folder dp made; choose another {name}")
+
+
+def _real_paths(paths: Mapping[str, str | os.PathLike | None]) -> list[tuple[str, Path]]:
+    return [(name, Path(os.path.realpath(os.path.expanduser(str(p))))) for name, p in paths.items()
+            if p is not None and str(p) not in ("", "-")]
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same path after symlinks, or two names of one file (hard links)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False

@@ -208,6 +208,9 @@ class DPModel(nn.Module):
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        h, w = (int(v) // self.vae_scale_factor for v in self.config.resolution)
+        # the trained size where diffusers reads its default: StableDiffusionPipeline(...)("...") makes HxW
+        self.unet.register_to_config(sample_size=h if h == w else [h, w])
         pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
                                        unet=self.unet, scheduler=self.noise_scheduler, safety_checker=None,
                                        feature_extractor=None, requires_safety_checker=False)

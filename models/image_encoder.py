@@ -66,12 +66,14 @@ class ReferenceImageEncoder(nn.Module):
         return cls(vision, trainable_layers, mean, std)
 
     def save_pretrained(self, out_dir) -> None:
-        """Save the vision model and a CLIP preprocessor config with this encoder's size/mean/std."""
+        """Save the vision model and a CLIP preprocessor config that reproduces `preprocess_reference`
+        exactly (a bicubic squash to size x size, no centre crop), so transformers' CLIP image processor
+        loaded from the folder feeds the encoder the pixels dp does."""
         self.vision.save_pretrained(out_dir, safe_serialization=True)
         size = self.image_size
         processor = clip_image_processor_class()(
-            size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-            image_mean=list(self.mean), image_std=list(self.std))
+            size={"height": size, "width": size}, do_center_crop=False, crop_size={"height": size, "width": size},
+            resample=3, image_mean=list(self.mean), image_std=list(self.std))  # 3: PIL bicubic
         processor.save_pretrained(out_dir)
 
 

@@ -65,6 +65,13 @@ def redact(text: str, secret: str | None = None) -> str:
     return _SECRETISH.sub("sk-[redacted]", text)
 
 
+def redactor() -> Callable[[str], str]:
+    """`redact` with this run's key (OPENAI_API_KEY): applied to every line annotate writes (the sink) and
+    prints (the console), since a server may echo the key in any answer, not only in errors."""
+    secret = os.environ.get(KEY_ENV, "").strip() or None
+    return lambda text: redact(text, secret)
+
+
 class OfflineBackend:
     """Deterministic rule-based rewriting (dp_cli.data.attributes); no server, no tokens."""
 

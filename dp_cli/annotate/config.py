@@ -48,6 +48,8 @@ class AnnotateConfig(Section):
     slice_step: int = Field(500, ge=0, description="records per slice (work reported per slice, one batch job "
                             "per slice); 0 = one slice")
     retry_failed: bool = Field(False, description="ask again for records already in the failure log")
+    include_failed_edits: bool = Field(False, description="also annotate edits that failed dp edit's verifier "
+                                                          "(status failed); by default they are not asked")
     poll_interval: float = Field(30.0, gt=0, description="openai-batch: seconds between status polls")
 
     @field_validator("prompt_version")

@@ -50,7 +50,8 @@ class Plan:
 def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
     """All records of a JSONL file, or of `stream` (stdin) when path is '-'."""
     if str(path) == "-":
-        return _items(stream or sys.stdin, "<stdin>")
+        stream = stream or sys.stdin
+        return _items(getattr(stream, "buffer", stream), "<stdin>")  # bytes: a decoding error names its line
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: input file not found", hint="pass --input edits.jsonl (from `dp edit`) or '-'")

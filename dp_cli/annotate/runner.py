@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from dp_cli.annotate.backends import Answer, Transient, backend_class
+from dp_cli.annotate.backends import Answer, Transient, backend_class, redactor
 from dp_cli.annotate.config import AnnotateConfig
 from dp_cli.annotate.limiter import AdaptiveLimiter
 from dp_cli.annotate.prompts import PromptTemplate, few_shot_examples, load_template
@@ -17,6 +17,7 @@ from dp_cli.annotate.sink import Sink, failures_path
 from dp_cli.annotate.stats import Stats, estimate_cost
 from dp_cli.annotate.validate import Verdict, check_answer
 from dp_cli.errors import ConfigError, UsageError
+from dp_cli.fsutil import check_outputs
 
 ProgressFn = Callable[[Stats], None]
 SliceFn = Callable[[dict], None]
@@ -46,6 +47,7 @@ class RunResult:
         s = self.stats
         return {"output": self.output, "failures": self.failures, "backend": self.backend, "model": self.model,
                 "prompt_version": self.prompt_version, "selected": s.total, "skipped": s.skipped,
+                "skipped_failed_edits": s.failed_edits,
                 "done": s.done, "failed": s.failed, "unreachable": s.unreachable, "retries": s.retries, "http_retries": s.http_retries,
                 "rate_limited": s.rate_limited, "server_errors": s.server_errors,
                 "rejections": dict(s.rejections), "prompt_tokens": s.prompt_tokens,
@@ -76,7 +78,9 @@ def plan_run(cfg: AnnotateConfig, model: str, template: PromptTemplate, stdin: T
     """Read the input, select [text_start, text_end), slice it, and key every selected item."""
     if cfg.input is None:
         raise UsageError("no input: pass --input edits.jsonl (or '-' for stdin), or set [annotate] input")
-    plan = select(read_input(cfg.input, stdin), cfg.text_start, cfg.text_end, cfg.slice_step)
+    items = read_input(cfg.input, stdin)
+    plan = select(items, cfg.text_start, cfg.text_end, cfg.slice_step)
+    plan.read = len(items)
     params = key_params(cfg, template)
     for item in plan.items:
         item.key = item_key(item, model, template.version, params)
@@ -88,6 +92,8 @@ def run(cfg: AnnotateConfig, stdin: TextIO | None = None, on_progress: ProgressF
     """Annotate the selected records of `cfg.input` into `cfg.output` (synchronous entry point)."""
     if cfg.output is None:
         raise UsageError("no output: pass --output annotations.jsonl (or '-' for stdout), or set [annotate] output")
+    check_outputs({"--output": cfg.output, "--failures": failures_path(cfg.output, cfg.failures)},
+                  {"--input": cfg.input, "--prompt-file": cfg.prompt_file, "style_dataset": cfg.style_dataset})
     return asyncio.run(_run(cfg, stdin, on_progress or (lambda s: None), on_slice or (lambda d: None)))
 
 
@@ -103,10 +109,10 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
     backend = backend_class(cfg.backend)(cfg, limiter, stats)
     try:
         plan = plan_run(cfg, backend.model, template, stdin)
-        notes = _few_shot_notes(cfg, plan.items)
+        notes = _empty_notes(cfg, plan) + _few_shot_notes(cfg, plan.items)
         # 2. Output logs and the keys already finished
         fails = failures_path(cfg.output, cfg.failures)
-        sink = Sink(cfg.output, fails, {i.key for i in plan.items} if cfg.retry_failed else None)
+        sink = Sink(cfg.output, fails, {i.key for i in plan.items} if cfg.retry_failed else None, redactor())
         result = RunResult(stats, str(cfg.output), str(fails), cfg.backend, backend.model, template.version,
                            notes=notes)
         ctx = _Ctx(cfg, backend, template, sink, stats, limiter, on_progress)
@@ -115,7 +121,8 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
             # 3. Slices, one after the other
             by_index = {i.index: i for i in plan.items}
             for n, (start, end) in enumerate(plan.slices):
-                todo = _unfinished([by_index[k] for k in range(start, end)], sink, stats)
+                todo = _unfinished([by_index[k] for k in range(start, end)], sink, stats,
+                                   cfg.include_failed_edits)
                 done0, failed0 = stats.done, stats.failed
                 on_progress(stats)
                 if todo:
@@ -129,6 +136,18 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
     finally:
         await backend.aclose()
     return result
+
+
+def _empty_notes(cfg: AnnotateConfig, plan: Plan) -> list[str]:
+    """A run with nothing selected says why, instead of a silent success."""
+    if plan.items:
+        return []
+    name = "<stdin>" if str(cfg.input) == "-" else str(cfg.input)
+    if not plan.read:
+        return [f"{name} holds no records: nothing was annotated"]
+    end = "the last" if cfg.text_end == -1 else cfg.text_end
+    return [f"records {cfg.text_start} to {end} select none of the {plan.read} in {name}: nothing was annotated "
+            "(check --text-start / --text-end)"]
 
 
 def _few_shot_notes(cfg: AnnotateConfig, items: list[Item]) -> list[str]:
@@ -146,11 +165,14 @@ def _few_shot_notes(cfg: AnnotateConfig, items: list[Item]) -> list[str]:
     return []
 
 
-def _unfinished(items: list[Item], sink: Sink, stats: Stats) -> list[Item]:
-    """Items whose key is in neither log; duplicates of one key are asked once."""
+def _unfinished(items: list[Item], sink: Sink, stats: Stats, include_failed_edits: bool = False) -> list[Item]:
+    """Items whose key is in neither log; duplicates of one key are asked once; edits that failed
+    verification are not asked unless `include_failed_edits`."""
     todo, seen = [], set()
     for item in items:
-        if sink.finished(item.key) or item.key in seen:
+        if item.failed_edit and not include_failed_edits:
+            stats.failed_edits += 1
+        elif sink.finished(item.key) or item.key in seen:
             stats.skipped += 1
         else:
             seen.add(item.key)

@@ -11,10 +11,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from dp_cli.errors import DataError
-from dp_cli.fsutil import repair_jsonl_tail
+from dp_cli.fsutil import read_jsonl, repair_jsonl_tail, rewrite_jsonl
 
 
 def failures_path(output: Path | str, failures: Path | None) -> Path:
@@ -32,23 +32,20 @@ def read_keys(path: Path) -> list[str]:
     keys = []
     if not path.exists():
         return keys
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                keys.append(json.loads(line)["key"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(f"{path}:{lineno}: not an annotate output line (no 'key')",
-                                hint="use a new --output file, or remove that line") from None
+    for lineno, row in read_jsonl(path):
+        if not isinstance(row.get("key"), str):
+            raise DataError(f"{path}:{lineno}: not an annotate output line (no 'key')",
+                            hint="use a new --output file, or remove that line")
+        keys.append(row["key"])
     return keys
 
 
 class _Log:
     """One append-only JSONL destination with group commit (a file with fsync, or stdout)."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, scrub: Callable[[str], str] = str):
         self.stdout = str(path) == "-"
+        self.scrub = scrub
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
         if self.stdout:
@@ -75,7 +72,7 @@ class _Log:
     async def append(self, row: dict) -> None:
         """Return once the row is durably written."""
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append(((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"), fut))
+        self._pending.append(((self.scrub(json.dumps(row, ensure_ascii=False)) + "\n").encode("utf-8"), fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
         await fut
@@ -100,15 +97,17 @@ class _Log:
 
 
 class Sink:
-    """The output and failure logs of a run, and the keys already finished in them."""
+    """The output and failure logs of a run, and the keys already finished in them; `scrub` is applied to
+    every line written (it removes the API key)."""
 
-    def __init__(self, output: Path | str, failures: Path, retry_keys: set[str] | None = None):
-        self.out = _Log(output)
+    def __init__(self, output: Path | str, failures: Path, retry_keys: set[str] | None = None,
+                 scrub: Callable[[str], str] = str):
+        self.out = _Log(output, scrub)
         self.failures_file = failures
         self.done_keys = set() if self.out.stdout else set(read_keys(self.out.path))
-        if retry_keys:
-            _drop_failed(failures, retry_keys)
-        self.fail = _Log(failures)
+        if retry_keys:  # the records about to be asked again leave the failure log
+            rewrite_jsonl(failures, lambda row: row.get("key") not in retry_keys)
+        self.fail = _Log(failures, scrub)
         self.failed_keys = set(read_keys(failures))
 
     def finished(self, key: str) -> bool:
@@ -126,14 +125,3 @@ class Sink:
         self.out.close()
         self.fail.close()
 
-
-def _drop_failed(path: Path, drop: set[str]) -> None:
-    """Rewrite the failure log atomically without the records about to be asked again."""
-    from dp_cli.fsutil import write_text_atomic
-
-    if not path.exists():
-        return
-    repair_jsonl_tail(path)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-             if line.strip() and json.loads(line).get("key") not in drop]
-    write_text_atomic(path, "".join(lines))

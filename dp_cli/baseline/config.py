@@ -28,6 +28,8 @@ class BaselineConfig(Section):
     dataset_format: Optional[str] = Field(None, description="Dataset format; unset: detected.")
     edits: Optional[Path] = Field(None, description="edits.jsonl from `dp edit`: the generated images.")
     annotations: Optional[Path] = Field(None, description="annotations.jsonl from `dp annotate` for those edits.")
+    include_failed_edits: bool = Field(False, description="Also train on edits that failed dp edit's verifier "
+                                                          "(as `dp export --include-failed-edits`).")
     output_dir: Path = Field(Path("baseline-runs"), description="Where runs, checkpoints and results go.")
     image_size: Optional[str] = Field(None, description="Input size HxW (IRRA: 384x128).")
     batch_size: Optional[int] = Field(None, ge=2, description="Training batch size per process.")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dp_cli.data.dataset import PersonDataset, PersonRecord
+from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside
 from dp_cli.errors import DataError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -28,7 +28,8 @@ class RetrievalItem:
 
 def items_from_records(root: Path, records: list[PersonRecord]) -> list[RetrievalItem]:
     """Each caption of each image becomes one item (as IRRA does)."""
-    return [RetrievalItem(root / r.image, c, r.person_id) for r in records for c in r.captions]
+    return [RetrievalItem(resolve_inside(root, r.image, f"record {r.id!r} image"), c, r.person_id)
+            for r in records for c in r.captions]
 
 
 def train_items(dataset: PersonDataset, generated: list[RetrievalItem] | None = None) -> list[RetrievalItem]:

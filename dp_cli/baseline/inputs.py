@@ -32,7 +32,7 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
     if not annotations.is_file():
         raise DataError(f"{annotations}: annotations not found",
                         hint=f"run `dp annotate --input {cfg.edits} --output {annotations}`, or pass --annotations")
-    generated = load_generated(cfg.edits, dataset, annotations)
+    generated = load_generated(cfg.edits, dataset, annotations, include_failed_edits=cfg.include_failed_edits)
     return dataset, generated_items(generated, dataset)
 
 

@@ -45,6 +45,9 @@ def command(
     max_tokens: Annotated[Optional[int], typer.Option(help="Answer token limit.")] = None,
     retry_failed: Annotated[Optional[bool], typer.Option("--retry-failed/--skip-failed",
                             help="Ask again for records in the failure log (default: skip them).")] = None,
+    include_failed_edits: Annotated[Optional[bool], typer.Option(
+        "--include-failed-edits/--skip-failed-edits",
+        help="Also annotate edits that failed dp edit's verifier (default: skip them).")] = None,
     poll_interval: Annotated[Optional[float], typer.Option(help="openai-batch: seconds between polls.")] = None,
 ) -> None:
     """Rewrite each record's description with an LLM so it names the new attributes.
@@ -53,8 +56,11 @@ def command(
     truncated, refusals, echoes or miss an attribute are asked again, then logged as failures.
     The API key is read only from OPENAI_API_KEY.
     """
+    from dp_cli.annotate.backends import redactor
     from dp_cli.annotate.config import AnnotateConfig
     from dp_cli.annotate.runner import run
+
+    console.STATE.redact = redactor()  # the API key never reaches the terminal, whatever a server echoes
 
     # settings() names its first parameter `model`, which is also one of our keys: pass the flags as a dict
     flags = dict(input=input, output=output, failures=failures, backend=backend,
@@ -62,7 +68,8 @@ def command(
                    concurrency=concurrency, attempts=attempts, max_retries=max_retries, timeout=timeout,
                    prompt_version=prompt_version, prompt_file=prompt_file, few_shot=few_shot,
                    structured_output=structured, temperature=temperature, max_tokens=max_tokens,
-                   retry_failed=retry_failed, poll_interval=poll_interval)
+                   retry_failed=retry_failed, include_failed_edits=include_failed_edits,
+                   poll_interval=poll_interval)
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     cfg = resolve_section(AnnotateConfig, "annotate", project, flags)
     if str(cfg.output) == "-" and console.STATE.json:
@@ -93,6 +100,7 @@ def _render(result) -> None:
     cost = p["estimated_cost_usd"]
     rows = [("output", p["output"]), ("failures", p["failures"]), ("backend / model", f"{p['backend']} / {p['model']}"),
             ("prompt", p["prompt_version"]), ("selected", p["selected"]), ("skipped (already finished)", p["skipped"]),
+            ("skipped (edit failed verification)", p["skipped_failed_edits"]),
             ("done", p["done"]), ("failed", p["failed"]), ("not reached (asked next run)", p["unreachable"]),
             ("re-asked", p["retries"]),
             ("client retries", p["http_retries"]), ("429 / 5xx seen", f"{p['rate_limited']} / {p['server_errors']}"),

@@ -16,6 +16,9 @@ def command(
     dataset: Annotated[Optional[Path], typer.Option(help="Person dataset with train and test splits.")] = None,
     edits: Annotated[Optional[Path], typer.Option(help="edits.jsonl of the generated images.")] = None,
     annotations: Annotated[Optional[Path], typer.Option(help="annotations.jsonl for those edits.")] = None,
+    include_failed_edits: Annotated[Optional[bool], typer.Option(
+        "--include-failed-edits/--skip-failed-edits",
+        help="Also train on edits that failed dp edit's verifier (default: skip them, as dp export).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="irra (paper settings) or toy (minutes on CPU).")] = None,
     clip_model: Annotated[Optional[str], typer.Option(help="CLIP hub id or local folder.")] = None,
     output_dir: Annotated[Optional[Path], typer.Option(help="Where runs and results.json go.")] = None,
@@ -31,7 +34,8 @@ def command(
     from dp_cli.baseline.compare import METRICS, run_gain
     from dp_cli.baseline.inputs import load_inputs
 
-    cfg = settings(_model(), "baseline", dataset=dataset, edits=edits, annotations=annotations, preset=preset,
+    cfg = settings(_model(), "baseline", dataset=dataset, edits=edits, annotations=annotations,
+                   include_failed_edits=include_failed_edits, preset=preset,
                    clip_model=clip_model, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                    image_size=image_size, seeds=seed or None, runs=runs, mixed_precision=mixed_precision)
     cfg = with_data_table(cfg, "dataset")

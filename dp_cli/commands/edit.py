@@ -18,7 +18,7 @@ def command(
     parsing: Annotated[Optional[Path], typer.Option(help="One-image mode: its parsing map (label PNG).")] = None,
     caption: Annotated[Optional[str], typer.Option(help="One-image mode: its description.")] = None,
     attribute: Annotated[Optional[list[str]], typer.Option(
-        "--attribute", "-a", help='One-image mode: TYPE=IMAGE[@MASK][:LABEL], e.g. hair=gold.png or '
+        "--attribute", "-a", help='One-image mode: TYPE=IMAGE\\[@MASK]\\[:LABEL], e.g. hair=gold.png or '
                                   'bottomcloth=skirt.png@skirt_mask.png:"white skirt" (repeat).')] = None,
     out: Annotated[Optional[Path], typer.Option(help="One-image mode: the edited image to write.")] = None,
     label_set: Annotated[str, typer.Option(help="One-image mode: label set of the parsing map (atr, lip).")] = "atr",

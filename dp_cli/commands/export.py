@@ -29,7 +29,11 @@ def command(
     use_base_description: Annotated[Optional[bool], typer.Option(
         "--use-base-description/--skip-unannotated",
         help="Edits without an annotation: use their base_description, or skip them (default).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")] = False,
+    include_failed_edits: Annotated[Optional[bool], typer.Option(
+        "--include-failed-edits/--skip-failed-edits",
+        help="Edits that failed dp edit's verifier: export them too, or leave them out (default).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out (a folder "
+                                            "holding export.json); other folders are never replaced.")] = False,
 ) -> None:
     """Export a dataset, plus generated records, in a TBPS format (CUHK-PEDES, ICFG-PEDES, RSTPReid, native)."""
     from dp_cli import console
@@ -41,7 +45,7 @@ def command(
     # 1. Resolve both tables; their problems are reported together.
     data_cfg, cfg = _resolve(DataConfig, ExportConfig, dict(dataset=dataset, format=input_format),
                              dict(format=format, out=out, edits=edits, annotations=annotations, link=link,
-                                  use_base_description=use_base_description))
+                                  use_base_description=use_base_description, include_failed_edits=include_failed_edits))
     if data_cfg.dataset is None:
         raise UsageError("no dataset given", hint="pass --dataset PATH, set DP_DATASET, or set dataset in the data table of dp.toml")
     if cfg.out is None:
@@ -50,7 +54,7 @@ def command(
     ds = load_dataset(data_cfg.dataset, data_cfg.format)
     if ds.source_format != "dp-native":  # native datasets say their label set in dataset.json
         ds.label_set = data_cfg.label_set
-    generated = (load_generated(cfg.edits, ds, cfg.annotations, cfg.use_base_description)
+    generated = (load_generated(cfg.edits, ds, cfg.annotations, cfg.use_base_description, cfg.include_failed_edits)
                  if cfg.edits else None)
     if generated is None and cfg.annotations:
         raise UsageError("--annotations needs --edits", hint="pass the edits.jsonl the annotations belong to")
@@ -62,7 +66,7 @@ def command(
 
         result = export_dataset(ds, cfg.format, cfg.out, generated, link=cfg.link, overwrite=overwrite,
                                 on_start=on_start)
-    _render(result)
+    _render(result, generated.failed if generated else 0)
 
 
 def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
@@ -79,15 +83,16 @@ def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
     return found
 
 
-def _render(result) -> None:
+def _render(result, failed: int = 0) -> None:
     from dp_cli import console
 
     rows = [[split, c["images"], c["persons"], c["captions"]] for split, c in result.counts.items()]
     console.render_table(f"{result.format} export: counts per split", ["split", "images", "persons", "captions"], rows)
-    p = result.payload()
+    p = {**result.payload(), "skipped_failed_verification": failed}
     summary = [("output", p["out"]), ("annotation file", p["annotation_file"]), ("images", p["images"]),
                ("generated records", p["generated_records"]), ("new persons", p["new_persons"]),
                ("skipped (no annotation)", p["skipped_without_annotation"]),
+               ("left out (failed verification)", failed),
                ("person ids relabelled", "yes" if p["relabelled"] else "no")]
     if p["test_id_shift"]:
         summary.append(("val/test ids shifted by", p["test_id_shift"]))

@@ -7,6 +7,7 @@ parsing?) and `<root>/dataset.json` (header: format, version, label_set, name).
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -54,10 +55,13 @@ class PersonDataset:
     source_format: str = NATIVE_FORMAT
 
     def image_path(self, record: PersonRecord) -> Path:
-        return self.root / record.image
+        """The record's image file; DataError when a symlink takes it out of the dataset folder."""
+        return resolve_inside(self.root, record.image, f"record {record.id!r} image")
 
     def parsing_path(self, record: PersonRecord) -> Path | None:
-        return self.root / record.parsing if record.parsing else None
+        """The record's label map file (None without one); checked like `image_path`."""
+        return resolve_inside(self.root, record.parsing, f"record {record.id!r} parsing map") \
+            if record.parsing else None
 
     def split(self, name: str) -> list[PersonRecord]:
         return [r for r in self.records if r.split == name]
@@ -86,6 +90,22 @@ def safe_relpath(path: str, where: str) -> str:
         raise DataError(f"{where}: path {path!r} escapes the dataset folder",
                         hint="paths must be relative and stay inside the dataset folder")
     return norm
+
+
+def resolve_inside(root: Path, rel: str, where: str) -> Path:
+    """The file `rel` under `root` with every symlink followed. DataError naming `where` when it lands
+    outside `root` (a link would bring an outside file in) or is not a regular file; a missing file is
+    returned as it is, for the caller to report."""
+    path = Path(root) / rel
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    if base not in real.parents:
+        raise DataError(f"{where}: {path} leads to {real}, outside the folder {base}",
+                        hint="copy the file into the folder; dp does not follow links out of a dataset or catalog")
+    if not real.exists():
+        return path
+    if not real.is_file():
+        raise DataError(f"{where}: {path} is not a regular file", hint="point the record at an image file")
+    return real
 
 
 def validate_records(records: list[PersonRecord], source: str) -> None:

@@ -201,4 +201,5 @@ def _report(result: DemoResult) -> None:
     from dp_cli.demo.report import write_html_report, write_sheet
 
     result.sheet = write_sheet(result.out / "edits", result.out / "contact_sheet.png")
-    result.report = write_html_report(result, result.out / "report.html")
+    result.report = result.out / "report.html"  # named before writing: the page's own table shows it
+    write_html_report(result, result.report)

@@ -14,7 +14,7 @@ import numpy as np
 
 from PIL import Image
 
-from dp_cli.data.dataset import PersonDataset, PersonRecord, safe_relpath
+from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside, safe_relpath
 from dp_cli.errors import DataError
 from dp_cli.fsutil import read_jsonl
 
@@ -38,6 +38,9 @@ class CatalogItem:
             row["mask"] = str(self.mask)
         if self.color is not None:
             row["color"] = list(self.color)
+            for key in ("pattern", "pattern_color"):  # toy truth, for measuring (dp_cli.eval.edits)
+                if self.extra.get(key) is not None:
+                    row[key] = self.extra[key]
         return row
 
 
@@ -79,9 +82,11 @@ def load_catalog(root: Path) -> list[CatalogItem]:
             raise DataError(f"{where}: unknown attribute type {obj['type']!r}",
                             hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")
         rel = safe_relpath(obj["image"], where)
-        mask = folder / safe_relpath(obj["mask"], f"{where} mask") if obj.get("mask") else None
+        mask = (resolve_inside(folder, safe_relpath(obj["mask"], f"{where} mask"), f"{where} mask")
+                if obj.get("mask") else None)
         extra = {k: v for k, v in obj.items() if k not in ("image", "type", "label", "color", "mask")}
-        items.append(CatalogItem(folder / rel, obj["type"], str(obj["label"]), obj.get("color"), extra, mask))
+        items.append(CatalogItem(resolve_inside(folder, rel, where), obj["type"], str(obj["label"]), obj.get("color"),
+                                 extra, mask))
     if not items:
         raise DataError(f"{path}: catalog is empty")
     return items

@@ -271,6 +271,9 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
         raise DataError(f"dataset mode needs a {missing}",
                         hint="pass --dataset / --catalog, or set them in [edit] or [data] of dp.toml "
                              "(or use --image for one image)")
+    from dp_cli.fsutil import check_outputs
+
+    check_outputs({"--output-dir": cfg.output_dir}, {"--dataset": cfg.dataset, "--catalog": cfg.catalog})
     dataset = load_dataset(cfg.dataset)
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
                      types_of=lambda records: present_types(dataset, records, cfg.types))

@@ -78,6 +78,11 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     specs = [parse_attribute(a) for a in attributes]
     if len({s.type for s in specs}) != len(specs):
         raise DpError(f"--attribute: a type is given twice ({[s.type for s in specs]})")
+    from dp_cli.fsutil import check_outputs
+
+    check_outputs({"--out": out}, {"--image": image, "--parsing": parsing,
+                                   **{f"--attribute {s.type}": s.image for s in specs},
+                                   **{f"--attribute {s.type} mask": s.mask for s in specs}})
     source = load_rgb(image, "--image")
     labels = load_parsing(parsing, "--parsing")
     if labels.shape != (source.height, source.width):

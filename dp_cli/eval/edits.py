@@ -4,7 +4,9 @@
   source, outside the edit mask grown by `dilate` pixels.
 - Fidelity with known truth (toy world): the edited image's mean colour inside the source's attribute
   region, compared with the reference colour (`color` of the reference attribute) and the original
-  colour (source `extra["toy"]["attributes"][type]["color"]`): is it closer to the reference?
+  colour (source `extra["toy"]["attributes"][type]["color"]`): is it closer to the reference? For a
+  patterned garment the colour is the mean of its two colours weighted by the pattern's share
+  (`truth_color`), since that is what its pixels show on average.
 - With a CLIP model: cosine similarity between the edited region's crop and the reference image, and
   the CLIP score (100 * max(cos, 0)) of the new description and of the base description vs the edit.
 """
@@ -285,12 +287,31 @@ class _Sources:
         return entry[0], entry[1].get(row["source_id"])
 
 
+# Share of a patterned toy garment's pixels in its second colour (dp_cli.toy.render.texture): stripes are
+# every third row, checks every third row or column (1 - (2/3)^2), dots a disc of radius p/2 per 2p cell.
+PATTERN_SHARE = {"stripes": 1 / 3, "checks": 5 / 9, "dots": 0.196}
+
+
+def truth_color(entry: dict | None) -> list[float] | None:
+    """The colour a toy garment shows on average: its `color`, mixed with `pattern_color` by the pattern's
+    share for striped / checked / dotted ones (a pink-and-black checked shirt is 5/9 black)."""
+    if not isinstance(entry, dict):
+        return None
+    color = entry.get("color")
+    if not (isinstance(color, (list, tuple)) and len(color) == 3):
+        return None
+    base = np.asarray(color, np.float64)
+    second, share = entry.get("pattern_color"), PATTERN_SHARE.get(str(entry.get("pattern")), 0.0)
+    if share and isinstance(second, (list, tuple)) and len(second) == 3:
+        base = (1 - share) * base + share * np.asarray(second, np.float64)
+    return [float(c) for c in base]
+
+
 def _toy_color(record, type_name: str) -> list[float] | None:
     if record is None:
         return None
     attrs = (record.extra or {}).get("toy", {}).get("attributes", {})
-    color = attrs.get(type_name, {}).get("color") if isinstance(attrs.get(type_name), dict) else None
-    return [float(c) for c in color] if isinstance(color, (list, tuple)) and len(color) == 3 else None
+    return truth_color(attrs.get(type_name))
 
 
 def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
@@ -329,7 +350,7 @@ def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: flo
         if region is None or not region.any():
             region = mask
         attr = AttributeScore(type=str(t), label=str(ref.get("label", "")))
-        _color_fidelity(attr, region_mean_color(edited, region), ref.get("color"), _toy_color(rec, str(t)))
+        _color_fidelity(attr, region_mean_color(edited, region), truth_color(ref), _toy_color(rec, str(t)))
         score.attributes.append(attr)
         crops.append((attr, bbox_crop(edited, region), ref.get("image")))
     return score, crops, edited

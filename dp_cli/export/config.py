@@ -13,7 +13,8 @@ class ExportConfig(Section):
     """Settings of `dp export` (the dataset itself comes from `[data]` or --dataset)."""
 
     format: str = Field("cuhk-pedes", description="Format to write: cuhk-pedes, icfg-pedes, rstpreid or native.")
-    out: Path | None = Field(None, description="Output folder; refused when not empty unless --overwrite.")
+    out: Path | None = Field(None, description="Output folder, new or empty; --overwrite replaces only an "
+                            "earlier export (a folder holding export.json).")
     edits: Path | None = Field(None, description="Edit manifest (edits.jsonl from `dp edit`) whose images "
                                                  "join the train split as new identities.")
     annotations: Path | None = Field(None, description="Annotations (from `dp annotate`) joined to the edits "

@@ -2,7 +2,8 @@
 
 Everything is checked before anything is written; the export is built in a staging folder beside
 the output and renamed into place at the end, so a failed or interrupted export leaves the previous
-output (if any) as it was and never a half-written annotation file.
+output (if any) as it was and never a half-written annotation file. Every export holds `export.json`;
+--overwrite replaces only a folder that holds one.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Callable
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, validate_records
 from dp_cli.data.formats import get_format
-from dp_cli.errors import DataError, UsageError
+from dp_cli.errors import DataError
 from dp_cli.export.generated import GeneratedRecords
 from dp_cli.export.ids import IdPlan, assign_person_ids
+from dp_cli.fsutil import check_outputs, naming_path, write_json_atomic
+
+MARKER = "export.json"  # what made the folder; --overwrite replaces only a folder that holds it
 
 
 @dataclass
@@ -53,8 +57,7 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
     fmt = get_format(format)
     out = Path(out).expanduser().absolute()
     # 1. Check inputs: the output folder, then every record and every source file.
-    check_output(out, [dataset.root] + ([p.parent for p in generated.sources.values()] if generated else []),
-                  overwrite)
+    check_output(out, dataset, generated, overwrite)
     gen = generated or GeneratedRecords()
     records, plan = assign_person_ids(dataset.records, gen.records, gen.variants, relabel=fmt.name != "native")
     validate_records(records, f"export of {dataset.root}")
@@ -67,6 +70,7 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
         staged = PersonDataset(staging, [_retarget(r, fmt) for r in records], label_set=dataset.label_set,
                                name=dataset.name, source_format=fmt.name)
         annotation = fmt.write(staged, staging)
+        write_json_atomic(staging / MARKER, {"tool": "dp export", "format": fmt.name, "source": str(dataset.root)})
         swap_into(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -75,16 +79,12 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
     return ExportResult(out, fmt.name, out / annotation.name, counts, mode, len(gen.records), gen.skipped, plan)
 
 
-def check_output(out: Path, sources: list[Path], overwrite: bool) -> None:
-    """The output must be a folder that is empty (or --overwrite) and must not hold the inputs."""
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: output exists and is not a folder", hint="choose another --out")
-    for src in sources:
-        src = src.absolute()
-        if src == out or out in src.parents:
-            raise UsageError(f"--out {out} would replace the input folder {src}", hint="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: output folder is not empty", hint="choose another --out, or pass --overwrite")
+def check_output(out: Path, dataset: PersonDataset, generated: GeneratedRecords | None, overwrite: bool) -> None:
+    """The output folder must not be or hold an input, and must be new, empty, or (with --overwrite) an export."""
+    inputs = {"--dataset": dataset.root}
+    if generated and generated.sources:
+        inputs["--edits images"] = os.path.commonpath([p.parent for p in generated.sources.values()])
+    check_outputs({"--out": out}, inputs, marker=MARKER, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -132,14 +132,15 @@ def place_files(files: dict[str, Path], root: Path, link: bool, on_file: Callabl
         if dest.parent not in made:
             dest.parent.mkdir(parents=True, exist_ok=True)
             made.add(dest.parent)
-        if not link:
-            shutil.copyfile(source, dest)
-        else:
-            try:
-                os.link(source, dest)
-            except OSError:
-                os.symlink(source.absolute(), dest)
-                mode = "linked (symlinks)"
+        with naming_path(dest):  # a full disk names the file
+            if not link:
+                shutil.copyfile(source, dest)
+            else:
+                try:
+                    os.link(source, dest)
+                except OSError:
+                    os.symlink(source.absolute(), dest)
+                    mode = "linked (symlinks)"
         if on_file:
             on_file()
     return mode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dp_cli.data.dataset import PersonDataset, PersonRecord, safe_relpath
+from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside, safe_relpath
 from dp_cli.errors import DataError
 from dp_cli.fsutil import read_jsonl
 
@@ -90,7 +90,7 @@ def _edit_record(row: dict, where: str, folder: Path, known: dict[str, PersonRec
     if rid in known:
         raise DataError(f"{where}: edit id {rid!r} is already a record id of the dataset")
     rel = safe_relpath(str(row["image"]), f"{where} (id {rid!r})")
-    source = folder / rel
+    source = resolve_inside(folder, rel, f"{where} (id {rid!r})")  # no link out of the edits folder
     if not source.is_file():
         raise DataError(f"{where}: edited image {source} not found", hint="rerun `dp edit` or fix the manifest")
     extra = {"generated": {"source_id": source_id, "variant": str(row["variant"])}}

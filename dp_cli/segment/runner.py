@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dp_cli.data.attributes import LABEL_SETS
-from dp_cli.data.dataset import PersonDataset
+from dp_cli.data.dataset import PersonDataset, resolve_inside
 from dp_cli.errors import DataError, UsageError
 from dp_cli.segment.cleanup import clean_map
 from dp_cli.segment.config import SegmentConfig
@@ -82,7 +82,7 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
         start = time.perf_counter()  # images/s measures segmentation, not model loading
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
-            images = [read_image(dataset.root / img) for img in chunk]
+            images = [read_image(resolve_inside(dataset.root, img, f"image {img!r}")) for img in chunk]
             for img, atr_map in zip(chunk, seg.predict(images)):
                 atr_map = _cleanup(atr_map, cfg)
                 save_map(atr_map, out / paths[img])
@@ -131,11 +131,12 @@ def import_lut(cfg: SegmentConfig, dataset: PersonDataset, from_dataset: bool) -
 def find_source_map(dataset: PersonDataset, image: str, parsing: str | None, maps: Path | None) -> Path | None:
     """Where the existing map of an image is: the dataset's own `parsing`, or in --maps by path or stem."""
     if maps is None:
-        return dataset.root / parsing if parsing else None
+        return resolve_inside(dataset.root, parsing, f"image {image!r} parsing map") if parsing else None
     rel = Path(image).with_suffix(".png")
-    for cand in (maps / rel, maps / rel.name):
-        if cand.is_file():
-            return cand
+    for cand in (rel.as_posix(), rel.name):
+        path = resolve_inside(maps, cand, f"--maps map of image {image!r}")
+        if path.is_file():
+            return path
     return None
 
 
@@ -159,7 +160,8 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     for img, target in paths.items():
         src = find_source_map(dataset, img, own.get(img), maps)
         if src is not None and src.is_file():
-            found[img] = _import_one(src, dataset.root / img, out / target, lut, label_set, cfg)
+            found[img] = _import_one(src, resolve_inside(dataset.root, img, f"image {img!r}"), out / target, lut,
+                                    label_set, cfg)
             written[img] = target
         if on_progress:
             on_progress(1)

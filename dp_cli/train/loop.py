@@ -309,11 +309,14 @@ def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ fit
 def fit(run: Run, on_step: Callable[[StepEvent], None]) -> TrainResult:
     """The training loop: epochs of micro-batches, optimizer steps, checkpoints, the final model."""
-    from dp_cli.fsutil import JsonlAppender
+    from dp_cli.fsutil import JsonlAppender, rewrite_jsonl
 
     cfg, acc, st = run.cfg, run.accelerator, run.state
     batches_per_epoch = len(run.loader)
-    log = JsonlAppender(cfg.output_dir / LOG_FILE) if acc.is_main_process else None
+    log = None
+    if acc.is_main_process:  # lines a killed run wrote after the checkpoint resumed from are redone: drop them
+        rewrite_jsonl(cfg.output_dir / LOG_FILE, lambda row: not _after(row, st.global_step))
+        log = JsonlAppender(cfg.output_dir / LOG_FILE)
     started, start_step, start_samples = time.perf_counter(), st.global_step, st.samples_seen
     losses: list[float] = []
     run.module.train()
@@ -352,6 +355,11 @@ def fit(run: Run, on_step: Callable[[StepEvent], None]) -> TrainResult:
         acc.end_training()
     wall = time.perf_counter() - started
     return _result(run, model_dir, losses, wall, start_step, start_samples)
+
+
+def _after(row: dict, step: int) -> bool:
+    """A log line of a step after `step`."""
+    return isinstance(row.get("step"), int) and row["step"] > step
 
 
 def _epoch_loader(run: Run, batches_per_epoch: int):

@@ -4,7 +4,8 @@ chat completions, files and batches, with injectable latency and faults.
 Faults per record: put `FAULT<KIND>x<N>` in a base description and the first N requests for that
 sentence get KIND: 429 (retry-after-ms), 500, SLOW (sleep past the client timeout), MALFORMED (200
 with a broken body), REFUSE, DROP (answer omits the first attribute), EMPTY, LENGTH (finish_reason
-length), ECHO (answer repeats the prompt), HANGUP (the connection closes without an answer). Whole-server knobs: latency, fault_rate (random 429/500),
+length), ECHO (answer repeats the prompt), LEAKKEY (a good answer that quotes the API key it was sent),
+HANGUP (the connection closes without an answer). Whole-server knobs: latency, fault_rate (random 429/500),
 api_key (401 for any other key; the message echoes the key it got, as real servers partly do),
 models (404 for others), remaining_requests (x-ratelimit-remaining-requests header).
 
@@ -74,7 +75,7 @@ def parse_prompt(messages: list[dict]) -> tuple[str, list[str], str]:
     return (sentence.group(1) if sentence else user, attrs.group(1).split(", ") if attrs else [], user)
 
 
-def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
+def chat_answer(state: FakeState, body: dict, key: str = "") -> tuple[int, dict, dict]:
     """(status, json body, extra headers) of one chat completion, faults applied."""
     sentence, labels, user = parse_prompt(body.get("messages", []))
     with state.lock:
@@ -97,6 +98,8 @@ def chat_answer(state: FakeState, body: dict) -> tuple[int, dict, dict]:
         text, finish = text[: len(text) // 2], "length"
     elif fault == "ECHO":
         text = user
+    elif fault == "LEAKKEY":
+        text += f" Served for key {key}."
     if body.get("response_format"):
         text = json.dumps({"rewritten": text, "attributes_used": labels})
     usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(text.split()),
@@ -198,7 +201,7 @@ class FakeOpenAI:
                                    "code": "invalid_api_key"}}, {}
         parts = path.strip("/").split("/")
         if method == "POST" and path.endswith("/chat/completions"):
-            return await self._chat(json.loads(body))
+            return await self._chat(json.loads(body), key)
         if method == "POST" and path.endswith("/files"):
             return 200, self.add_file(headers.get("content-type", ""), body), {}
         if method == "POST" and path.endswith("/batches"):
@@ -209,7 +212,7 @@ class FakeOpenAI:
             return 200, self.batch_status(parts[-1]), {}
         return 404, {"error": {"message": f"no route {method} {path}"}}, {}
 
-    async def _chat(self, body: dict) -> tuple[int, dict, dict]:
+    async def _chat(self, body: dict, key: str = "") -> tuple[int, dict, dict]:
         st = self.state
         if st.models is not None and body.get("model") not in st.models:
             return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist",
@@ -222,7 +225,7 @@ class FakeOpenAI:
         try:
             if st.latency:
                 await asyncio.sleep(st.latency)
-            status, obj, headers = chat_answer(st, body)
+            status, obj, headers = chat_answer(st, body, key)
             if headers.pop("slow", None):
                 await asyncio.sleep(st.slow_seconds)
             return status, obj, headers

@@ -73,3 +73,23 @@ def test_partial_last_line_is_repaired_and_redone(tmp_path):
     assert invoke(["annotate", "-i", str(tmp_path / "in.jsonl"), "-o", str(out), "--backend", "offline"]).exit_code == 0
     rows = read_lines(out)
     assert len(rows) == 3 and len({r["key"] for r in rows}) == 3
+
+
+def test_edits_that_failed_verification_are_not_asked_unless_included(tmp_path):
+    import json
+
+    rows = make_rows(4)
+    rows[1]["status"] = "failed"
+    rows[2]["status"] = "passed"
+    write_rows(tmp_path / "edits.jsonl", rows)
+    args = ["--json", "annotate", "-i", str(tmp_path / "edits.jsonl"), "-o", str(tmp_path / "ann.jsonl"),
+            "--backend", "offline"]
+    res = invoke(args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert (summary["done"], summary["skipped_failed_edits"]) == (3, 1)
+    assert rows[1]["id"] not in {r["id"] for r in read_lines(tmp_path / "ann.jsonl")}
+    res = invoke(args + ["--include-failed-edits"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["done"] == 1  # only the failed one was left
+    assert rows[1]["id"] in {r["id"] for r in read_lines(tmp_path / "ann.jsonl")}

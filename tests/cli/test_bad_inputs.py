@@ -149,6 +149,28 @@ def out_is_the_dataset(c):
     c.out = c.dataset
 
 
+def out_inside_the_dataset(c):
+    c.out = c.dataset / "export"
+
+
+def out_is_a_folder_dp_did_not_make(c):
+    c.out = c.tmp / "thesis"
+    c.out.mkdir()
+    (c.out / "thesis.tex").write_text("years of work")
+
+
+def image_links_outside(c):
+    (c.tmp / "secret.txt").write_text("not part of the dataset")
+    image = c.dataset / "imgs" / "train" / "0000" / "0000_0.jpg"
+    image.unlink()
+    image.symlink_to(c.tmp / "secret.txt")
+
+
+def image_links_outside_with_link(c):
+    image_links_outside(c)
+    return ["--link"]
+
+
 CASES = [
     (broken_toml, 1, r"dp.toml: invalid TOML"),
     (unknown_key, 1, r"dp.toml: .*formt: unknown key \(did you mean 'format'\?\)"),
@@ -166,7 +188,7 @@ CASES = [
     (empty_caption, 1, r"record 3 \(file_path 'train/0001/0001_1.jpg'\): empty caption"),
     (unknown_split, 1, r"record 0 \(file_path 'train/0000/0000_0.jpg'\): unknown split 'gallery'"),
     (missing_field, 1, r"record 4: missing field\(s\) id"),
-    (output_not_empty, 1, r"output folder is not empty \(choose another --out, or pass --overwrite\)"),
+    (output_not_empty, 1, r"previous: folder is not empty \(choose another --out, or pass --overwrite\)"),
     (edits_without_matching_dataset, 1, r"edits.jsonl:1: source_id 'train__0000__0000_0x' is not in dataset"),
     (malformed_edits_line, 1, r"edits.jsonl:2: malformed JSON"),
     (missing_edited_image, 1, r"edits.jsonl:1: edited image .*__e0.png not found"),
@@ -175,7 +197,11 @@ CASES = [
     (missing_image, 1, r"record 'test__0003__0003_1': file .*0003_1.jpg not found"),
     (icfg_without_val, 1, r"split 'val' cannot be written as icfg-pedes"),
     (annotations_without_edits, 2, r"--annotations needs --edits"),
-    (out_is_the_dataset, 2, r"would replace the input folder"),
+    (out_is_the_dataset, 2, r"--out \S+/cuhk is the same as --dataset \S+/cuhk"),
+    (out_inside_the_dataset, 2, r"--out \S+/cuhk/export is inside --dataset \S+/cuhk"),
+    (out_is_a_folder_dp_did_not_make, 1, r"thesis: folder holds files dp did not write \(thesis.tex; no export.json\)"),
+    (image_links_outside, 1, r"record 'train__0000__0000_0' image: \S+/0000_0.jpg leads to \S+/secret.txt, outside "),
+    (image_links_outside_with_link, 1, r"record 'train__0000__0000_0' image: .* leads to \S+/secret.txt, outside "),
 ]
 
 

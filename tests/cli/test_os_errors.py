@@ -31,3 +31,20 @@ def test_toy_out_under_a_file(dp, tmp_path):
     lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and str(blocker) in lines[0]
     assert blocker.read_text() == "mine"
+
+
+def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(dp, tbps, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    def full(src, dst, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as sendfile raises it: no file name
+
+    dataset = tbps("cuhk-pedes")
+    monkeypatch.setattr(shutil, "copyfile", full)
+    result = dp("export", "-d", dataset, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}/.out.tmp-") and "/imgs/" in lines[0]
+    assert "No space left on device" in lines[0]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

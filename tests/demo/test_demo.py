@@ -37,18 +37,27 @@ def test_demo_runs_end_to_end_and_its_outputs_parse(tiny_model, tmp_path):
     edits = [json.loads(line) for line in (out / "edits" / "edits.jsonl").read_text().splitlines()]
     annotations = [json.loads(line) for line in (out / "edits" / "annotations.jsonl").read_text().splitlines()]
     assert len(edits) == 3 * 2 * 2 == payload["edit"]["images"]  # persons x variants x images per person
-    assert sorted(a["id"] for a in annotations) == sorted(e["id"] for e in edits)
+    passed = [e for e in edits if e["status"] == "passed"]
+    # only edits that pass the verifier are annotated and exported (a random model fails most of them)
+    assert sorted(a["id"] for a in annotations) == sorted(e["id"] for e in passed)
+    assert payload["annotate"]["skipped_failed_edits"] == len(edits) - len(passed)
+    quality = payload["edit_quality"]
+    assert (quality["verified_passed"], quality["verified_failed"]) == (len(passed), len(edits) - len(passed))
     reid = json.loads((out / "export" / "reid_raw.json").read_text())
     train_ids = sorted({r["id"] for r in reid if r["split"] == "train"})
     assert train_ids == list(range(1, len(train_ids) + 1))  # CUHK-PEDES: contiguous from 1
-    assert sum(r["split"] == "train" for r in reid) == len(edits) + 3 * 2
+    assert sum(r["split"] == "train" for r in reid) == len(passed) + 3 * 2
     with Image.open(out / "contact_sheet.png") as sheet:
         assert sheet.width > 64 and sheet.height > 64
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 * len(edits[:24]) and "name every new attribute" in page
-    assert json.loads((out / "demo.json").read_text())["caption_quality"]["num_joined"] == len(edits)
-    # captions come from the offline backend: every new attribute is named
-    assert payload["caption_quality"]["share_names_all_attributes"] == 1.0
+    assert page.count('<tr class="failed">') == len(edits) - len(passed)
+    assert "None" not in page and str(out / "report.html") in page
+    if len(passed) < len(edits):  # failures come first
+        assert page.index('<tr class="failed">') < page.index('<tr class="passed">') if passed else True
+    assert json.loads((out / "demo.json").read_text())["caption_quality"]["num_joined"] == len(passed)
+    if passed:  # captions come from the offline backend: every new attribute is named
+        assert payload["caption_quality"]["share_names_all_attributes"] == 1.0
     # a rerun replaces the earlier demo's folder
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output

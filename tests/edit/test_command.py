@@ -117,6 +117,32 @@ def test_one_image_mode(model_dir, world, tmp_path):
     assert "pink hair" in payload["prompt"] and payload["references"][0]["replaced"] not in payload["prompt"]
 
 
+def test_one_image_mode_with_a_mask_file_candidates_and_the_verdict(model_dir, world, tmp_path):
+    from dp_cli.data.dataset import load_native
+    from dp_cli.edit.single import parse_attribute
+
+    rec = next(r for r in load_native(world).split("train")
+               if (np.asarray(Image.open(world / r.parsing)) == 4).any())
+    ref = world / "catalog/images/uppercloth_000.png"
+    mask = np.zeros((Image.open(ref).height, Image.open(ref).width), np.uint8)
+    mask[4:20, 6:18] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    spec = parse_attribute(f"uppercloth={ref}@{tmp_path / 'm.png'}:white coat")
+    assert (spec.image, spec.mask, spec.label) == (ref, tmp_path / "m.png", "white coat")
+    out = tmp_path / "e.png"
+    res = invoke(["--json", "edit", "--model", model_dir, "--image", world / rec.image, "--parsing", world / rec.parsing,
+                  "--caption", rec.captions[0], "--attribute", f"uppercloth={ref}@{tmp_path / 'm.png'}:white coat",
+                  "--candidates", "2", "--out", out, *FAST])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout.strip().splitlines()[-1])
+    prep = payload["references"][0]["preparation"]
+    assert prep["method"] == "mask" and prep["crop"] == [12, 16]
+    assert 0.0 <= payload["verify"]["score"] <= 1.0 and isinstance(payload["verify"]["passed"], bool)
+    from dp_cli.edit.runner import candidate_seed
+
+    assert payload["seed"] in (candidate_seed(0, 0), candidate_seed(0, 1))
+
+
 def test_dataset_and_catalog_from_the_shared_data_table(model_dir, world, tmp_path):
     toml = tmp_path / "dp.toml"
     toml.write_text(f'[data]\ndataset = "{world}"\ncatalog = "{world / "catalog"}"\n')
@@ -216,3 +242,20 @@ def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
                           + ["--attribute", f"hair={world / 'catalog/images/hair_000.png'}"]), "--model")
     res = invoke(["edit", "--image", img, "--out", out])
     assert res.exit_code == 2 and "--parsing" in res.output
+
+
+def test_outputs_may_not_land_in_or_on_the_inputs(model_dir, world, tmp_path):
+    from dp_cli.data.dataset import load_native
+
+    before = sorted(p.name for p in world.iterdir())
+    res = invoke(dataset_args(model_dir, world, world))
+    assert res.exit_code == 2 and "--output-dir" in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in world.iterdir()) == before  # nothing written into the source dataset
+    rec = load_native(world).split("train")[0]
+    image = tmp_path / "p.png"
+    image.write_bytes((world / rec.image).read_bytes())
+    res = invoke(["edit", "--model", model_dir, "--image", image, "--parsing", world / rec.parsing,
+                  "--caption", rec.captions[0], "--attribute", f"hair={world / 'catalog/images/hair_000.png'}",
+                  "--out", image, *FAST])
+    assert res.exit_code == 2 and "--out" in res.output
+    assert image.read_bytes() == (world / rec.image).read_bytes()

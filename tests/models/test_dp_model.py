@@ -108,6 +108,12 @@ def test_save_from_pretrained_round_trip(make_batch, in_mask_mass, tiny_dir, tmp
     plain = UNet2DConditionModel.from_pretrained(out_dir, subfolder="unet")
     torch.testing.assert_close(plain.conv_in.weight, model.unet.conv_in.weight, rtol=0, atol=0)
     assert json.loads((out_dir / "dp_config.json").read_text())["prediction_type"] == "v_prediction"
+    # diffusers' default size is the trained one (64x32), not a square from an int sample_size
+    from diffusers import StableDiffusionPipeline
+
+    sd = StableDiffusionPipeline.from_pretrained(out_dir, safety_checker=None, requires_safety_checker=False)
+    image = sd("a woman with black hair", num_inference_steps=1, output_type="pil").images[0]
+    assert image.size == (32, 64)
 
 
 def test_incomplete_or_missing_folders_give_model_error(tiny_dir, tmp_path):

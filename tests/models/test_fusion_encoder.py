@@ -74,3 +74,16 @@ def test_preprocess_reference_matches_processor(tiny_dir):
     ours = preprocess_reference(img, 32)
     theirs = CLIPImageProcessorPil.from_pretrained(tiny_dir / "clip-vision")(images=[img], return_tensors="pt")
     torch.testing.assert_close(ours, theirs["pixel_values"], atol=1e-4, rtol=1e-4)
+
+
+def test_saved_preprocessor_reproduces_dp_pixels_on_non_square_references(tiny_dir, tmp_path):
+    """A 64x32 crop: shortest-edge + centre crop would cut it; dp squashes it, and so must the saved config."""
+    import numpy as np
+
+    from models.image_encoder import clip_image_processor_class
+
+    enc = ReferenceImageEncoder.from_pretrained(str(tiny_dir / "clip-vision"), trainable_layers=None)
+    enc.save_pretrained(tmp_path / "enc")
+    img = np.random.default_rng(1).integers(0, 256, (64, 32, 3), dtype=np.uint8)
+    theirs = clip_image_processor_class().from_pretrained(tmp_path / "enc")(images=[img], return_tensors="pt")
+    assert torch.equal(preprocess_reference(img, enc.image_size, enc.mean, enc.std), theirs["pixel_values"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from dp_cli.data.dataset import (NATIVE_ANNOTATIONS, NATIVE_FORMAT, NATIVE_HEADER, SPLITS, PersonDataset,
                                  PersonRecord, header_for, read_header, record_from_native, validate_records)
 from dp_cli.errors import DataError
-from dp_cli.fsutil import parse_json_line
+from dp_cli.fsutil import read_jsonl
 
 
 class NativeFormat:
@@ -24,15 +24,8 @@ class NativeFormat:
             raise DataError(f"{annotation_file}: annotation file not found")
         root = annotation_file.parent
         header = read_header(root)
-        records = []
-        try:
-            with open(annotation_file, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if line.strip():
-                        where = f"{annotation_file}:{lineno}"
-                        records.append(record_from_native(parse_json_line(line, where), where))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{annotation_file}: not UTF-8 text ({exc.reason})") from None
+        records = [record_from_native(obj, f"{annotation_file}:{lineno}")
+                   for lineno, obj in read_jsonl(annotation_file)]
         validate_records(records, str(annotation_file))
         return PersonDataset(root, records, label_set=header.get("label_set", "atr"),
                              name=header.get("name") or root.name, source_format=NATIVE_FORMAT)
