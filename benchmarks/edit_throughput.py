@@ -26,14 +26,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from models.edit_pipeline import DPEditPipeline, Reference, make_scheduler  # noqa: E402
+from dp_models.edit_pipeline import DPEditPipeline, Reference, make_scheduler  # noqa: E402
 
 CAPTION = "A woman with long black hair is wearing a red shirt, blue jeans and black shoes."
 
 
 def tiny_model(folder: Path, height: int, width: int) -> str:
-    from models.dp_model import DPConfig, DPModel
-    from models.tiny import write_tiny_pretrained
+    from dp_models.dp_model import DPConfig, DPModel
+    from dp_models.tiny import write_tiny_pretrained
 
     parts = write_tiny_pretrained(folder / "parts", height=height, width=width)
     model = DPModel.from_pretrained_parts(str(parts / "sd"), str(parts / "clip-vision"),
@@ -43,9 +43,9 @@ def tiny_model(folder: Path, height: int, width: int) -> str:
 
 def sd15_model(height: int, width: int):
     """SD-1.5 / CLIP ViT-L/14 architectures with random weights (no download needed; benchmarks/sd15.py)."""
-    from models.dp_model import DPConfig, DPModel
-    from models.fusion import FusionModule
-    from models.image_encoder import ReferenceImageEncoder
+    from dp_models.dp_model import DPConfig, DPModel
+    from dp_models.fusion import FusionModule
+    from dp_models.image_encoder import ReferenceImageEncoder
     from sd15 import sd15_parts
 
     unet, vae, text, tok, sched, vision, _ = sd15_parts()

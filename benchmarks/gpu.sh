@@ -38,7 +38,7 @@ section edit_sd15 130 $PY benchmarks/edit_throughput.py --sd15 --repeats 2
 section cli_precision 150 bash -c '
 set -e; W=/tmp/gpu-cli; rm -rf $W
 dp toy --out $W/world --persons 24 --height 64 --width 32 --seed 0
-python3 -c "from models.tiny import write_tiny_pretrained; write_tiny_pretrained(\"$W/base\", height=64, width=32)"
+python3 -c "from dp_models.tiny import write_tiny_pretrained; write_tiny_pretrained(\"$W/base\", height=64, width=32)"
 for p in bf16 fp16; do
   dp train --pretrained-model $W/base/sd --image-encoder $W/base/clip-vision --dataset $W/world --resolution 64x32 \
     --output-dir $W/run-$p --max-train-steps 20 --train-batch-size 8 --mixed-precision $p --checkpointing-steps 10

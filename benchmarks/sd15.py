@@ -22,8 +22,8 @@ def sd15_parts():
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, \
         CLIPVisionModelWithProjection
 
-    from models.image_encoder import clip_image_processor_class
-    from models.tiny import write_tiny_tokenizer
+    from dp_models.image_encoder import clip_image_processor_class
+    from dp_models.tiny import write_tiny_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         tok = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp))
@@ -49,7 +49,7 @@ def write_sd15_random(out_dir: str | Path, seed: int = 0) -> Path:
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from models.tiny import write_tiny_tokenizer
+    from dp_models.tiny import write_tiny_tokenizer
 
     out = Path(out_dir)
     torch.manual_seed(seed)

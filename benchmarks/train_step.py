@@ -45,7 +45,7 @@ def build_run(config: Path | None, work: Path, persons: int, overrides: dict, sd
     from dp_cli.toy.world import generate_world
     from dp_cli.train import loop
     from dp_cli.train.config import TrainConfig
-    from models.tiny import write_tiny_pretrained
+    from dp_models.tiny import write_tiny_pretrained
 
     cfg = resolve_section(TrainConfig, "train", load_project(config, explicit=True)) if config else TrainConfig()
     cfg = TrainConfig.model_validate({**cfg.model_dump(), **overrides})
@@ -78,7 +78,7 @@ def batches(run):
 
 def full_step(run, batch: dict, counter: int, loc: bool, recompute: bool = False) -> float:
     """Seconds of one training step on `batch` (its loading is timed apart, see `measure`)."""
-    import models.attention_capture as capture
+    import dp_models.attention_capture as capture
     from dp_cli.train.loop import micro_step
 
     run.cfg = run.cfg.model_copy(update={"attribute_loc": loc})

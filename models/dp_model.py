@@ -12,11 +12,11 @@ from torch import nn
 
 from dp_cli.data.attributes import DEFAULT_TYPES, parse_types
 from dp_cli.errors import ConfigError, ModelError
-from models.attention_capture import capture_installed, install_capture, uninstall_capture
-from models.fusion import FusionModule
-from models.image_encoder import ReferenceImageEncoder
-from models.loading import SD_PARTS, model_errors, require_parts, resolve_ref
-from models.losses import LOCALIZATION_KINDS, denoising_loss, localization_loss
+from dp_models.attention_capture import capture_installed, install_capture, uninstall_capture
+from dp_models.fusion import FusionModule
+from dp_models.image_encoder import ReferenceImageEncoder
+from dp_models.loading import SD_PARTS, model_errors, require_parts, resolve_ref
+from dp_models.losses import LOCALIZATION_KINDS, denoising_loss, localization_loss
 
 CONFIG_NAME = "dp_config.json"
 PREDICTION_TYPES = ("epsilon", "v_prediction")

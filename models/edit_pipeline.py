@@ -21,7 +21,7 @@ from dp_cli.data.attributes import ATTRIBUTE_TYPES, add_phrase, drop_adjectives,
 if TYPE_CHECKING:  # pragma: no cover
     from diffusers import SchedulerMixin
 
-    from models.dp_model import DPModel
+    from dp_models.dp_model import DPModel
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class DPEditPipeline:
     def from_pretrained(cls, path_or_hub: str, scheduler: str = "ddim", device: str | torch.device = "cpu",
                         precision: str = "fp32") -> "DPEditPipeline":
         """Load a model folder written by `dp train` (or a hub id) and build the named scheduler."""
-        from models.dp_model import DPModel
+        from dp_models.dp_model import DPModel
 
         from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -270,8 +270,8 @@ class DPEditPipeline:
 
     def encode(self, prompts: list[EditPrompt], references: list[list[Reference]]):
         """(uncond, text-only, fused) prompt embeddings, each [B, L, D]."""
-        from models.image_encoder import preprocess_reference
-        from models.tokens import flag_noun_tokens
+        from dp_models.image_encoder import preprocess_reference
+        from dp_models.tokens import flag_noun_tokens
 
         m, a = self.model, self.max_attributes
         ids, positions = flag_noun_tokens(m.tokenizer, [p.text for p in prompts], [p.spans for p in prompts],
@@ -289,7 +289,7 @@ class DPEditPipeline:
     def uncond_embedding(self, length: int) -> torch.Tensor:
         """The empty prompt's embedding [1, L, D] for classifier-free guidance (cached while the text
         encoder is frozen, e.g. not when a training run with a trainable text encoder samples)."""
-        from models.tokens import flag_noun_tokens
+        from dp_models.tokens import flag_noun_tokens
 
         cache = self.__dict__.setdefault("_uncond", {})
         if length in cache:

@@ -155,7 +155,7 @@ def _tiny_text_encoder(tokenizer):
 def _tiny_vision(image_size: int = 32):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from models.image_encoder import clip_image_processor_class
+    from dp_models.image_encoder import clip_image_processor_class
 
     vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=image_size,

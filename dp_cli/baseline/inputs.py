@@ -38,7 +38,7 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
 
 def check_clip_model(cfg: BaselineConfig) -> None:
     """A --clip-model that is neither an existing folder nor a hub id fails before any training."""
-    from models.loading import resolve_ref
+    from dp_models.loading import resolve_ref
 
     if cfg.clip_model is not None:
         try:

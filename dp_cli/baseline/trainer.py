@@ -56,7 +56,7 @@ def _tiny_clip(cfg: BaselineConfig):
 
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-    from models.tiny import write_tiny_tokenizer
+    from dp_models.tiny import write_tiny_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(Path(tmp)))

@@ -95,7 +95,7 @@ def prepare_out(out: Path) -> None:
 
 def model_resolution(model_ref: str) -> tuple[int, int]:
     """The (height, width) the DP model was trained at."""
-    from models.dp_model import DPConfig
+    from dp_models.dp_model import DPConfig
 
     path = Path(model_ref) / "dp_config.json"
     if not path.exists():

@@ -81,7 +81,7 @@ def pick_device(name: str, state=None) -> str:
 
 def load_pipeline(model_ref: str, cfg, device: str):
     """The editing pipeline for a model reference; library errors become one-line ModelErrors."""
-    from models.edit_pipeline import DPEditPipeline
+    from dp_models.edit_pipeline import DPEditPipeline
 
     try:
         return DPEditPipeline.from_pretrained(model_ref, scheduler=cfg.scheduler, device=device,
@@ -159,7 +159,7 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
     """Load one batch's sources, masks and prepared references, edit `cfg.candidates` seeds of each job in
     one pipeline call, verify every candidate and keep the best-scored one per job."""
     from dp_cli.data.attributes import attribute_mask
-    from models.edit_pipeline import Reference
+    from dp_models.edit_pipeline import Reference
 
     n = cfg.candidates
     images, masks, regions, refs, preps = [], [], [], [], []

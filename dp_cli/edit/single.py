@@ -66,7 +66,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, pick_device, prepared_reference, resolve_model
     from dp_cli.edit.verify import verify_edit
-    from models.edit_pipeline import Reference
+    from dp_models.edit_pipeline import Reference
 
     # 1. Check and load the inputs
     if label_set not in LABEL_SETS:

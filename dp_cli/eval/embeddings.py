@@ -160,7 +160,7 @@ def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:
     """A CLIPModel and its tokenizer from a hub id or a local folder (HF_HUB_OFFLINE respected)."""
     from transformers import AutoTokenizer, CLIPModel
 
-    from models.loading import resolve_ref
+    from dp_models.loading import resolve_ref
 
     try:  # a local path that does not exist says so (not "Repo id must be in the form ...")
         resolve_ref(model_ref, "CLIP model")

@@ -30,7 +30,7 @@ MIN_ATTRIBUTE_PIXELS = 8  # at training resolution; smaller regions give no usab
 
 @dataclass
 class ReferenceSpec:
-    """How the image encoder wants its reference images (models.image_encoder.ReferenceImageEncoder)."""
+    """How the image encoder wants its reference images (dp_models.image_encoder.ReferenceImageEncoder)."""
 
     size: int
     mean: Sequence[float]
@@ -195,14 +195,14 @@ class TrainDataset(Dataset):
         return caption, out
 
     def tokenize(self, caption: str, spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        from models.tokens import flag_noun_tokens
+        from dp_models.tokens import flag_noun_tokens
 
         ids, pos = flag_noun_tokens(self.tokenizer, [caption], [spans], max_length=self.max_length,
                                     max_attributes=self.max_attributes)
         return ids[0], pos[0]
 
     def pack(self, image: Image.Image, attrs: list, positions: torch.Tensor) -> dict[str, torch.Tensor]:
-        from models.image_encoder import preprocess_reference
+        from dp_models.image_encoder import preprocess_reference
 
         h, w = self.size
         a, s = self.max_attributes, self.reference.size

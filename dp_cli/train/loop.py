@@ -204,7 +204,7 @@ def _refuse_to_restart_over(cfg: TrainConfig) -> None:
 
 def load_model(cfg: TrainConfig):
     """The DP model from pretrained parts, configured by the [train] settings."""
-    from models.dp_model import DPConfig, DPModel
+    from dp_models.dp_model import DPConfig, DPModel
 
     config = DPConfig(
         attribute_types=cfg.types, img_token_num=cfg.img_token_num,

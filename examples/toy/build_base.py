@@ -1,7 +1,7 @@
 """Build the base model the toy Diverse Person model starts from (the toy world's "SD-1.5").
 
 Real users start from SD-1.5, whose VAE already reconstructs images. The tiny base written by
-`models.tiny.write_tiny_pretrained` has random weights, so this script also trains its small VAE
+`dp_models.tiny.write_tiny_pretrained` has random weights, so this script also trains its small VAE
 (f=4) to reconstruct toy-world images, and writes the usual SD layout that `dp train` loads.
 
     .venv/bin/python examples/toy/build_base.py --world build/toy/world --out build/toy/base --steps 1500
@@ -79,7 +79,7 @@ def main() -> None:
 
     from diffusers import AutoencoderKL
 
-    from models.tiny import write_tiny_pretrained
+    from dp_models.tiny import write_tiny_pretrained
 
     torch.manual_seed(args.seed)
     start = time.time()

@@ -15,7 +15,7 @@ TARGET = Path(__file__).resolve().parents[2] / "dp_cli" / "assets" / "toy-model"
 
 def main() -> None:
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "build/toy/run/model")
-    from models.dp_model import DPModel
+    from dp_models.dp_model import DPModel
 
     DPModel.from_pretrained(str(source))  # refuse anything that does not load
     size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())

@@ -56,7 +56,7 @@ def test_label_ids_and_masks():
 
 def test_head_noun_of_an_of_phrase_carries_the_attribute():
     from dp_cli.data.attributes import drop_adjectives, find_nouns
-    from models.edit_pipeline import build_edit_prompt
+    from dp_models.edit_pipeline import build_edit_prompt
 
     caption = "The lady has a bun of black hair."
     (m,) = find_nouns(caption, ("hair",))

@@ -17,8 +17,8 @@ from dp_cli.edit.runner import TOY_MODEL
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A model folder in the layout `dp train` writes (tiny random weights, 64x32)."""
-    from models.dp_model import DPConfig, DPModel
-    from models.tiny import write_tiny_pretrained
+    from dp_models.dp_model import DPConfig, DPModel
+    from dp_models.tiny import write_tiny_pretrained
 
     root = tmp_path_factory.mktemp("demo-model")
     parts = write_tiny_pretrained(root / "parts", height=64, width=32, seed=0)
@@ -82,7 +82,7 @@ shipped = pytest.mark.skipif(not (TOY_MODEL / "dp_config.json").exists(), reason
 
 @shipped
 def test_shipped_model_loads_and_is_deterministic():
-    from models.dp_model import DPModel
+    from dp_models.dp_model import DPModel
 
     model = DPModel.from_pretrained(str(TOY_MODEL))
     assert tuple(model.config.resolution) == (64, 32)
@@ -98,7 +98,7 @@ def _fixed_edit(seed: int, person: int = 0, item: int = 0, kind: str = "upperclo
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.data.dataset import load_native
     from dp_cli.toy.world import generate_world
-    from models.edit_pipeline import DPEditPipeline, Reference
+    from dp_models.edit_pipeline import DPEditPipeline, Reference
 
     with tempfile.TemporaryDirectory() as tmp:
         ds = generate_world(Path(tmp) / "w", persons=6, seed=99, height=64, width=32, images_per_person=1,

@@ -15,8 +15,8 @@ H, W = 64, 32
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A model folder in the layout `dp train` writes (tiny random weights)."""
-    from models.dp_model import DPConfig, DPModel
-    from models.tiny import write_tiny_pretrained
+    from dp_models.dp_model import DPConfig, DPModel
+    from dp_models.tiny import write_tiny_pretrained
 
     root = tmp_path_factory.mktemp("edit-model")
     parts = write_tiny_pretrained(root / "parts", height=H, width=W, seed=0)
@@ -38,7 +38,7 @@ def world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipe(model_dir):
-    from models.edit_pipeline import DPEditPipeline
+    from dp_models.edit_pipeline import DPEditPipeline
 
     return DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from dp_cli.data.attributes import attribute_mask
-from models.edit_pipeline import SCHEDULERS, DPEditPipeline, Reference, build_edit_prompt, make_scheduler
+from dp_models.edit_pipeline import SCHEDULERS, DPEditPipeline, Reference, build_edit_prompt, make_scheduler
 
 GOLD = Reference("hair", Image.new("RGB", (24, 24), (212, 172, 52)), "gold hair")
 BLUE = Reference("hair", Image.new("RGB", (24, 24), (20, 40, 220)), "blue hair")
@@ -53,7 +53,7 @@ class OracleUNet(torch.nn.Module):
 
 
 def test_blended_latents_keep_the_source_latents_outside_the_mask_exactly(pipe, person):
-    from models.edit_pipeline import to_pixels
+    from dp_models.edit_pipeline import to_pixels
 
     image, labels, caption = person
     out = pipe(image, hair_mask(labels), caption, [GOLD], seed=3, composite=False, **KW)
@@ -70,7 +70,7 @@ def test_without_compositing_outside_the_mask_matches_the_vae_reconstruction(pip
     The untrained tiny VAE's decoder mixes the whole image (GroupNorm statistics), so the bar is what an
     ideal blend reaches: the decoding of [source latents outside, denoised latents inside].
     """
-    from models.edit_pipeline import to_images, to_pixels
+    from dp_models.edit_pipeline import to_images, to_pixels
 
     image, labels, caption = person
     other = Image.open(sorted((world / "images").glob("*.png"))[-1]).convert("RGB")

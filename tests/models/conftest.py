@@ -7,12 +7,12 @@ import torch
 
 
 from dp_cli.data.attributes import find_nouns
-from models.tokens import flag_noun_tokens
+from dp_models.tokens import flag_noun_tokens
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
-    from models.tiny import write_tiny_pretrained
+    from dp_models.tiny import write_tiny_pretrained
 
     return write_tiny_pretrained(tmp_path_factory.mktemp("tiny"), seed=0)
 
@@ -65,7 +65,7 @@ def build_batch(model, batch_size: int = 2, seed: int = 0) -> dict:
 
 def attention_in_mask(store, masks: torch.Tensor, valid: torch.Tensor) -> float:
     """Share of the flagged tokens' attention that falls inside their masks, averaged over layers."""
-    from models.losses import _resize_masks
+    from dp_models.losses import _resize_masks
 
     shares = []
     for probs, size in store.pairs():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dp_cli.errors import ConfigError, ModelError
-from models.dp_model import DPConfig, DPModel
+from dp_models.dp_model import DPConfig, DPModel
 
 
 def _model(tiny_dir, **cfg) -> DPModel:
@@ -178,7 +178,7 @@ def test_hub_id_offline_not_cached_gives_model_error(tmp_path, subprocess_env):
     import subprocess
     import sys
 
-    code = ("from models.dp_model import DPModel, DPConfig\n"
+    code = ("from dp_models.dp_model import DPModel, DPConfig\n"
             "from dp_cli.errors import ModelError\n"
             "try:\n"
             "    DPModel.from_pretrained_parts('stable-diffusion-v1-5/stable-diffusion-v1-5',"

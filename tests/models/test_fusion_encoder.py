@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from dp_cli.errors import ConfigError
-from models.fusion import FusionModule
-from models.image_encoder import ReferenceImageEncoder, preprocess_reference
+from dp_models.fusion import FusionModule
+from dp_models.image_encoder import ReferenceImageEncoder, preprocess_reference
 
 
 def _reference_fuse(f: FusionModule, tok, img):
@@ -80,7 +80,7 @@ def test_saved_preprocessor_reproduces_dp_pixels_on_non_square_references(tiny_d
     """A 64x32 crop: shortest-edge + centre crop would cut it; dp squashes it, and so must the saved config."""
     import numpy as np
 
-    from models.image_encoder import clip_image_processor_class
+    from dp_models.image_encoder import clip_image_processor_class
 
     enc = ReferenceImageEncoder.from_pretrained(str(tiny_dir / "clip-vision"), trainable_layers=None)
     enc.save_pretrained(tmp_path / "enc")

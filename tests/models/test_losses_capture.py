@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.attention_capture import install_capture, middle_blocks, uninstall_capture
-from models.losses import balanced_l1, denoising_loss, localization_loss
+from dp_models.attention_capture import install_capture, middle_blocks, uninstall_capture
+from dp_models.losses import balanced_l1, denoising_loss, localization_loss
 
 
 def test_denoising_loss_plain_and_masked():
@@ -98,7 +98,7 @@ def _one_layer(heads: int, dim_head: int, positions: torch.Tensor):
     """A lone cross-attention layer running the capture processor (as install_capture sets it)."""
     from diffusers.models.attention_processor import Attention
 
-    from models.attention_capture import AttentionStore, CaptureAttnProcessor
+    from dp_models.attention_capture import AttentionStore, CaptureAttnProcessor
 
     torch.manual_seed(1)
     attn = Attention(query_dim=16, cross_attention_dim=12, heads=heads, dim_head=dim_head)

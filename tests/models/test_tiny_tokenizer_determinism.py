@@ -5,7 +5,7 @@ import sys
 
 from transformers import CLIPTokenizer
 
-from models.tiny import tiny_bpe, tiny_vocab_words, write_tiny_tokenizer
+from dp_models.tiny import tiny_bpe, tiny_vocab_words, write_tiny_tokenizer
 
 CAPTION = "A woman with long black hair is wearing a red t-shirt, blue jeans and white sneakers."
 
@@ -18,7 +18,7 @@ def test_same_vocab_and_ids_on_every_build(tmp_path):
 
 
 def test_same_merges_in_a_fresh_process():
-    code = "from models.tiny import tiny_bpe; print(len(tiny_bpe()[1]), tiny_bpe()[1][:50])"
+    code = "from dp_models.tiny import tiny_bpe; print(len(tiny_bpe()[1]), tiny_bpe()[1][:50])"
     out = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
            for _ in range(2)]
     assert out[0] == out[1]

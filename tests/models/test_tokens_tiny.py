@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from dp_cli.data.attributes import find_nouns
-from models.tiny import tiny_vocab_words
-from models.tokens import flag_noun_tokens
+from dp_models.tiny import tiny_vocab_words
+from dp_models.tokens import flag_noun_tokens
 
 
 def test_tiny_folder_loads_with_plain_from_pretrained(tiny_dir):
@@ -60,7 +60,7 @@ def test_flag_noun_tokens_truncation_and_limit(tokenizer):
 
 
 def test_prefix_fallback_agrees_with_offsets(tokenizer):
-    from models.tokens import _position_from_prefix
+    from dp_models.tokens import _position_from_prefix
 
     captions = ["A man in a red T-shirt and blue jeans.", "A lady with gold hair and a black skirt."]
     spans = [[(m.start, m.end) for m in find_nouns(c)] for c in captions]

@@ -62,7 +62,7 @@ def write_tiny_dataset(root: Path, n: int = 16, seed: int = 0, parsing: bool = T
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from models.tiny import write_tiny_pretrained
+    from dp_models.tiny import write_tiny_pretrained
 
     return write_tiny_pretrained(tmp_path_factory.mktemp("tiny-model"), height=HEIGHT, width=WIDTH, seed=0)
 

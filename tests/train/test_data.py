@@ -22,7 +22,7 @@ TYPES = ("hair", "uppercloth", "bottomcloth")
 def tokenizer(tmp_path_factory):
     from transformers import CLIPTokenizer
 
-    from models.tiny import write_tiny_tokenizer
+    from dp_models.tiny import write_tiny_tokenizer
 
     return CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp_path_factory.mktemp("tok")))
 

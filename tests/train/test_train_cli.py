@@ -44,7 +44,7 @@ def test_rotation_keeps_last_and_interval_checkpoints(full_run):
 
 
 def test_final_model_loads_back(full_run):
-    from models.dp_model import DPModel
+    from dp_models.dp_model import DPModel
 
     out, summary = full_run
     model = DPModel.from_pretrained(str(out / "model"))
