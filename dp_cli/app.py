@@ -9,9 +9,11 @@ import warnings
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from dp_cli import __version__, console
+from dp_cli.cli_common import end_on_broken_pipe
+from dp_cli.cli_help import HelpCommand, HelpGroup
 from dp_cli.config import CONFIG_ENV
 
 # The one registry: command name -> module exposing `command` (a function) or `app` (a Typer group).
@@ -28,12 +30,26 @@ COMMANDS: dict[str, str] = {
     "demo": "dp_cli.commands.demo",
 }
 
-class _PipelineOrder(TyperGroup):
+class _PipelineOrder(HelpGroup):
     """Lists the commands in COMMANDS order (Typer would put command groups such as segment last)."""
 
     def list_commands(self, ctx) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: list(COMMANDS).index(n) if n in COMMANDS else len(COMMANDS))
+
+    # stdout's reader went away (`dp annotate -o - | head`, `dp train --help | head -1`): end quietly with
+    # the status of a program ended by SIGPIPE, as standard tools do, instead of an error line
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:  # while printing `dp --help`
+            raise typer.Exit(end_on_broken_pipe()) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # while a command or a command's --help writes to stdout
+            raise typer.Exit(end_on_broken_pipe()) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Usage errors (unknown option, bad option value) as one line on stderr like dp's own errors, exit 2."""
@@ -62,7 +78,7 @@ app = typer.Typer(
          "attribute images and rewriting their descriptions with an LLM.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for the shell dp runs in (detected)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -103,9 +119,22 @@ def _register() -> None:
                 continue
             raise
         if hasattr(module, "app"):
+            _help_classes(module.app)
             app.add_typer(module.app, name=name, short_help=_one_line(module.app.info.help))
         else:
-            app.command(name, short_help=_one_line(module.command.__doc__))(module.command)
+            app.command(name, cls=HelpCommand, short_help=_one_line(module.command.__doc__))(module.command)
+
+
+def _help_classes(group: typer.Typer) -> None:
+    """dp's --help layout (dp_cli/cli_help.py) for a command group and everything registered in it (a
+    class of the module's own is kept)."""
+    if not isinstance(group.info.cls, type) or group.info.cls is TyperGroup:  # unset: Typer's placeholder
+        group.info.cls = HelpGroup
+    for info in group.registered_commands:
+        if not isinstance(info.cls, type) or info.cls is TyperCommand:
+            info.cls = HelpCommand
+    for sub in group.registered_groups:
+        _help_classes(sub.typer_instance)
 
 
 def _one_line(text: str | None) -> str:
@@ -120,4 +149,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # stdout closed while dp itself wrote (an error's usage line, ...)
+        sys.exit(end_on_broken_pipe())

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import os
+import sys
 import traceback
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, TypeVar, get_args
 
 import typer
 from pydantic import ValidationError
 
 from dp_cli import console
 from dp_cli.config import Section, load_project, resolve_section
-from dp_cli.errors import DpError
+from dp_cli.errors import DpError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +38,8 @@ def dp_command(fn: F) -> F:
                                  for e in exc.errors())
             console.error(f"invalid settings for {exc.title}: {problems}")
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # not a path problem: the app ends quietly (app._PipelineOrder)
+            raise
         except OSError as exc:  # a path the user gave cannot be read or written (a folder, permissions, ...)
             if console.STATE.verbose:
                 console.err_console().print(console.scrub(traceback.format_exc()))
@@ -45,6 +50,21 @@ def dp_command(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE (`yes | head -1`)
+
+
+def end_on_broken_pipe() -> int:
+    """Point stdout at /dev/null, so that nothing more (nor Python's flush at exit) fails on the closed pipe,
+    and return the exit status. What was already written and logged (files, stderr) stays as it is."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (a test runner's buffer)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _os_message(exc: OSError) -> str:
@@ -74,3 +94,44 @@ def with_data_table(cfg: S, *keys: str) -> S:
     data = settings(DataConfig, "data")
     update = {k: getattr(data, k) for k in unset if getattr(data, k) is not None}
     return cfg.model_copy(update=update) if update else cfg
+
+
+def seed_aliases(aliases: dict[str, str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Accept other spellings of a command's options (`--pretrained_model_hf` for --pretrained-model) as hidden
+    options: each alias becomes a hidden option of its parameter's type (a switch that turns a boolean on) whose
+    value goes to that parameter; `--help` shows dp's names only. Alias and dp's option with different values
+    is a usage error."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        slots = {f"alias__{alias.lstrip('-').lower()}": (alias, target) for alias, target in aliases.items()}
+        hidden = []
+        for slot, (alias, target) in slots.items():
+            value_type, info = get_args(sig.parameters[target].annotation)  # Annotated[Optional[T], typer.Option]
+            hidden.append(inspect.Parameter(slot, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[value_type, typer.Option(alias, hidden=True)]))
+            slots[slot] = (alias, target, _option_name(target, info))
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            for slot, (alias, target, name) in slots.items():
+                value = kwargs.pop(slot)
+                if value is None:
+                    continue
+                if kwargs[target] is not None and kwargs[target] != value:
+                    raise UsageError(f"{alias} (the seed's spelling of {name}) and {name} differ",
+                                     hint="give one of them")
+                kwargs[target] = value
+            return fn(**kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *hidden])
+        return wrapper
+
+    return decorate
+
+
+def _option_name(param: str, info: Any) -> str:
+    """The first name of a typer.Option in Annotated (Typer keeps the first declaration in `default`)."""
+    first = info.default if isinstance(info.default, str) and info.default.startswith("-") else None
+    names = [first, *(info.param_decls or ())] if first else list(info.param_decls or ())
+    return names[0] if names else f"--{param.replace('_', '-')}"

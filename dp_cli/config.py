@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dp_cli.errors import ConfigError
+from dp_cli.errors import ConfigError, OptionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +28,7 @@ else:  # pragma: no cover
 
 DEFAULT_CONFIG = "dp.toml"
 CONFIG_ENV = "DP_CONFIG"
+FLAGS = "flags"  # the origin of values given as command-line options, in messages: "flags: [table] key: ..."
 
 # TOML table -> "module:Class" of its section model, imported lazily so `dp --help` stays instant.
 SECTIONS: dict[str, str] = {
@@ -123,8 +124,23 @@ def _validate(model: type[T], values: dict[str, Any], where: str, origin: dict[s
         return model.model_validate(values)
     except (TypeError, AttributeError):
         bad = [k for k, v in values.items() if _trips(model, k, v)] or ["(section)"]
-        raise ConfigError("invalid settings", [f"{(origin or {}).get(k, where)} {k}: wrong type of value "
-                                               f"(got {values.get(k)!r})" for k in bad]) from None
+        wheres = [(origin or {}).get(k, where) for k in bad]
+        raise _invalid([f"{w} {k}: wrong type of value (got {values.get(k)!r})" for w, k in zip(wheres, bad)],
+                       wheres) from None
+
+
+def _invalid(problems: list[str], origins: list[str]) -> ConfigError:
+    """The error for `problems` found in values from `origins` (one per problem): an OptionError (exit 2)
+    when every one came from a command-line option, else a ConfigError (exit 1)."""
+    from_flags = bool(origins) and all(o.startswith(f"{FLAGS}:") for o in origins)
+    return (OptionError if from_flags else ConfigError)("invalid settings", problems)
+
+
+def combined(errors: list[ConfigError]) -> ConfigError:
+    """One error for the problems of several tables, reported together: an OptionError (exit 2) only when
+    each one is."""
+    cls = OptionError if all(isinstance(e, OptionError) for e in errors) else ConfigError
+    return cls("invalid settings", [p for e in errors for p in e.problems])
 
 
 def _trips(model: type[Section], key: str, value: Any) -> bool:
@@ -178,9 +194,10 @@ T = TypeVar("T", bound=Section)
 def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dict[str, Any] | None = None) -> T:
     """Merge default < TOML < environment < flags into `model`; all problems reported together."""
     toml_values = dict(project.tables.get(table, {}))
-    where = f"{project.path if project.path else 'flags'}: [{table}]"
+    where = f"{project.path if project.path else FLAGS}: [{table}]"
     problems = [f"{where} {key}: unknown key{_did_you_mean(key, model.model_fields)}"
                 for key in toml_values if key not in model.model_fields]
+    origins = [where] * len(problems)
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}  # where each value came from, so a bad one is looked for in the right place
     for key, value in toml_values.items():
@@ -196,11 +213,15 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
     try:
         obj = _validate(model, merged, where, origin)
     except ValidationError as exc:
-        problems += [_format_pydantic(origin.get(err["loc"][0] if err.get("loc") else "", where), err, merged)
-                     for err in exc.errors()]
+        # a check across keys (no loc) blames every value that was set
+        everywhere = sorted(set(origin.values())) or [where]
+        for err in exc.errors():
+            found = origin.get(err["loc"][0], where) if err.get("loc") else None
+            problems.append(_format_pydantic(found or where, err, merged))
+            origins += [found] if found else everywhere
         obj = None
     if problems:
-        raise ConfigError("invalid settings", problems)
+        raise _invalid(problems, origins)
     return obj
 
 
@@ -210,7 +231,7 @@ def _flag_origin(model: type[Section], key: str, value: Any, table: str) -> str:
     env = env_var(model, key) if key in model.model_fields else None
     if env and os.environ.get(env) not in (None, "") and str(value) == os.environ[env]:
         return f"env {env}: [{table}]"
-    return f"flags: [{table}]"
+    return f"{FLAGS}: [{table}]"
 
 
 def _did_you_mean(key: str, choices) -> str:

@@ -30,6 +30,13 @@ class ConfigError(DpError):
         return f"{self.message}: " + "; ".join(self.problems)
 
 
+class OptionError(ConfigError):
+    """Bad values that all came from command-line options: a usage error, exit code 2 like click's own
+    bad option values (the same values from the TOML file or the environment stay ConfigErrors, exit 1)."""
+
+    exit_code = 2
+
+
 class UsageError(DpError):
     """Options that contradict each other; exit code 2 like click's usage errors."""
 

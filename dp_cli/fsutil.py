@@ -44,6 +44,15 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             tmp_path.unlink()
 
 
+def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
+    """A new empty folder in `parent` (a hidden temporary name) to build an output in, then rename into
+    place: it has the permissions the umask gives a new folder (mkdtemp makes it 0700, which a rename
+    would carry over to the output)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

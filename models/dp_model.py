@@ -166,15 +166,18 @@ class DPModel(nn.Module):
     # ---- loading and saving -------------------------------------------------------------------------
     @classmethod
     def from_pretrained_parts(cls, pretrained_model: str, image_encoder: str, config: DPConfig,
+                              revision: str | None = None, image_encoder_revision: str | None = None,
                               **kwargs) -> "DPModel":
-        """Build from an SD-1.5-layout model and a CLIP vision model (hub ids or folders); fusion fresh."""
+        """Build from an SD-1.5-layout model and a CLIP vision model (hub ids or folders, each at its own hub
+        revision); fusion fresh."""
         ref, local = resolve_ref(pretrained_model, "pretrained model")
-        parts = _load_sd_parts(ref, local, **kwargs)
+        parts = _load_sd_parts(ref, local, revision=revision, **kwargs)
         enc_ref, enc_local = resolve_ref(image_encoder, "image encoder")
         if enc_local:
             require_parts(enc_ref, ("config.json",), "image encoder folder", "it needs a CLIP vision model")
         with model_errors(enc_ref, "image encoder"):
-            encoder = ReferenceImageEncoder.from_pretrained(enc_ref, trainable_layers=None, **kwargs)
+            encoder = ReferenceImageEncoder.from_pretrained(enc_ref, trainable_layers=None,
+                                                            revision=image_encoder_revision, **kwargs)
         fusion = FusionModule(text_dim=parts["text_encoder"].config.hidden_size, image_dim=encoder.embed_dim,
                               img_token_num=config.img_token_num)
         return cls(parts["unet"], parts["vae"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"],

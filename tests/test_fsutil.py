@@ -162,3 +162,18 @@ def test_a_full_disk_while_appending_names_the_file(tmp_path, monkeypatch):
         log.append({"step": 1})
     log.close()
     assert info.value.filename == str(tmp_path / "log.jsonl")
+
+
+# ---------------------------------------------------------------------------------------- staging_dir
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_staging_dir_gets_the_modes_the_umask_gives_a_new_folder(tmp_path, umask):
+    from dp_cli.fsutil import staging_dir
+
+    old = os.umask(umask)
+    try:
+        made = staging_dir(tmp_path, prefix=".out.tmp-")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    assert made.parent == tmp_path and made.name.startswith(".out.tmp-") and not any(made.iterdir())
+    assert made.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -83,7 +83,9 @@ class _Log:
             try:
                 await asyncio.to_thread(self._write, b"".join(data for data, _ in group))
             except OSError as exc:
-                err = DataError(f"{getattr(self, 'path', '<stdout>')}: cannot write ({exc.strerror})")
+                # stdout's reader is gone (`dp annotate -o - | head`): raised as is, the command ends quietly
+                err = exc if isinstance(exc, BrokenPipeError) else DataError(
+                    f"{getattr(self, 'path', '<stdout>')}: cannot write ({exc.strerror})")
                 for _, fut in group:
                     fut.set_exception(err)
                 continue

@@ -10,11 +10,17 @@ import typer
 
 from dp_cli import console
 from dp_cli.cli_common import dp_command
+from dp_cli.cli_common import seed_aliases
 from dp_cli.config import load_project, resolve_section
 from dp_cli.errors import UsageError
 
+# The seed's `annotate.py` spellings -> parameters of `command` (--model is spelled the same).
+SEED_ALIASES = {"--origin_path": "input", "--output_path": "output", "--TEXT_START": "text_start",
+                "--TEXT_END": "text_end", "--SLICE_STEP": "slice_step"}
+
 
 @dp_command
+@seed_aliases(SEED_ALIASES)
 def command(
     input: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH",
                      help="edits.jsonl from `dp edit` (or any JSONL with base_description and "
@@ -54,7 +60,8 @@ def command(
     One output line per input record (key, id, description, attributes, model, usage), appended and
     fsynced as it finishes; rerunning the same command skips finished records. Answers that are empty,
     truncated, refusals, echoes or miss an attribute are asked again, then logged as failures.
-    The API key is read only from OPENAI_API_KEY.
+    The API key is read only from OPENAI_API_KEY. The seed's spellings (--origin_path, --output_path,
+    --TEXT_START, --TEXT_END, --SLICE_STEP) work too.
     """
     from dp_cli.annotate.backends import redactor
     from dp_cli.annotate.config import AnnotateConfig

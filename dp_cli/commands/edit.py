@@ -9,10 +9,12 @@ import typer
 
 from dp_cli import console
 from dp_cli.cli_common import dp_command, settings, with_data_table
+from dp_cli.cli_common import seed_aliases
 from dp_cli.errors import UsageError
 
 
 @dp_command
+@seed_aliases({"--start_merge_step": "start_merge_step"})  # the seed's (FastComposer's) spelling
 def command(
     image: Annotated[Optional[Path], typer.Option(help="One-image mode: the person image.")] = None,
     parsing: Annotated[Optional[Path], typer.Option(help="One-image mode: its parsing map (label PNG).")] = None,
@@ -38,6 +40,8 @@ def command(
     steps: Annotated[Optional[int], typer.Option(help="Denoising steps.")] = None,
     guidance_scale: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale.")] = None,
     delayed_conditioning: Annotated[Optional[float], typer.Option(help="Text-only fraction of the steps.")] = None,
+    start_merge_step: Annotated[Optional[int], typer.Option(min=0, help="Step from which the references "
+        "take over: the same as --delayed-conditioning N/steps (give one of the two).")] = None,
     mask_dilation: Annotated[Optional[int], typer.Option(help="Pixels the edit mask grows by.")] = None,
     feather: Annotated[Optional[int], typer.Option(help="Soft-edge pixels when pasting the source back.")] = None,
     composite: Annotated[Optional[bool], typer.Option(
@@ -60,6 +64,9 @@ def command(
     Dataset mode writes images/, masks/ and edits.jsonl; reruns skip finished images; under torchrun or
     accelerate launch the work is split between the processes.
     """
+    if start_merge_step is not None and delayed_conditioning is not None:
+        raise UsageError("--start-merge-step and --delayed-conditioning set the same thing (the step where the "
+                         "references take over)", hint="give one of them; --start-merge-step N = N / --steps")
     cfg = settings(_model(), "edit", model=model, dataset=dataset, split=split, catalog=catalog, types=types,
                    attributes_per_variant=attributes_per_variant, variants_per_person=variants_per_person,
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
@@ -68,6 +75,8 @@ def command(
                    keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
                    min_score=min_score, precision=precision,
                    batch_size=batch_size, device=device, contact_sheet=contact_sheet)
+    if start_merge_step is not None:
+        cfg = cfg.with_start_merge_step(start_merge_step)
     one_image = (image, parsing, caption, attribute, out)
     if any(v is not None for v in one_image):
         if any(v is None for v in one_image):

@@ -70,16 +70,18 @@ def command(
 
 
 def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
-    found, problems = [], []
+    from dp_cli.config import combined
+
+    found, errors = [], []
     for model, table, flags in ((data_model, "data", data_flags), (export_model, "export", export_flags)):
         try:
             found.append(settings(model, table, **flags))
         except ConfigError as exc:
             if exc.message != "invalid settings":  # the file itself is broken: same for both tables
                 raise
-            problems += exc.problems
-    if problems:
-        raise ConfigError("invalid settings", problems)
+            errors.append(exc)
+    if errors:  # a usage error (exit 2) when every bad value came from an option
+        raise combined(errors)
     return found
 
 

@@ -7,17 +7,48 @@ from typing import Annotated, Optional
 
 import typer
 
-from dp_cli.cli_common import dp_command, settings, with_data_table
+from dp_cli.cli_common import dp_command, seed_aliases, settings, with_data_table
 
 _O = typer.Option
 
+# The seed's `train.py` spellings (its README's command and its parse_args) -> parameters of `command`.
+SEED_ALIASES = {
+    "--pretrained_model_hf": "pretrained_model", "--image_encoder_hf": "image_encoder",
+    "--load_model": "load_model", "--dataset_name": "dataset", "--output_dir": "output_dir",
+    "--logging_dir": "logging_dir", "--max_train_steps": "max_train_steps", "--num_train_epochs": "num_train_epochs",
+    "--train_batch_size": "train_batch_size", "--gradient_accumulation_steps": "gradient_accumulation_steps",
+    "--learning_rate": "lr", "--unet_lr_scale": "unet_lr_scale", "--scale_lr": "scale_lr",
+    "--lr_scheduler": "lr_scheduler", "--lr_warmup_steps": "lr_warmup_steps", "--adam_beta1": "adam_beta1",
+    "--adam_beta2": "adam_beta2", "--adam_weight_decay": "adam_weight_decay", "--adam_epsilon": "adam_epsilon",
+    "--max_grad_norm": "max_grad_norm", "--mixed_precision": "mixed_precision", "--img_token_num": "img_token_num",
+    "--MAX_REFERENCE_ATTRIBUTE_NUM": "max_reference_attributes", "--text_image_linking": "text_image_linking",
+    "--disable_flashattention": "disable_flash_attention", "--train_image_encoder": "train_image_encoder",
+    "--image_encoder_trainable_layers": "image_encoder_trainable_layers",
+    "--train_text_encoder": "train_text_encoder", "--gradient_checkpointing": "gradient_checkpointing",
+    "--reference_attribute_types": "reference_attribute_types", "--mask_loss": "mask_loss",
+    "--mask_loss_prob": "mask_loss_prob", "--attribute_loc": "attribute_loc",
+    "--attribute_loc_weight": "attribute_loc_weight", "--attribute_localization_loss": "attribute_localization_loss",
+    "--uncondition_prob": "uncondition_prob", "--checkpointing_steps": "checkpointing_steps",
+    "--keep_only_last_checkpoint": "keep_only_last_checkpoint", "--keep_interval": "keep_interval",
+    "--checkpoints_total_limit": "checkpoints_total_limit", "--resume_from_checkpoint": "resume_from_checkpoint",
+    "--report_to": "report_to",
+}
+
 
 @dp_command
+@seed_aliases(SEED_ALIASES)
 def command(
     pretrained_model: Annotated[Optional[str], _O("--pretrained-model", "--pretrained-model-hf",
         help="SD-1.5-layout model: hub id or folder.")] = None,
     image_encoder: Annotated[Optional[str], _O("--image-encoder", "--image-encoder-hf",
         help="CLIP vision model: hub id or folder.")] = None,
+    revision: Annotated[Optional[str], _O("--revision",
+        help="Hub revision (branch, tag, commit) of --pretrained-model.")] = None,
+    image_encoder_revision: Annotated[Optional[str], _O("--image-encoder-revision",
+        help="Hub revision of --image-encoder.")] = None,
+    load_model: Annotated[Optional[Path], _O("--load-model", metavar="PATH",
+        help="Start from the weights of a DP model folder (OUTPUT_DIR/model of a run): step 0, "
+             "fresh optimizer.")] = None,
     dataset: Annotated[Optional[Path], _O("--dataset", "--dataset-name", "-d",
         help="Person dataset with parsing maps (default: `dataset` of the train table, else of the data table).")] = None,
     split: Annotated[Optional[str], _O("--split", help="Split to train on (default: train).")] = None,
@@ -96,6 +127,7 @@ def command(
 
     Every setting is also a key of the train table in dp.toml; flags win over the environment and the TOML file.
     Multi-GPU: `accelerate launch -m dp_cli train ...` or `torchrun --nproc_per_node N -m dp_cli train ...`.
+    The seed's spellings of the flags (`--pretrained_model_hf`, `--MAX_REFERENCE_ATTRIBUTE_NUM`, ...) work too.
     """
     from dp_cli.train.config import TrainConfig
 

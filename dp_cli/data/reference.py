@@ -186,7 +186,7 @@ class Augment:
         return self.plain_background > 0 or self.max_pad > 0 or self.scale != (1.0, 1.0)
 
 
-TRAIN_AUGMENT = Augment(plain_background=0.3, max_pad=0.15, scale=(0.5, 2.0))
+TRAIN_AUGMENT = Augment(plain_background=0.3, max_pad=0.15, scale=(0.75, 1.5))
 
 
 def training_reference(image: Image.Image, mask: np.ndarray, rng: np.random.Generator,

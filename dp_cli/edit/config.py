@@ -8,7 +8,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from dp_cli.config import Section, path_or_hub
-
+from dp_cli.errors import ConfigError
 
 
 class EditConfig(Section):
@@ -55,6 +55,14 @@ class EditConfig(Section):
         from dp_cli.data.attributes import parse_types
 
         return list(parse_types(v))
+
+    def with_start_merge_step(self, step: int) -> "EditConfig":
+        """This config with the references taking over at step index `step` (the seed's start_merge_step):
+        delayed_conditioning = step / steps, which the pipeline turns back into exactly `step`."""
+        if not 0 <= step <= self.steps:
+            raise ConfigError(f"start_merge_step {step} is not a step of the {self.steps} denoising steps",
+                              hint=f"use 0 .. {self.steps}, or raise --steps")
+        return self.model_copy(update={"delayed_conditioning": step / self.steps})
 
     @model_validator(mode="after")
     def _enough_types(self) -> "EditConfig":

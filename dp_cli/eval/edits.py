@@ -59,19 +59,21 @@ def _gauss_kernel(sigma: float) -> np.ndarray:
 
 
 def gaussian_filter(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable gaussian blur of a 2-D array with reflected borders (same size)."""
+    """Separable gaussian blur of a 2-D array (same size), borders as scipy.ndimage's mode 'reflect'
+    (the edge pixel repeated: d c b a | a b c d | d c b a, numpy's 'symmetric'), as scikit-image's SSIM has it."""
     k = _gauss_kernel(sigma)
     r = len(k) // 2
     for axis in (0, 1):
         pad = [(r, r) if a == axis else (0, 0) for a in range(x.ndim)]
-        xp = np.pad(x, pad, mode="reflect" if x.shape[axis] > r else "edge")
+        xp = np.pad(x, pad, mode="symmetric")  # numpy reflects again for pads wider than the image, as scipy
         n = x.shape[axis]
         x = sum(k[i] * np.take(xp, np.arange(i, i + n), axis=axis) for i in range(len(k)))
     return x
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
-    """Per-pixel SSIM of two single-channel images in the 0..255 range."""
+    """Per-pixel SSIM of two single-channel images in the 0..255 range (population covariances, as
+    scikit-image's structural_similarity with gaussian_weights=True, use_sample_covariance=False)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     a, b = a.astype(np.float64), b.astype(np.float64)
     mu_a, mu_b = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
@@ -82,11 +84,25 @@ def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
 
 
 def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, sigma: float = 1.5) -> float:
-    """Mean SSIM over channels and over `mask` (all pixels when None); 1.0 for identical images."""
+    """Mean SSIM over channels, over the pixels away from the border (as scikit-image: its
+    structural_similarity(data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    and, when given, inside `mask`; 1.0 for identical images.
+
+    With a mask, the map is averaged over the mask pixels inside that valid area (over all mask pixels
+    when none lies there: a mask that only covers the border).
+    """
     a3 = a if a.ndim == 3 else a[..., None]
     b3 = b if b.ndim == 3 else b[..., None]
     maps = np.stack([ssim_map(a3[..., c], b3[..., c], sigma) for c in range(a3.shape[-1])], -1)
-    sel = maps[mask] if mask is not None else maps
+    # the valid area: pixels whose whole window (win = 2 * int(3.5 * sigma + 0.5) + 1) lies inside the
+    # image, i.e. the map without a border of (win - 1) // 2; the whole image when that leaves nothing
+    pad = int(3.5 * sigma + 0.5)
+    valid = np.zeros(maps.shape[:2], bool)
+    valid[pad: maps.shape[0] - pad, pad: maps.shape[1] - pad] = True
+    valid = valid if valid.any() else np.ones(maps.shape[:2], bool)
+    inside = None if mask is None else mask.astype(bool)
+    where = valid if inside is None else (inside & valid if (inside & valid).any() else inside)
+    sel = maps[where]
     if sel.size == 0:
         raise ValueError("SSIM over an empty region")
     return float(sel.mean())
@@ -98,7 +114,8 @@ def preservation(edited: np.ndarray, reference: np.ndarray, mask: np.ndarray, di
 
     PSNR is None also when the images are identical there (infinite PSNR). SSIM windows near the mask
     would see the edited pixels inside it, so SSIM compares the edit with the mask filled from the
-    reference: only changes outside the mask lower it.
+    reference: only changes outside the mask lower it. SSIM averages over the outside pixels away
+    from the image border (`ssim`).
     """
     outside = ~dilate_mask(mask, dilate)
     if not outside.any():
@@ -292,7 +309,7 @@ class _Sources:
 PATTERN_SHARE = {"stripes": 1 / 3, "checks": 5 / 9, "dots": 0.196}
 
 
-def truth_color(entry: dict | None) -> list[float] | None:
+def truth_color(entry: dict | None, pattern_aware: bool = True) -> list[float] | None:
     """The colour a toy garment shows on average: its `color`, mixed with `pattern_color` by the pattern's
     share for striped / checked / dotted ones (a pink-and-black checked shirt is 5/9 black)."""
     if not isinstance(entry, dict):
@@ -301,17 +318,17 @@ def truth_color(entry: dict | None) -> list[float] | None:
     if not (isinstance(color, (list, tuple)) and len(color) == 3):
         return None
     base = np.asarray(color, np.float64)
-    second, share = entry.get("pattern_color"), PATTERN_SHARE.get(str(entry.get("pattern")), 0.0)
+    second, share = entry.get("pattern_color"), PATTERN_SHARE.get(str(entry.get("pattern")), 0.0) * pattern_aware
     if share and isinstance(second, (list, tuple)) and len(second) == 3:
         base = (1 - share) * base + share * np.asarray(second, np.float64)
     return [float(c) for c in base]
 
 
-def _toy_color(record, type_name: str) -> list[float] | None:
+def _toy_color(record, type_name: str, pattern_aware: bool = True) -> list[float] | None:
     if record is None:
         return None
     attrs = (record.extra or {}).get("toy", {}).get("attributes", {})
-    return truth_color(attrs.get(type_name))
+    return truth_color(attrs.get(type_name), pattern_aware)
 
 
 def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
@@ -324,8 +341,8 @@ def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
         return np.asarray(im.resize(size, Image.NEAREST) if im.size != size else im)
 
 
-def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: float, where: str
-               ) -> tuple[EditScore, list[tuple[AttributeScore, np.ndarray | None, str | None]], np.ndarray]:
+def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: float, where: str,
+               pattern_aware: bool = True) -> tuple[EditScore, list[tuple[AttributeScore, np.ndarray | None, str | None]], np.ndarray]:
     """Preservation and colour fidelity of one edit; also the region crops for CLIP and the image."""
     from dp_cli.data.attributes import ATTRIBUTE_TYPES, attribute_mask
 
@@ -350,7 +367,8 @@ def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: flo
         if region is None or not region.any():
             region = mask
         attr = AttributeScore(type=str(t), label=str(ref.get("label", "")))
-        _color_fidelity(attr, region_mean_color(edited, region), truth_color(ref), _toy_color(rec, str(t)))
+        _color_fidelity(attr, region_mean_color(edited, region), truth_color(ref, pattern_aware),
+                        _toy_color(rec, str(t), pattern_aware))
         score.attributes.append(attr)
         crops.append((attr, bbox_crop(edited, region), ref.get("image")))
     return score, crops, edited
@@ -372,18 +390,20 @@ def _color_fidelity(attr: AttributeScore, mean, ref_color, orig_color) -> None:
 
 def evaluate_edits(manifest: str | Path, clip: tuple[Any, Any] | None = None, dilate: int = 3, sigma: float = 1.5,
                    descriptions: dict[str, str] | None = None, batch_size: int = 32,
-                   progress: Callable[[int], None] | None = None) -> EditQuality:
+                   progress: Callable[[int], None] | None = None, pattern_aware: bool = True) -> EditQuality:
     """Score every edit of a manifest; `clip` = (CLIPModel, tokenizer) adds the CLIP measures.
 
     `descriptions` maps edit id -> new description (from annotations.jsonl); the edit's `prompt` is
-    used for edits without one.
+    used for edits without one. `pattern_aware=False` measures patterned toy garments by their first
+    colour only (the measure before `truth_color`; benchmarks print both).
     """
     manifest = Path(manifest)
     rows = read_manifest(manifest)
     sources = _Sources()
     scores, jobs = [], []
     for lineno, row in rows:
-        score, crops, edited = score_edit(row, manifest.parent, sources, dilate, sigma, f"{manifest}:{lineno}")
+        score, crops, edited = score_edit(row, manifest.parent, sources, dilate, sigma, f"{manifest}:{lineno}",
+                                          pattern_aware)
         scores.append(score)
         if clip is not None:
             text = (descriptions or {}).get(score.id) or row.get("prompt")

@@ -20,7 +20,7 @@ from dp_cli.data.formats import get_format
 from dp_cli.errors import DataError
 from dp_cli.export.generated import GeneratedRecords
 from dp_cli.export.ids import IdPlan, assign_person_ids
-from dp_cli.fsutil import check_outputs, naming_path, write_json_atomic
+from dp_cli.fsutil import check_outputs, naming_path, staging_dir, write_json_atomic
 
 MARKER = "export.json"  # what made the folder; --overwrite replaces only a folder that holds it
 
@@ -64,7 +64,7 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
     check_splits(records, fmt)
     files = plan_files(dataset, records, gen, fmt)
     # 2. Stage: place images, write the annotation file, then swap the folder into place.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = staging_dir(out.parent, prefix=f".{out.name}.tmp-")
     try:
         mode = place_files(files, staging, link, on_start(len(files)) if on_start else None)
         staged = PersonDataset(staging, [_retarget(r, fmt) for r in records], label_set=dataset.label_set,

@@ -20,7 +20,7 @@ import numpy as np
 from dp_cli.data.attributes import ATTRIBUTE_TYPES
 from dp_cli.data.dataset import NATIVE_ANNOTATIONS, NATIVE_FORMAT, NATIVE_HEADER, PersonDataset, load_native
 from dp_cli.errors import ConfigError, DataError
-from dp_cli.fsutil import write_json_atomic, write_jsonl_atomic
+from dp_cli.fsutil import staging_dir, write_json_atomic, write_jsonl_atomic
 from dp_cli.toy.captions import make_captions
 from dp_cli.toy.catalog import CATALOG_FILE, build_catalog, save_png
 from dp_cli.toy.render import LABEL_ID, render_person
@@ -145,7 +145,7 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
     check_target(out_dir, overwrite)
     where = out_dir.resolve()
     where.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{where.name}.", suffix=".tmp", dir=where.parent))
+    stage = staging_dir(where.parent, prefix=f".{where.name}.", suffix=".tmp")
     try:
         # 2. Persons, their images, parsing maps and captions
         test_ids = split_persons(persons, test_fraction, seed)
@@ -167,7 +167,7 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
                                                       "images_per_person": images_per_person,
                                                       "test_fraction": test_fraction,
                                                       "catalog_per_type": catalog_per_type}})
-        default_modes(stage / CATALOG_DIR / CATALOG_FILE, stage / NATIVE_ANNOTATIONS, stage / NATIVE_HEADER, dirs=[stage])
+        default_modes(stage / CATALOG_DIR / CATALOG_FILE, stage / NATIVE_ANNOTATIONS, stage / NATIVE_HEADER, dirs=[])
         replace_dir(stage, where)
     finally:
         if stage.exists():

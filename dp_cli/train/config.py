@@ -37,6 +37,14 @@ class TrainConfig(Section):
     image_encoder: str = path_or_hub(
         default="openai/clip-vit-large-patch14",
         description="CLIP vision model (hub id or folder) that encodes reference attribute images")
+    revision: Optional[str] = Field(
+        default=None, description="Hub revision (branch, tag or commit) of pretrained_model; unused for a folder")
+    image_encoder_revision: Optional[str] = Field(
+        default=None, description="Hub revision (branch, tag or commit) of image_encoder; unused for a folder")
+    load_model: Optional[Path] = Field(
+        default=None, description="DP model folder (from dp train or DPModel.save_pretrained) whose UNet, text "
+                                  "encoder, image encoder and fusion weights training starts from; not a resume: "
+                                  "step 0, fresh optimizer")
     dataset: Optional[Path] = Field(
         default=None, description="Person dataset folder with parsing maps (native format, or an importable one)")
     split: str = Field(default="train", description="Dataset split to train on")

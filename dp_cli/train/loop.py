@@ -161,8 +161,12 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     cfg, acc = run.cfg, run.accelerator
     run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
     _refuse_to_restart_over(cfg)
-    # 1. Model
+    # 1. Model (--load-model: the trained weights, unless a checkpoint of this run replaces them below)
     run.model = load_model(cfg)
+    if cfg.load_model is not None:
+        load_trained_weights(run.model, cfg.load_model, check_only=run.resumed_from is not None)
+        if run.resumed_from is None:
+            on_info(f"starting from the weights of {cfg.load_model} (step 0, fresh optimizer)")
     configure_model(cfg, run.model)
     # 2. Data
     build_data(run, on_info)
@@ -215,7 +219,48 @@ def load_model(cfg: TrainConfig):
         localization=cfg.attribute_loc, localization_weight=cfg.attribute_loc_weight,
         localization_loss_type=cfg.attribute_localization_loss, localization_layers=cfg.attribute_loc_layers,
         localization_norm=cfg.attribute_loc_normalize, mask_loss=cfg.mask_loss, mask_loss_prob=cfg.mask_loss_prob)
-    return DPModel.from_pretrained_parts(cfg.pretrained_model, cfg.image_encoder, config)
+    return DPModel.from_pretrained_parts(cfg.pretrained_model, cfg.image_encoder, config, revision=cfg.revision,
+                                         image_encoder_revision=cfg.image_encoder_revision)
+
+
+TRAINED_PARTS = ("unet", "text_encoder", "image_encoder", "fusion")
+
+
+def load_trained_weights(model, folder: Path, check_only: bool = False) -> None:
+    """--load-model: copy the trained parts of a DP model folder into `model` (VAE, tokenizer and noise schedule
+    stay those of pretrained_model); check_only: only check that the folder is complete."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from dp_cli.errors import ModelError
+    from dp_models.dp_model import CONFIG_NAME
+    from dp_models.fusion import FusionModule
+    from dp_models.image_encoder import ReferenceImageEncoder
+    from dp_models.loading import model_errors, require_parts
+
+    hint = "give the model folder written by dp train (OUTPUT_DIR/model) or DPModel.save_pretrained"
+    if not Path(folder).is_dir():
+        raise ModelError(f"--load-model {folder}: no such folder", hint=hint)
+    require_parts(str(folder), TRAINED_PARTS + (CONFIG_NAME,), "--load-model folder", hint)
+    if check_only:
+        return
+    loaders = {"unet": lambda: UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+               "text_encoder": lambda: CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+               "image_encoder": lambda: ReferenceImageEncoder.from_pretrained(
+                   str(folder), trainable_layers=None, subfolder="image_encoder"),
+               "fusion": lambda: FusionModule.from_pretrained(folder, subfolder="fusion")}
+    for name, load in loaders.items():  # one part at a time: at most one extra copy of a part in memory
+        with model_errors(str(folder), name):
+            trained = load()
+        try:
+            getattr(model, name).load_state_dict(trained.state_dict())
+        except RuntimeError as exc:  # another architecture: missing/unexpected keys or other shapes
+            first = str(exc).strip().splitlines()[0]
+            raise ModelError(f"--load-model {folder}: its {name} does not fit the model built from the "
+                             f"pretrained model ({first})",
+                             hint="train from the same pretrained model and image encoder, with the same "
+                                  "img_token_num") from None
+        del trained
 
 
 def configure_model(cfg: TrainConfig, model) -> None:

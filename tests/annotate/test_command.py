@@ -51,9 +51,9 @@ def test_usage_errors(tmp_path):
     res = invoke(["--json", "annotate", "-i", "x.jsonl", "-o", "-", "--backend", "offline"])
     assert res.exit_code == 2 and "--json" in res.output
     res = invoke(["annotate", "-i", "x", "-o", "y", "--backend", "claude"])
-    assert res.exit_code == 1 and "backend" in res.output
+    assert res.exit_code == 2 and "backend" in res.output  # bad option values are usage errors
     res = invoke(["annotate", "-i", "x", "-o", "y", "--text-start", "5", "--text-end", "2"])
-    assert res.exit_code == 1 and "text_end" in res.output
+    assert res.exit_code == 2 and "text_end" in res.output
 
 
 def test_missing_input_file_and_missing_key(tmp_path):

@@ -135,15 +135,15 @@ def test_grown_run_trains_on_more_records(toy, tmp_path):
     assert json.loads((tmp_path / "runs" / "results.json").read_text())["generated_records"] == 4
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "epochs"),
-    (["--image-size", "12xq"], "image size must be HxW"),
-    (["--annotations", "x.jsonl"], "--annotations given without --edits"),
-    (["--runs", "grown"], "--runs grown needs generated records"),
+@pytest.mark.parametrize("args, message, code", [
+    (["--epochs", "0"], "epochs", 2),  # a bad option value: a usage error
+    (["--image-size", "12xq"], "image size must be HxW", 2),
+    (["--annotations", "x.jsonl"], "--annotations given without --edits", 1),
+    (["--runs", "grown"], "--runs grown needs generated records", 1),
 ])
-def test_bad_settings_are_one_line_errors(toy, tmp_path, args, message):
+def test_bad_settings_are_one_line_errors(toy, tmp_path, args, message, code):
     result = CliRunner().invoke(app, ["baseline", "--dataset", str(toy), "--output-dir", str(tmp_path), *args])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.output and "Traceback" not in result.output
 
 

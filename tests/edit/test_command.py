@@ -164,8 +164,8 @@ def test_toml_fragment_loads_and_documents_every_key():
     assert cfg == EditConfig()
 
 
-def one_line_error(res, *needles):
-    assert res.exit_code == 1, res.output
+def one_line_error(res, *needles, code=1):
+    assert res.exit_code == code, res.output
     err = res.stderr.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1 and "Traceback" not in res.output, err
     for needle in needles:
@@ -208,7 +208,8 @@ def test_parsing_map_of_another_size(broken, model_dir):
 def test_unknown_type_incomplete_model_and_catalog_without_type(broken, model_dir, tmp_path):
     out, w = broken
     before = digest(out)
-    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "wings")), "unknown attribute type")
+    one_line_error(invoke(dataset_args(model_dir, w, out, "--types", "wings")), "unknown attribute type",
+                   code=2)  # a bad flag value is a usage error
     incomplete = tmp_path / "model"
     shutil.copytree(model_dir, incomplete)
     shutil.rmtree(incomplete / "fusion")

@@ -193,7 +193,7 @@ def test_usage_errors(dp, dataset, tmp_path):
     r = dp("segment", "-d", dataset, "-o", dataset)
     assert r.exit_code == 1 and "source dataset's folder" in r.output
     r = dp("segment", "-d", dataset, "-o", tmp_path / "o", "--device", "tpu")
-    assert r.exit_code == 1 and "device" in r.output and "tpu" in r.output
+    assert r.exit_code == 2 and "device" in r.output and "tpu" in r.output  # a bad flag value: usage error
 
 
 @pytest.mark.slow

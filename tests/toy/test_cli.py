@@ -48,10 +48,10 @@ def test_toy_reads_the_project_file_and_flags_win(tmp_path):
     (["--test-fraction", "1.0"], "test_fraction"),
     (["--images-per-person", "0"], "images_per_person"),
 ])
-def test_bad_values_exit_1_with_one_line(tmp_path, flags, needle):
+def test_bad_values_are_usage_errors_with_one_line(tmp_path, flags, needle):
     out = tmp_path / "w"
     result = run("toy", "--out", str(out), *TINY_FLAGS[2:], *flags)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad option value, like click's own ('--persons abc')
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.stderr
     assert "Traceback" not in result.output and not out.exists()

@@ -85,19 +85,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(dp, train_args
     assert not (out / "model").exists()
 
 
-@pytest.mark.parametrize("over, needle", [
-    ({"reference_attribute_types": "hair_wings"}, "unknown attribute type"),
-    ({"resolution": "64x40"}, "not divisible by 16"),
-    ({"image_encoder_trainable_layers": "5"}, "image_encoder_trainable_layers"),
-    ({"dataset": "no-such-folder"}, "not found"),
-    ({"dataset": None}, "dataset: not set"),
-    ({"resume_from_checkpoint": "no-such-checkpoint"}, "resume_from_checkpoint"),
-    pytest.param({"mixed_precision": "fp16"}, "fp16 needs a GPU", marks=pytest.mark.skipif(
+# code: a value [train]'s own checks refuse is a bad option value, a usage error (2); what is found later is 1
+@pytest.mark.parametrize("over, needle, code", [
+    ({"reference_attribute_types": "hair_wings"}, "unknown attribute type", 2),
+    ({"resolution": "64x40"}, "not divisible by 16", 1),
+    ({"image_encoder_trainable_layers": "5"}, "image_encoder_trainable_layers", 1),
+    ({"dataset": "no-such-folder"}, "not found", 1),
+    ({"dataset": None}, "dataset: not set", 1),
+    ({"resume_from_checkpoint": "no-such-checkpoint"}, "resume_from_checkpoint", 1),
+    pytest.param({"mixed_precision": "fp16"}, "fp16 needs a GPU", 1, marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="fp16 is valid where a GPU is visible")),
 ])
-def test_bad_settings_fail_with_one_line(dp, train_args, tmp_path, over, needle):
+def test_bad_settings_fail_with_one_line(dp, train_args, tmp_path, over, needle, code):
     result = dp("train", *train_args(tmp_path / "bad", **over))
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == code, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error:"), result.stderr
     assert not (tmp_path / "bad" / "model").exists()
