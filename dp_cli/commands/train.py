@@ -97,7 +97,7 @@ def command(
     attribute_loc_weight: Annotated[Optional[float], _O("--attribute-loc-weight")] = None,
     attribute_localization_loss: Annotated[Optional[str], _O("--attribute-localization-loss")] = None,
     attribute_loc_layers: Annotated[Optional[int], _O("--attribute-loc-layers",
-        help="Middle UNet blocks (of 7) used by the localization loss.")] = None,
+        help="Middle K of SD-1.5's 7 cross-attention blocks (by name) localized.")] = None,
     attribute_loc_normalize: Annotated[Optional[bool], _O("--attribute-loc-normalize/--no-attribute-loc-normalize")] = None,
     uncondition_prob: Annotated[Optional[float], _O("--uncondition-prob",
         help="Probability of an empty caption (for guidance).")] = None,

@@ -145,7 +145,7 @@ def load_mask_file(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def noise_seed(*parts: Any) -> int:
-    """A stable seed from names (a reference's path): the same reference gets the same noise."""
+    """A stable seed from parts (a reference file's checksum): the same reference gets the same noise."""
     return zlib.crc32("\0".join(str(p) for p in parts).encode("utf-8"))
 
 

@@ -22,6 +22,8 @@ class DemoConfig(Section):
     variants_per_person: int = Field(2, ge=1, description="New identities made from each person.")
     steps: int = Field(20, ge=1, description="Denoising steps per edit.")
     guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale.")
+    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the verifier's best is kept.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score under which an edit fails (not exported).")
     backend: Literal["offline", "openai"] = Field(
         "offline", description="Annotation backend: offline (rules) or openai (any OpenAI-compatible server).")
     llm_model: str = Field("gpt-4o-mini", description="Chat model for the openai backend.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -112,12 +113,14 @@ def settings_of(cfg) -> dict[str, Any]:
 def prepared_reference(path: str, mask: str | None = None):
     """A catalog image in the encoder's training form (dp_cli.data.reference), prepared once per run.
 
-    The noise outside the garment is seeded by the path, so a reference looks the same in every job."""
+    The noise outside the garment is seeded by the picture's (and mask's) bytes, so a reference looks the
+    same in every job, and in every run wherever the catalog lies."""
     from dp_cli.data.reference import load_mask_file, noise_seed, prepare_reference
 
     image = _open_reference(Path(path))
     fg = load_mask_file(Path(mask), image.size) if mask else None
-    return prepare_reference(image, fg, seed=noise_seed(path), name=f"reference {path}")
+    seed = noise_seed(zlib.crc32(Path(path).read_bytes()), zlib.crc32(Path(mask).read_bytes()) if mask else "")
+    return prepare_reference(image, fg, seed=seed, name=f"reference {path}")
 
 
 def _open_reference(path: Path):

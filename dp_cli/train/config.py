@@ -97,7 +97,7 @@ class TrainConfig(Section):
     attribute_localization_loss: Literal["balanced_l1"] = Field(default="balanced_l1",
                                                                 description="Localization loss kind")
     attribute_loc_layers: int = Field(default=5, ge=1, le=7,
-                                      description="Middle UNet blocks (of 7) whose cross-attention is localized")
+                                      description="Middle of SD-1.5's 7 cross-attention blocks, by name, that are localized")
     attribute_loc_normalize: bool = Field(default=False, description="Normalise attention maps before the loss")
     uncondition_prob: float = Field(default=0.0, ge=0, le=1,
                                     description="Probability of an empty caption (trains classifier-free guidance)")

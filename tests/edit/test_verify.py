@@ -118,3 +118,16 @@ def test_best_of_n_keeps_the_best_verified_candidate_and_is_reproducible(model_d
         assert single["seed"] == row["candidates"][0]["seed"]
         assert single["candidates"][0]["score"] == pytest.approx(row["candidates"][0]["score"], abs=1e-4)
         assert row["reference_attribute_list"][0]["preparation"]["method"] == "background"
+
+
+def test_a_reference_is_prepared_the_same_wherever_the_catalog_lies(world, tmp_path):
+    import shutil
+
+    from dp_cli.edit.runner import prepared_reference
+
+    src = world / "catalog" / "images" / "hair_000.png"
+    copy = tmp_path / "elsewhere" / "h.png"
+    copy.parent.mkdir()
+    shutil.copy(src, copy)
+    a, b = prepared_reference(str(src)), prepared_reference(str(copy))
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
