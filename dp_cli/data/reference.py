@@ -9,7 +9,8 @@ Where the foreground comes from (`PreparedReference.method`):
 - ``mask``: a mask given with the reference (catalog `mask` field, `--attribute TYPE=IMAGE@MASK`);
 - ``alpha``: the image's alpha channel, when it has a transparent part;
 - ``background``: a plain background estimated from the picture's border and flood-filled inwards from
-  it, so a white garment on a white background is still found by its outline and shading;
+  it, so a white garment on a white background is still found by its outline and shading (enclosed
+  background-coloured holes, like the face opening of a hair piece, are background too);
 - ``whole``: the fallback when none of these finds a usable foreground (no plain background, or a
   foreground of almost nothing / almost everything): the picture is used as it is, with a warning.
 """
@@ -86,6 +87,16 @@ def _flood_from_border(candidate: np.ndarray) -> np.ndarray:
         reached = grown
 
 
+def _grow(mask: np.ndarray, steps: int, shrink: bool = False) -> np.ndarray:
+    """Binary dilation (or erosion) by a 3x3 square, `steps` times; the outside counts as background."""
+    out = mask.copy()
+    for _ in range(steps):
+        p = np.pad(out, 1, constant_values=False)
+        views = [p[dy:dy + out.shape[0], dx:dx + out.shape[1]] for dy in range(3) for dx in range(3)]
+        out = np.logical_and.reduce(views) if shrink else np.logical_or.reduce(views)
+    return out
+
+
 def background_foreground(rgb: np.ndarray) -> np.ndarray | None:
     """Foreground of a picture on a plain background, or None when the border is not plain.
 
@@ -105,8 +116,13 @@ def background_foreground(rgb: np.ndarray) -> np.ndarray | None:
     if np.percentile(spread, 90) > BORDER_SPREAD_MAX:
         return None
     tol = max(2.5, 3.0 * float(np.percentile(spread, 95)))
-    background = _flood_from_border(np.linalg.norm(lab - bg, axis=-1) <= tol)
-    fg = ~background
+    candidate = np.linalg.norm(lab - bg, axis=-1) <= tol
+    background = _flood_from_border(candidate)
+    # enclosed background-coloured areas wide enough to survive an opening (the face hole of a wig, a bag's
+    # handle loop) are background too; small specks inside a garment stay foreground
+    r = max(1, round(2 * min(small.shape[:2]) / 32))
+    holes = _grow(_grow(candidate & ~background, r, shrink=True), r) & candidate
+    fg = ~(background | holes)
     if scale != 1.0:
         fg = np.asarray(Image.fromarray(fg.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 127
     return fg

@@ -111,3 +111,12 @@ def test_training_augmentation_varies_background_and_framing_deterministically()
 def test_lab_of_white_and_black():
     lab = rgb_to_lab(np.array([[255, 255, 255], [0, 0, 0]]))
     assert np.allclose(lab[0], [100, 0, 0], atol=0.05) and np.allclose(lab[1], [0, 0, 0], atol=0.05)
+
+
+def test_enclosed_background_hole_is_not_foreground():
+    """A hair piece on a white background encloses the face opening: that hole is background, not garment."""
+    photo = render_item(Attribute("hair", "hair", "black", style="long"), 64, (255, 255, 255))
+    prep = prepare_reference(photo)
+    pixels = np.asarray(prep.image)[prep.mask].astype(int)
+    assert (pixels.min(1) > 230).mean() < 0.06  # only the hole's anti-aliased rim (the hole itself was ~30%)
+    assert prep.warning is None
