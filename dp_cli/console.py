@@ -104,7 +104,13 @@ def render_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     err_console().print(table)
 
 
+MAX_CELL = 400  # characters of one summary cell; --json keeps the whole value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    text = str(value)
+    if len(text) > MAX_CELL:  # a 110 KB caption is not a summary
+        return f"{text[:MAX_CELL]}... ({len(text) - MAX_CELL} more characters; --json has all)"
+    return text

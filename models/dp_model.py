@@ -15,7 +15,8 @@ from dp_cli.errors import ConfigError, ModelError
 from dp_models.attention_capture import capture_installed, install_capture, uninstall_capture
 from dp_models.fusion import FusionModule
 from dp_models.image_encoder import ReferenceImageEncoder
-from dp_models.loading import SD_PARTS, model_errors, require_parts, resolve_ref
+from dp_models.loading import (SD_PARTS, ensure_hub_reachable, float32_kwargs, model_errors, require_parts,
+                               resolve_ref)
 from dp_models.losses import LOCALIZATION_KINDS, denoising_loss, localization_loss
 
 CONFIG_NAME = "dp_config.json"
@@ -118,8 +119,11 @@ def _load_sd_parts(ref: str, is_local: bool, **kwargs) -> dict:
                "tokenizer": CLIPTokenizer, "scheduler": DDPMScheduler}
     parts = {}
     for name, cls in loaders.items():
+        # (the repository's other folders, e.g. SD-1.5's safety_checker/ and feature_extractor/, and its
+        # fp16 variant files beside the float32 ones are never read: each part loads its float32 weights)
+        part_kwargs = float32_kwargs(kwargs) if name == "text_encoder" else kwargs
         with model_errors(ref, name):
-            parts[name] = cls.from_pretrained(ref, subfolder=name, **kwargs)
+            parts[name] = cls.from_pretrained(ref, subfolder=name, **part_kwargs)
     return parts
 
 
@@ -171,8 +175,11 @@ class DPModel(nn.Module):
         """Build from an SD-1.5-layout model and a CLIP vision model (hub ids or folders, each at its own hub
         revision); fusion fresh."""
         ref, local = resolve_ref(pretrained_model, "pretrained model")
-        parts = _load_sd_parts(ref, local, revision=revision, **kwargs)
         enc_ref, enc_local = resolve_ref(image_encoder, "image encoder")
+        for r, is_local, what in ((ref, local, "pretrained model"), (enc_ref, enc_local, "image encoder")):
+            if not is_local:
+                ensure_hub_reachable(r, what)
+        parts = _load_sd_parts(ref, local, revision=revision, **kwargs)
         if enc_local:
             require_parts(enc_ref, ("config.json",), "image encoder folder", "it needs a CLIP vision model")
         with model_errors(enc_ref, "image encoder"):
@@ -194,6 +201,7 @@ class DPModel(nn.Module):
         else:
             from huggingface_hub import hf_hub_download
 
+            ensure_hub_reachable(ref, "DP model")
             with model_errors(ref, CONFIG_NAME):
                 config = DPConfig.load(hf_hub_download(ref, CONFIG_NAME))
         parts = _load_sd_parts(ref, False, **kwargs)

@@ -61,6 +61,12 @@ class ReferenceImageEncoder(nn.Module):
         """Load CLIPVisionModelWithProjection (+ its preprocessor mean/std when present)."""
         from transformers import CLIPVisionModelWithProjection
 
+        from dp_models.loading import float32_kwargs
+
+        kwargs = float32_kwargs(kwargs)
+        config = _full_clip_vision_config(path_or_id, kwargs)
+        if config is not None:  # a full CLIPModel (openai/clip-vit-large-patch14): its vision tower + projection
+            kwargs = {**kwargs, "config": config}
         vision = CLIPVisionModelWithProjection.from_pretrained(path_or_id, **kwargs)
         mean, std = _processor_stats(path_or_id, kwargs)
         return cls(vision, trainable_layers, mean, std)
@@ -84,6 +90,24 @@ def clip_image_processor_class():
     except ImportError:
         from transformers import CLIPImageProcessor as CLIPImageProcessorPil
     return CLIPImageProcessorPil
+
+
+def _full_clip_vision_config(path_or_id: str, kwargs: dict):
+    """The vision config of a full CLIPModel checkpoint (model_type "clip"), with the model's projection_dim
+    (CLIPModel keeps it at the top level; a vision_config may lack it or carry another default); None for a
+    vision-only checkpoint, which loads as it is."""
+    if "config" in kwargs:
+        return None
+    from transformers import AutoConfig
+
+    passed = {k: v for k, v in kwargs.items()
+              if k in ("subfolder", "local_files_only", "revision", "cache_dir", "token", "force_download")}
+    config = AutoConfig.from_pretrained(path_or_id, **passed)
+    if getattr(config, "model_type", None) != "clip" or getattr(config, "vision_config", None) is None:
+        return None
+    vision = config.vision_config
+    vision.projection_dim = int(config.projection_dim)
+    return vision
 
 
 def _processor_stats(path_or_id: str, kwargs: dict) -> tuple[tuple, tuple]:

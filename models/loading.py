@@ -30,6 +30,76 @@ def resolve_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
     raise ModelError(f"{what} folder {s} does not exist", hint="give an existing folder or a hub id like owner/name")
 
 
+OFFLINE_HINT = ("without internet: set HF_HUB_OFFLINE=1 to use models already in the local Hugging Face cache, "
+                "or pass a local model folder")
+_REACHABLE: dict[str, bool] = {}  # hub endpoint -> answered the probe (once per process)
+
+
+def quiet_hub_logging() -> None:
+    """The hub client's retry/warning lines ('Retrying in 8s [Retry 4/5]') only with --verbose."""
+    try:
+        from dp_cli import console
+
+        verbose = console.STATE.verbose
+    except Exception:  # noqa: BLE001 - used as a library, without the CLI
+        verbose = False
+    if verbose:
+        return
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
+
+
+def probe_timeout() -> float:
+    """Seconds to wait for the hub to answer: HF_HUB_ETAG_TIMEOUT when set, else 10."""
+    try:
+        return max(0.5, float(os.environ.get("HF_HUB_ETAG_TIMEOUT", "") or 10))
+    except ValueError:
+        return 10.0
+
+
+def ensure_hub_reachable(ref: str, what: str) -> None:
+    """Before loading hub id `ref`: one quick request to the hub endpoint, so that an unreachable hub fails in
+    seconds with one ModelError instead of half a minute of the hub client's retries (which fall back to the
+    cache only afterwards). Nothing is checked with HF_HUB_OFFLINE set; any HTTP answer counts as reachable."""
+    quiet_hub_logging()
+    if hub_offline():
+        return
+    from huggingface_hub import constants
+
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or constants.ENDPOINT
+    if endpoint not in _REACHABLE:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(f"{endpoint}/api/models/{ref}", method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=probe_timeout()):
+                pass
+            _REACHABLE[endpoint] = True
+        except urllib.error.HTTPError:  # 401/404/...: the hub answered; from_pretrained says what is wrong
+            _REACHABLE[endpoint] = True
+        except (OSError, ValueError):  # refused, no route, DNS, timeout, malformed HF_ENDPOINT
+            _REACHABLE[endpoint] = False
+    if not _REACHABLE[endpoint]:
+        raise ModelError(f"cannot load {what} {ref}: the Hugging Face hub ({endpoint}) cannot be reached",
+                         hint=OFFLINE_HINT)
+
+
+def float32_kwargs(kwargs: dict) -> dict:
+    """kwargs for a transformers from_pretrained that loads float32 weights as diffusers does: transformers 5
+    reads the dtype from config.json by default ("auto"), so a checkpoint saved from an fp16 pipeline would
+    give an fp16 text or vision encoder. A dtype the caller passes wins."""
+    if "dtype" in kwargs or "torch_dtype" in kwargs:
+        return kwargs
+    import torch
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) < 5:  # 4.x loads float32 unless told otherwise
+        return kwargs
+    return {**kwargs, "dtype": torch.float32}
+
+
 def require_parts(folder: str, parts: tuple[str, ...], what: str, hint: str) -> None:
     """Every missing part of a local model folder in one ModelError."""
     missing = [p for p in parts if not (Path(folder) / p).exists()]

@@ -1,4 +1,4 @@
-"""`dp export`: write a dataset (and generated records) as cuhk-pedes, icfg-pedes, rstpreid or native."""
+"""`dp export`: write a dataset (and generated records) as cuhk-pedes, icfg-pedes, rstpreid, tbps-clip or native."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ def command(
     dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Dataset folder or annotation file "
                                                     "(default: dataset in dp.toml, or env DP_DATASET).")] = None,
     input_format: Annotated[Optional[str], typer.Option("--input-format", help="Format of --dataset: auto, native, "
-                                                        "cuhk-pedes, icfg-pedes, rstpreid.")] = None,
+                                                        "cuhk-pedes, icfg-pedes, rstpreid, tbps-clip.")] = None,
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="Format to write: cuhk-pedes, icfg-pedes, "
-                                                  "rstpreid or native (default: cuhk-pedes).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (must be empty).")] = None,
+                                                  "rstpreid, tbps-clip or native (default: cuhk-pedes).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (must be empty). For IRRA "
+                                              "name it CUHK-PEDES, ICFG-PEDES or RSTPReid: IRRA opens "
+                                              "<root_dir>/<that name>.")] = None,
     edits: Annotated[Optional[Path], typer.Option("--edits", help="edits.jsonl from `dp edit`: its images join "
                                                   "the train split as new identities.")] = None,
     annotations: Annotated[Optional[Path], typer.Option("--annotations", help="annotations.jsonl from `dp annotate` "
@@ -35,7 +37,11 @@ def command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out (a folder "
                                             "holding export.json); other folders are never replaced.")] = False,
 ) -> None:
-    """Export a dataset, plus generated records, in a TBPS format (CUHK-PEDES, ICFG-PEDES, RSTPReid, native)."""
+    """Export a dataset, plus generated records, in a TBPS format (CUHK-PEDES, ICFG-PEDES, RSTPReid, TBPS-CLIP, native).
+
+    The summary ends with the trainer settings that read the export (IRRA's --root_dir and --dataset_name,
+    TBPS-CLIP's anno_dir and image_dir).
+    """
     from dp_cli import console
     from dp_cli.data.config import DataConfig
     from dp_cli.data.loading import load_dataset
@@ -98,7 +104,10 @@ def _render(result, failed: int = 0) -> None:
                ("person ids relabelled", "yes" if p["relabelled"] else "no")]
     if p["test_id_shift"]:
         summary.append(("val/test ids shifted by", p["test_id_shift"]))
+    summary += list(result.train_with.items())
     console.render_summary("export", summary, p)
+    for warning in result.warnings:
+        console.warn(warning)
     if p["skipped_without_annotation"]:
         console.warn(f"{p['skipped_without_annotation']} edits had no annotation and were skipped "
                      "(annotate them, or pass --use-base-description)")

@@ -185,10 +185,24 @@ def check_jobs(dataset: PersonDataset, jobs: list[EditJob]) -> None:
         if size != psize:
             raise DataError(f"{where}: parsing map {dataset.parsing_path(rec)} is {psize[0]}x{psize[1]} but the "
                             f"image is {size[0]}x{size[1]}", hint="parsing maps must have the image's size")
+        check_labels(load_parsing(dataset.parsing_path(rec), f"{where} parsing map"), dataset.label_set,
+                     f"{where} parsing map {dataset.parsing_path(rec)}")
     for path in sorted({str(r.image) for j in jobs for r in j.references}):
         load_rgb(Path(path), "reference image")
     for path in sorted({str(r.mask) for j in jobs for r in j.references if r.mask is not None}):
         _image_size(Path(path), "reference mask")
+
+
+def check_labels(labels: np.ndarray, label_set: str, where: str) -> None:
+    """A label map may only hold ids of its label set (255, an 'ignore' id of some parsers, is not one)."""
+    from dp_cli.data.attributes import LABEL_SETS
+
+    n = len(LABEL_SETS[label_set])
+    bad = np.unique(labels[(labels < 0) | (labels >= n)])
+    if bad.size:
+        shown = ", ".join(str(int(v)) for v in bad[:5])
+        raise DataError(f"{where}: label id(s) {shown} outside the {label_set} label set (0..{n - 1})",
+                        hint="re-run `dp segment`, or map those pixels to 0 (background) / pick the right --label-set")
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, LABEL_SETS
-from dp_cli.edit.plan import load_parsing, load_rgb
+from dp_cli.edit.plan import check_labels, load_parsing, load_rgb
 from dp_cli.errors import DataError, DpError
 from dp_cli.fsutil import save_image_atomic
 
@@ -85,6 +85,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
                                    **{f"--attribute {s.type} mask": s.mask for s in specs}})
     source = load_rgb(image, "--image")
     labels = load_parsing(parsing, "--parsing")
+    check_labels(labels, label_set, f"--parsing {parsing}")
     if labels.shape != (source.height, source.width):
         raise DataError(f"--parsing {parsing}: size {labels.shape[1]}x{labels.shape[0]} differs from --image "
                         f"{image} ({source.width}x{source.height})", hint="the parsing map must have the image's size")

@@ -1,4 +1,5 @@
-"""The CMC curve (Rank-k for every k) as a PNG figure drawn with PIL."""
+"""The CMC curve (Rank-k for every k) as a PNG figure: drawn with matplotlib when it is installed
+(`pip install diverse-person[plots]`: axes, ticks and legend as in papers), else with PIL."""
 
 from __future__ import annotations
 
@@ -59,10 +60,46 @@ def draw_cmc(curves: dict[str, Sequence[float]], title: str = "CMC", size: tuple
     return img
 
 
+def have_matplotlib() -> bool:
+    """matplotlib is importable (the `plots` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def plot_cmc(curves: dict[str, Sequence[float]], title: str = "CMC", size: tuple[float, float] = (6.4, 4.2),
+             dpi: int = 100):
+    """A PIL image of the CMC curves rendered by matplotlib (Agg, no display needed)."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if not curves or not any(len(c) for c in curves.values()):
+        raise ValueError("no CMC values to draw")
+    fig = Figure(figsize=size, dpi=dpi)  # not pyplot: no global state, no GUI backend
+    ax = fig.add_subplot()
+    for name, vals in curves.items():
+        ranks = list(range(1, len(vals) + 1))
+        ax.plot(ranks, list(vals), label=name, linewidth=2, marker="o" if len(vals) < 12 else None)
+    n = max(len(c) for c in curves.values())
+    ax.set(title=title, xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xlim=(1, max(2, n)))
+    ax.set_xticks(_x_ticks(n))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return im.convert("RGB")
+
+
 def save_cmc(path: str | Path, curves: dict[str, Sequence[float]], title: str = "CMC") -> Path:
-    """Draw the curves and write them atomically as a PNG."""
+    """Draw the curves (matplotlib when installed, else PIL) and write them atomically as a PNG."""
     from dp_cli.fsutil import save_image_atomic
 
     path = Path(path)
-    save_image_atomic(draw_cmc(curves, title), path, format="PNG")
+    image = plot_cmc(curves, title) if have_matplotlib() else draw_cmc(curves, title)
+    save_image_atomic(image, path, format="PNG")
     return path

@@ -12,9 +12,10 @@ from dp_cli.config import Section, one_of
 class ExportConfig(Section):
     """Settings of `dp export` (the dataset itself comes from `[data]` or --dataset)."""
 
-    format: str = Field("cuhk-pedes", description="Format to write: cuhk-pedes, icfg-pedes, rstpreid or native.")
+    format: str = Field("cuhk-pedes", description="Format to write: cuhk-pedes, icfg-pedes, rstpreid, tbps-clip or native.")
     out: Path | None = Field(None, description="Output folder, new or empty; --overwrite replaces only an "
-                            "earlier export (a folder holding export.json).")
+                            "earlier export (a folder holding export.json). IRRA opens <root_dir>/CUHK-PEDES, "
+                            "ICFG-PEDES or RSTPReid, so name it after the format.")
     edits: Path | None = Field(None, description="Edit manifest (edits.jsonl from `dp edit`) whose images "
                                                  "join the train split as new identities.")
     annotations: Path | None = Field(None, description="Annotations (from `dp annotate`) joined to the edits "

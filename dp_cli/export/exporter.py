@@ -1,6 +1,6 @@
 """Write a person dataset (plus generated records) in one of the supported formats.
 
-Everything is checked before anything is written; the export is built in a staging folder beside
+Everything is checked before anything is written (each source image must decode); the export is built in a staging folder beside
 the output and renamed into place at the end, so a failed or interrupted export leaves the previous
 output (if any) as it was and never a half-written annotation file. Every export holds `export.json`;
 --overwrite replaces only a folder that holds one.
@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, validate_records
-from dp_cli.data.formats import get_format
+from dp_cli.data.formats import IMAGES_DIR, get_format
 from dp_cli.errors import DataError
 from dp_cli.export.generated import GeneratedRecords
 from dp_cli.export.ids import IdPlan, assign_person_ids
@@ -38,13 +39,15 @@ class ExportResult:
     skipped: int = 0
     ids: IdPlan | None = None
     warnings: list[str] = field(default_factory=list)
+    train_with: dict[str, str] = field(default_factory=dict)  # trainer setting -> value that finds this export
 
     def payload(self) -> dict:
         ids = self.ids
         return {"out": str(self.out), "format": self.format, "annotation_file": str(self.annotation_file),
                 "images": self.images, "splits": self.counts, "generated_records": self.generated,
                 "new_persons": ids.new_persons if ids else 0, "skipped_without_annotation": self.skipped,
-                "relabelled": bool(ids and ids.relabelled), "test_id_shift": ids.shift if ids else 0}
+                "relabelled": bool(ids and ids.relabelled), "test_id_shift": ids.shift if ids else 0,
+                "train_with": self.train_with, "warnings": self.warnings}
 
 
 def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: GeneratedRecords | None = None,
@@ -76,7 +79,27 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
         shutil.rmtree(staging, ignore_errors=True)
         raise
     counts = PersonDataset(out, records).counts()
-    return ExportResult(out, fmt.name, out / annotation.name, counts, mode, len(gen.records), gen.skipped, plan)
+    train_with, warnings = trainer_settings(fmt, out)
+    return ExportResult(out, fmt.name, out / annotation.name, counts, mode, len(gen.records), gen.skipped, plan,
+                        warnings, train_with)
+
+
+def trainer_settings(fmt, out: Path) -> tuple[dict[str, str], list[str]]:
+    """What to pass the trainer so that it reads `out`, and a warning when the folder name hides it.
+
+    IRRA opens `<--root_dir>/<dataset folder>` (datasets/cuhkpedes.py: `op.join(root, 'CUHK-PEDES')`),
+    so an IRRA export must be named CUHK-PEDES, ICFG-PEDES or RSTPReid; TBPS-CLIP takes both folders.
+    """
+    irra_dir = getattr(fmt, "irra_dir", None)
+    if irra_dir:
+        settings = {"IRRA --root_dir": str(out.parent), "IRRA --dataset_name": irra_dir}
+        if out.name == irra_dir:
+            return settings, []
+        return {}, [f"IRRA reads {out.parent / irra_dir}, not {out}: rename the folder to {irra_dir}, "
+                    f"or export again with --out {out.parent / irra_dir}"]
+    if fmt.name == "tbps-clip":
+        return {"TBPS-CLIP anno_dir": str(out), "TBPS-CLIP image_dir": str(out / IMAGES_DIR)}, []
+    return {}, []
 
 
 def check_output(out: Path, dataset: PersonDataset, generated: GeneratedRecords | None, overwrite: bool) -> None:
@@ -106,7 +129,8 @@ def _retarget(record: PersonRecord, fmt) -> PersonRecord:
 
 def plan_files(dataset: PersonDataset, records: list[PersonRecord], gen: GeneratedRecords,
                fmt) -> dict[str, Path]:
-    """Output path -> source file, for images (and parsing maps in native); missing or clashing files are errors."""
+    """Output path -> source file, for images (and parsing maps in native); missing, clashing or undecodable
+    files are errors naming the record."""
     files: dict[str, Path] = {}
     owner: dict[str, str] = {}
     for rec in records:
@@ -120,7 +144,35 @@ def plan_files(dataset: PersonDataset, records: list[PersonRecord], gen: Generat
             if not source.is_file():
                 raise DataError(f"record {rec.id!r}: file {source} not found", hint="fix the dataset or its paths")
             files[target], owner[target] = source, rec.id
+    check_decodes(files, owner)
     return files
+
+
+def check_decodes(files: dict[str, Path], owner: dict[str, str]) -> None:
+    """Every source image must decode (IRRA retries an unreadable image forever); the first failure in
+    record order raises DataError naming the record and the file."""
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:  # decoding releases the GIL
+        problems = pool.map(_decode_problem, files.values(), chunksize=64)
+        for target, problem in zip(files, problems):
+            if problem:
+                raise DataError(f"record {owner[target]!r}: image {files[target]} does not decode ({problem})",
+                                hint="replace or remove the file; dp export writes only images that open")
+
+
+def _decode_problem(path: Path) -> str | None:
+    """Why `path` is not a whole image (PIL's verify, then a full decode for truncated data), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()  # structure and checksums (PNG CRCs)
+        with Image.open(path) as im:
+            im.load()  # truncated or corrupt pixel data, which verify does not read
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return text[:200]
+    return None
 
 
 def place_files(files: dict[str, Path], root: Path, link: bool, on_file: Callable[[], None] | None = None) -> str:

@@ -90,6 +90,10 @@ def _load_config(ref: str) -> Any:
 
     if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().exists():
         raise ModelError(f"{ref}: model folder not found", hint="check the path, or give a hub id like org/name")
+    if not Path(ref).expanduser().is_dir():  # a hub id: fail fast (no half minute of retries) when unreachable
+        from dp_models.loading import ensure_hub_reachable
+
+        ensure_hub_reachable(ref, "segmentation model")
 
     try:
         config = AutoConfig.from_pretrained(ref)

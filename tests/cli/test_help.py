@@ -49,3 +49,11 @@ def test_top_level_help_lists_commands_in_pipeline_order(dp):
     rows = [re.match(r"│ (\w+)\s", line) for line in result.stdout.splitlines()]
     listed = [m.group(1) for m in rows if m and m.group(1) in COMMANDS]
     assert listed == [name for name in COMMANDS if _built(name)]
+
+
+def test_a_huge_value_is_cut_in_the_summary_table_not_in_json(capsys):
+    from dp_cli import console
+
+    console.render_summary("t", [("caption", "word " * 30000)])
+    err = capsys.readouterr().err
+    assert "more characters; --json has all" in err and len(err) < 5000

@@ -61,7 +61,7 @@ def test_record_ids_are_stable_and_path_derived():
 
 
 def test_format_registry_names_and_aliases():
-    assert FORMAT_NAMES == ("native", "cuhk-pedes", "icfg-pedes", "rstpreid")
+    assert FORMAT_NAMES == ("native", "cuhk-pedes", "icfg-pedes", "rstpreid", "tbps-clip")
     assert get_format("CUHK_PEDES").name == "cuhk-pedes"
     with pytest.raises(DataError, match="unknown dataset format 'market'"):
         get_format("market")

@@ -205,6 +205,17 @@ def test_parsing_map_of_another_size(broken, model_dir):
     assert digest(out) == before
 
 
+def test_parsing_label_outside_the_label_set(broken, model_dir):
+    out, w = broken
+    before = digest(out)
+    for path in (w / "parsing").glob("*.png"):
+        arr = np.asarray(Image.open(path)).copy()
+        arr[0, 0] = 255  # an 'ignore' id some parsers write
+        Image.fromarray(arr).save(path)
+    one_line_error(invoke(dataset_args(model_dir, w, out)), "255", "outside the atr label set")
+    assert digest(out) == before
+
+
 def test_unknown_type_incomplete_model_and_catalog_without_type(broken, model_dir, tmp_path):
     out, w = broken
     before = digest(out)

@@ -1,7 +1,8 @@
 """What every dataset format offers: detection by file name, a reader and a writer.
 
-Imported formats (CUHK-PEDES, ICFG-PEDES, RSTPReid) keep their images under `<root>/imgs/`, as IRRA's
-readers expect; in memory a record's `image` is `imgs/<file_path>` relative to the dataset root.
+Imported formats (CUHK-PEDES, ICFG-PEDES, RSTPReid, TBPS-CLIP) keep their images under `<root>/imgs/`, as
+IRRA's readers expect (IRRA opens `<root_dir>/<irra_dir>/`); in memory a record's `image` is
+`imgs/<file_path>` relative to the dataset root.
 Person ids in memory count from 0 in every format; each format adds its own `id_base` on disk
 (CUHK-PEDES counts from 1: IRRA subtracts 1 from its train ids).
 """
@@ -79,6 +80,7 @@ class JsonListFormat:
     id_base = 0
     keys: tuple[str, ...] = ("split", "captions", "file_path", "id")
     with_tokens = False
+    irra_dir: str | None = None  # the folder IRRA's reader looks for under --root_dir
 
     def read(self, annotation_file: Path) -> PersonDataset:
         """Read the annotation file; records are validated and errors name the entry."""

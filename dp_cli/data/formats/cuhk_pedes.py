@@ -13,5 +13,6 @@ class CuhkPedesFormat(JsonListFormat):
     name = "cuhk-pedes"
     filename = "reid_raw.json"
     splits = ("train", "val", "test")
+    irra_dir = "CUHK-PEDES"
     id_base = 1
     with_tokens = True

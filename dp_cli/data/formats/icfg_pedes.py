@@ -12,5 +12,6 @@ class IcfgPedesFormat(JsonListFormat):
     name = "icfg-pedes"
     filename = "ICFG-PEDES.json"
     splits = ("train", "test")
+    irra_dir = "ICFG-PEDES"
     id_base = 0
     with_tokens = True

@@ -15,4 +15,5 @@ class RstpReidFormat(JsonListFormat):
     path_key = "img_path"
     keys = ("id", "img_path", "captions", "split")
     splits = ("train", "val", "test")
+    irra_dir = "RSTPReid"
     id_base = 0

@@ -1,0 +1,80 @@
+"""An unreachable hub fails in seconds, in one line, without the hub client's retry lines (issue 15 item 8)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEAD = "http://127.0.0.1:9"  # the discard port: connection refused
+
+
+@pytest.fixture
+def dead_hub(monkeypatch, tmp_path):
+    from dp_models import loading
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", DEAD)
+    monkeypatch.setattr(loading, "_REACHABLE", {})
+
+
+def test_dp_model_loading_fails_fast(dead_hub, capfd, caplog):
+    from dp_cli.errors import ModelError
+    from dp_models.dp_model import DPConfig, DPModel
+
+    start = time.monotonic()
+    with pytest.raises(ModelError) as info:
+        DPModel.from_pretrained_parts("nobody/nothing", "nobody/encoder", DPConfig())
+    assert time.monotonic() - start < 5
+    err = info.value
+    assert "cannot be reached" in str(err) and "HF_HUB_OFFLINE=1" in err.hint and "\n" not in str(err)
+    with pytest.raises(ModelError, match="cannot be reached"):
+        DPModel.from_pretrained("nobody/dp-model")
+    out = capfd.readouterr()
+    assert "Retrying" not in out.out + out.err + caplog.text
+
+
+def test_segment_model_loading_fails_fast(dead_hub):
+    from dp_cli.errors import ModelError
+    from dp_cli.segment.model import load_segmenter
+
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="cannot be reached"):
+        load_segmenter("nobody/segformer", "cpu")
+    assert time.monotonic() - start < 5
+
+
+def test_offline_mode_does_not_probe(monkeypatch):
+    from dp_models import loading
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", DEAD)
+    monkeypatch.setattr(loading, "_REACHABLE", {})
+    loading.ensure_hub_reachable("nobody/nothing", "model")
+    assert loading._REACHABLE == {}
+
+
+def test_cli_train_one_line_no_retry_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DP_") and k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "RANK", "WORLD_SIZE",
+                                                    "LOCAL_RANK")}
+    env.update(HF_ENDPOINT=DEAD, HF_HOME=str(tmp_path / "hf"), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    (tmp_path / "data").mkdir()
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "dp_cli", "train", "--pretrained-model", "nobody/nothing",
+                           "--image-encoder", "nobody/encoder", "--dataset", str(tmp_path / "data"),
+                           "--output-dir", str(tmp_path / "out"), "--max-train-steps", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    assert "Retrying" not in proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot be reached" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0], proc.stderr
+    assert elapsed < 25, elapsed  # interpreter + torch import included; before: 31 s of retries
