@@ -50,7 +50,7 @@ class RunResult:
                 "skipped_failed_edits": s.failed_edits,
                 "done": s.done, "failed": s.failed, "unreachable": s.unreachable, "retries": s.retries, "http_retries": s.http_retries,
                 "rate_limited": s.rate_limited, "server_errors": s.server_errors,
-                "rejections": dict(s.rejections), "prompt_tokens": s.prompt_tokens,
+                "rejections": dict(s.rejections), "api_errors": dict(s.api_errors), "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens, "requests": s.requests,
                 "seconds": round(s.elapsed, 3), "estimated_cost_usd": self.cost, "slices": self.slices,
                 "notes": self.notes}
@@ -246,8 +246,9 @@ async def _ask(ctx: _Ctx, messages: list[dict], item: Item) -> Answer | Transien
 
 def _judge(ctx: _Ctx, item: Item, outcome: Answer | Transient) -> Verdict:
     """Validate an answer (and count its tokens); a transient failure becomes a rejection reason."""
-    if isinstance(outcome, Transient):
-        verdict = Verdict("", outcome.reason, outcome.detail)
+    if isinstance(outcome, Transient):  # no answer to judge: an API error, not a rejection
+        ctx.stats.api_errors[outcome.reason] += 1
+        return Verdict("", outcome.reason, outcome.detail)
     else:
         ctx.stats.prompt_tokens += outcome.prompt_tokens
         ctx.stats.completion_tokens += outcome.completion_tokens

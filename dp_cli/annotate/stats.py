@@ -29,7 +29,8 @@ class Stats:
     http_retries: int = 0  # retries made by the client itself (429, 5xx, timeouts)
     rate_limited: int = 0  # 429 responses seen
     server_errors: int = 0  # 5xx responses seen
-    rejections: Counter = field(default_factory=Counter)
+    rejections: Counter = field(default_factory=Counter)  # answers that came back and were rejected, by reason
+    api_errors: Counter = field(default_factory=Counter)  # attempts that got no usable answer (timeout, 429, ...)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0

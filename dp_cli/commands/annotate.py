@@ -104,6 +104,7 @@ def _run_with_progress(cfg, run):
 def _render(result) -> None:
     p = result.payload()
     rejections = ", ".join(f"{k} {v}" for k, v in sorted(p["rejections"].items())) or "none"
+    api_errors = ", ".join(f"{k} {v}" for k, v in sorted(p["api_errors"].items())) or "none"
     cost = p["estimated_cost_usd"]
     rows = [("output", p["output"]), ("failures", p["failures"]), ("backend / model", f"{p['backend']} / {p['model']}"),
             ("prompt", p["prompt_version"]), ("selected", p["selected"]), ("skipped (already finished)", p["skipped"]),
@@ -111,7 +112,7 @@ def _render(result) -> None:
             ("done", p["done"]), ("failed", p["failed"]), ("not reached (asked next run)", p["unreachable"]),
             ("re-asked", p["retries"]),
             ("client retries", p["http_retries"]), ("429 / 5xx seen", f"{p['rate_limited']} / {p['server_errors']}"),
-            ("rejections", rejections), ("tokens (prompt / completion)", f"{p['prompt_tokens']} / {p['completion_tokens']}"),
+            ("rejected answers", rejections), ("API errors (no answer)", api_errors), ("tokens (prompt / completion)", f"{p['prompt_tokens']} / {p['completion_tokens']}"),
             ("estimated cost", f"${cost:.4f}" if cost is not None else "unknown model"),
             ("time", f"{p['seconds']:.1f} s")]
     console.render_summary("annotate", rows, p)

@@ -31,8 +31,11 @@ def test_faults_end_done_or_failed_with_reason(server, tmp_path, monkeypatch):
         assert row["attributes"] == ["red jacket", "blue jeans"] and row["usage"]["completion_tokens"] > 0
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["done"] == 11 and summary["failed"] == 3 and summary["rate_limited"] >= 2
-    for reason in ("malformed", "empty", "truncated", "echoed_prompt", "refusal", "missing_attribute", "timeout"):
+    for reason in ("empty", "truncated", "echoed_prompt", "refusal", "missing_attribute"):
         assert summary["rejections"].get(reason, 0) >= 1, reason
+    assert summary["api_errors"].get("timeout", 0) >= 1  # no answer came back: not a rejected answer
+    assert summary["rejections"].get("malformed", 0) + summary["api_errors"].get("malformed", 0) >= 1
+    assert "timeout" not in summary["rejections"] and "rate_limited" not in summary["rejections"]
     assert SECRET in server.state.auth_seen  # the key was sent ...
     everything = res.output + "".join(p.read_text() for p in tmp_path.iterdir())
     assert SECRET not in everything  # ... and never written anywhere
