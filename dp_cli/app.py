@@ -112,12 +112,7 @@ def main_callback(
 
 def _register() -> None:
     for name, module_path in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_path:  # that command is not built in this install
-                continue
-            raise
+        module = importlib.import_module(module_path)
         if hasattr(module, "app"):
             _help_classes(module.app)
             app.add_typer(module.app, name=name, short_help=_one_line(module.app.info.help))

@@ -38,10 +38,12 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
 
 def check_clip_model(cfg: BaselineConfig) -> None:
     """A --clip-model that is neither an existing folder nor a hub id fails before any training."""
-    from dp_models.loading import resolve_ref
+    from dp_models.loading import ensure_hub_reachable, resolve_ref
 
     if cfg.clip_model is not None:
         try:
-            resolve_ref(cfg.clip_model, "CLIP model")
+            ref, local = resolve_ref(cfg.clip_model, "CLIP model")
+            if not local:
+                ensure_hub_reachable(ref, "CLIP model")  # seconds, not half a minute of retries
         except ModelError as exc:
             raise ModelError(f"{cfg.clip_model}: cannot load a CLIP model: {exc.message}", hint=exc.hint) from None

@@ -32,10 +32,8 @@ def _settings(**flags):
 
 def _data_dataset() -> tuple[Optional[Path], Optional[str]]:
     """The project's `[data]` dataset (and format), used when `[eval]`/--dataset name none."""
-    try:
-        from dp_cli.data.config import DataConfig
-    except ImportError:
-        return None, None
+    from dp_cli.data.config import DataConfig
+
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     data = resolve_section(DataConfig, "data", project, {})
     return data.dataset, (None if data.format == "auto" else data.format)

@@ -106,8 +106,8 @@ def _render(result, failed: int = 0) -> None:
         summary.append(("val/test ids shifted by", p["test_id_shift"]))
     summary += list(result.train_with.items())
     console.render_summary("export", summary, p)
-    for warning in result.warnings:
-        console.warn(warning)
+    for note in result.warnings:  # advice about where a trainer looks, not a problem: hidden by --quiet
+        console.info(f"note: {note}")
     if p["skipped_without_annotation"]:
         console.warn(f"{p['skipped_without_annotation']} edits had no annotation and were skipped "
                      "(annotate them, or pass --use-base-description)")

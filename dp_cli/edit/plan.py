@@ -78,6 +78,11 @@ def load_catalog(root: Path) -> list[CatalogItem]:
         missing = [k for k in ("image", "type", "label") if not obj.get(k)]
         if missing:
             raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        wrong = [k for k in ("image", "type", "label", "mask") if k in obj and obj[k] is not None
+                 and not isinstance(obj[k], str)]
+        if wrong:
+            raise DataError(f"{where}: field(s) {', '.join(wrong)} must be text (got {obj[wrong[0]]!r})",
+                            hint='e.g. {"image": "images/skirt.png", "type": "bottomcloth", "label": "white skirt"}')
         if obj["type"] not in ATTRIBUTE_TYPES:
             raise DataError(f"{where}: unknown attribute type {obj['type']!r}",
                             hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")

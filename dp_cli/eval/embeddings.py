@@ -160,10 +160,12 @@ def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:
     """A CLIPModel and its tokenizer from a hub id or a local folder (HF_HUB_OFFLINE respected)."""
     from transformers import AutoTokenizer, CLIPModel
 
-    from dp_models.loading import resolve_ref
+    from dp_models.loading import ensure_hub_reachable, resolve_ref
 
     try:  # a local path that does not exist says so (not "Repo id must be in the form ...")
-        resolve_ref(model_ref, "CLIP model")
+        ref, local = resolve_ref(model_ref, "CLIP model")
+        if not local:
+            ensure_hub_reachable(ref, "CLIP model")  # seconds, not half a minute of retries
     except ModelError as exc:
         raise ModelError(f"{model_ref}: cannot load a CLIP model: {exc.message}", hint=exc.hint) from None
     try:

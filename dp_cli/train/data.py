@@ -47,15 +47,11 @@ class ScanReport:
 
 
 def load_person_dataset(path: Path) -> PersonDataset:
-    """Any dataset `dp` reads (native, or an importable format once dp_cli.data.loading exists)."""
+    """Any dataset `dp` reads (native, or an importable format)."""
+    from dp_cli.data.loading import load_dataset
+
     if not Path(path).exists():
         raise DataError(f"{path}: dataset folder not found", hint="check --dataset, or build one with `dp toy`")
-    try:
-        from dp_cli.data.loading import load_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        from dp_cli.data.dataset import load_native
-
-        return load_native(Path(path))
     return load_dataset(Path(path))
 
 

@@ -236,7 +236,7 @@ def load_trained_weights(model, folder: Path, check_only: bool = False) -> None:
     from dp_models.dp_model import CONFIG_NAME
     from dp_models.fusion import FusionModule
     from dp_models.image_encoder import ReferenceImageEncoder
-    from dp_models.loading import model_errors, require_parts
+    from dp_models.loading import float32_kwargs, model_errors, require_parts
 
     hint = "give the model folder written by dp train (OUTPUT_DIR/model) or DPModel.save_pretrained"
     if not Path(folder).is_dir():
@@ -245,7 +245,7 @@ def load_trained_weights(model, folder: Path, check_only: bool = False) -> None:
     if check_only:
         return
     loaders = {"unet": lambda: UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
-               "text_encoder": lambda: CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+               "text_encoder": lambda: CLIPTextModel.from_pretrained(folder, **float32_kwargs({"subfolder": "text_encoder"})),
                "image_encoder": lambda: ReferenceImageEncoder.from_pretrained(
                    str(folder), trainable_layers=None, subfolder="image_encoder"),
                "fusion": lambda: FusionModule.from_pretrained(folder, subfolder="fusion")}

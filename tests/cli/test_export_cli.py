@@ -56,12 +56,6 @@ def test_dataset_from_environment(dp, tbps, tmp_path):
 
 def test_toy_world_exported_as_cuhk_pedes_passes_irra_contract(dp, tmp_path, export_kit):
     """The issue's acceptance: `dp toy` then `dp export --format cuhk-pedes` -> IRRA's reader accepts it."""
-    import importlib.util
-
-    import pytest
-
-    if importlib.util.find_spec("dp_cli.commands.toy") is None:
-        pytest.skip("dp toy is not built yet")
     toy = dp("-q", "toy", "--out", tmp_path / "toy", "--persons", 6, "--height", 32, "--width", 16)
     assert toy.exit_code == 0, toy.output
     result = dp("--json", "export", "-d", tmp_path / "toy", "-f", "cuhk-pedes", "-o", tmp_path / "cuhk")

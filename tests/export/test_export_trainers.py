@@ -45,7 +45,7 @@ def test_a_folder_irra_would_not_find_is_named_with_the_fix(tbps, tmp_path):
     result = _cli("export", "--dataset", str(src), "--format", "cuhk-pedes", "--out", str(tmp_path / "v1"))
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert (f"warning: IRRA reads {tmp_path / 'CUHK-PEDES'}, not {tmp_path / 'v1'}: rename the folder to "
+    assert (f"note: IRRA reads {tmp_path / 'CUHK-PEDES'}, not {tmp_path / 'v1'}: rename the folder to "
             f"CUHK-PEDES, or export again with --out {tmp_path / 'CUHK-PEDES'}") in text
     assert "--root_dir" not in text  # no setting that would not work
 

@@ -52,3 +52,4 @@ def test_train_from_bin_only_sd_folder(dp, train_args, layouts, tmp_path):
                                               pretrained_model=layouts / "sd-bin"))
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["steps"] == 1
+    assert "Defaulting to unsafe serialization" not in result.stderr  # library notes only with --verbose
