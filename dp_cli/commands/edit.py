@@ -61,8 +61,15 @@ def command(
 ) -> None:
     """Edit people with reference attribute images: one image (--image ...) or a dataset (the edit table of dp.toml).
 
-    Dataset mode writes images/, masks/ and edits.jsonl; reruns skip finished images; under torchrun or
-    accelerate launch the work is split between the processes.
+    Dataset mode writes images/, masks/ and edits.jsonl; reruns skip finished images.
+
+    Under torchrun or accelerate launch the work is split between the processes.
+
+    Catalog pictures are cut to the garment as in training.
+
+    Every edit is verified from the images; under --min-score it fails (not annotated, not exported).
+
+    --candidates N keeps the best-verified of N seeds.
     """
     if start_merge_step is not None and delayed_conditioning is not None:
         raise UsageError("--start-merge-step and --delayed-conditioning set the same thing (the step where the "
