@@ -29,6 +29,7 @@ class DemoResult:
     edit_quality: Any  # dp_cli.eval.edits.EditQuality
     caption_quality: Any  # dp_cli.eval.captions.CaptionQuality
     seconds: dict[str, float] = field(default_factory=dict)
+    first_colour: Any = None  # EditQuality with patterned garments measured by their first colour only
     sheet: Path | None = None
     report: Path | None = None
 
@@ -45,6 +46,12 @@ class DemoResult:
             ("fidelity: region closer to reference", f"{eq.closer_to_reference}/{eq.attributes_color_differs} "
                                                      f"({pct(eq.share_closer_to_reference)})"),
             ("  by type", _fidelity_by_type(eq)),
+            *([("  by first colour only", f"{self.first_colour.closer_to_reference}/"
+                                          f"{self.first_colour.attributes_color_differs} "
+                                          f"({pct(self.first_colour.share_closer_to_reference)}); exported "
+                                          f"{self.first_colour.passed_closer_to_reference}/"
+                                          f"{self.first_colour.passed_color_differs}")]
+              if self.first_colour is not None else []),
             ("verifier: passed (exported) / failed", f"{eq.verified_passed} / {eq.verified_failed}"),
             ("fidelity among exported edits", f"{eq.passed_closer_to_reference}/{eq.passed_color_differs} "
                                               f"({pct(eq.share_closer_among_passed)})"),
@@ -60,6 +67,8 @@ class DemoResult:
                 "edit": {"images": self.edit.rows, "images_per_s": self.edit.images_per_s},
                 "annotate": self.annotate.payload(), "export": self.export.payload(),
                 "edit_quality": self.edit_quality.to_dict(per_edit=False),
+                "edit_quality_first_colour": (self.first_colour.to_dict(per_edit=False)
+                                              if self.first_colour is not None else None),
                 "caption_quality": self.caption_quality.to_dict(), "seconds": self.seconds,
                 "contact_sheet": str(self.sheet), "report": str(self.report)}
 
@@ -135,7 +144,8 @@ def run_demo(cfg: DemoConfig, on_stage: StageFn | None = None) -> DemoResult:
     exported = timed("export", lambda: _export(cfg, out, world))
     # 5. Measure edits and captions
     eq, cq = timed("eval", lambda: _evaluate(out, world))
-    result = DemoResult(out, model, resolution, edit, annotated, exported, eq, cq, seconds)
+    result = DemoResult(out, model, resolution, edit, annotated, exported, eq, cq, seconds,
+                        first_colour=_first_colour(out))
     # 6. Contact sheet and report
     timed("report", lambda: _report(result))
     (out / MARKER).write_text(json.dumps(result.payload(), indent=2, default=str) + "\n")
@@ -186,6 +196,13 @@ def _export(cfg: DemoConfig, out: Path, world):
 
     generated = load_generated(out / "edits" / "edits.jsonl", world, out / "edits" / "annotations.jsonl")
     return export_dataset(world, cfg.export_format, out / "export", generated=generated)
+
+
+def _first_colour(out: Path):
+    """The fidelity measure before pattern-aware truth (a checked garment judged by its first colour)."""
+    from dp_cli.eval.edits import evaluate_edits
+
+    return evaluate_edits(out / "edits" / "edits.jsonl", pattern_aware=False)
 
 
 def _evaluate(out: Path, world):
