@@ -19,6 +19,7 @@ import numpy as np
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.plan import (EditJob, check_jobs, load_catalog, load_dataset, load_parsing, load_rgb,
                               plan_jobs, present_types)
+from dp_cli.distributed import distributed_without_cuda, pick_device
 from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
@@ -67,17 +68,6 @@ def resolve_model(model: str | None) -> str:
         return str(TOY_MODEL)
     raise ModelError("no model given and no toy model shipped in dp_cli/assets/toy-model",
                      hint="pass --model with a folder written by `dp train` (or a hub id), or set [edit] model")
-
-
-def pick_device(name: str, state=None) -> str:
-    """'auto': this process's accelerator (torchrun local rank) or the CPU."""
-    if name != "auto":
-        return name
-    if state is not None:
-        return str(state.device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_pipeline(model_ref: str, cfg, device: str):
@@ -244,15 +234,6 @@ def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], mod
     return n
 
 
-def _distributed_without_cuda() -> bool:
-    """torchrun / accelerate launch on CPUs: accelerate needs cpu=True to pick gloo (MULTI_CPU)."""
-    import os
-
-    import torch
-
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 @dataclass
 class PreparedEdit:
     """Everything checked and loaded before the first image is written."""
@@ -282,7 +263,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
                      types_of=lambda records: present_types(dataset, records, cfg.types))
     check_jobs(dataset, jobs)
     model_ref = resolve_model(cfg.model)
-    state = PartialState(cpu=_distributed_without_cuda())  # as dp_cli.distributed.make_accelerator
+    state = PartialState(cpu=distributed_without_cuda())
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
     return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
 

@@ -64,7 +64,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
                 label_set: str = "atr") -> SingleEditResult:
     """Edit one image; everything is checked before the output is written (atomically)."""
     from dp_cli.data.attributes import attribute_mask
-    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, pick_device, prepared_reference, resolve_model
+    from dp_cli.distributed import pick_device
+    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_reference, resolve_model
     from dp_cli.edit.verify import verify_edit
     from dp_models.edit_pipeline import Reference
 

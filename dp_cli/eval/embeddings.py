@@ -148,12 +148,10 @@ def save_embeddings(path: str | Path, emb, ids: Sequence) -> list[Path]:
 
 
 def resolve_device(device: str | None) -> str:
-    """'auto' -> cuda when available, else cpu."""
-    import torch
+    """'auto' (or nothing) -> cuda, mps or cpu, as every command (dp_cli.distributed.pick_device)."""
+    from dp_cli.distributed import pick_device
 
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return pick_device(device)
 
 
 def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:

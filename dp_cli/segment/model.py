@@ -42,20 +42,6 @@ class Segmenter:
         return maps
 
 
-def pick_device(device: str) -> str:
-    """'auto' -> cuda, mps or cpu; explicit names are checked."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r}: CUDA is not available here", hint="use --device cpu or auto")
-    return device
-
-
 def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[int, str] | None = None) -> Segmenter:
     """Load model + image processor (hub id or folder; HF_HUB_OFFLINE respected); ModelError when unusable."""
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
@@ -79,6 +65,8 @@ def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[
         raise ModelError(f"{ref}: cannot load the image processor (preprocessor_config.json): "
                          f"{_first_line(exc)}") from None
     lut = model_lut(ref, config, label_set, labels or {})
+    from dp_cli.distributed import pick_device
+
     dev = pick_device(device)
     model.to(dev).eval()
     return Segmenter(model, processor, lut, dev, ref)

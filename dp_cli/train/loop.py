@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from dp_cli.distributed import distributed_without_cuda
 from dp_cli.errors import ConfigError, TrainingError
 from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
 from dp_cli.train.config import TrainConfig
@@ -120,19 +121,12 @@ def setup(cfg: TrainConfig):
     log_with = None if cfg.report_to == "none" else cfg.report_to
     _reset_accelerate_state()
     accelerator = Accelerator(
-        cpu=_distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        cpu=distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision, log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
     set_seed(cfg.seed)
     return Run(cfg, accelerator)
-
-
-def _distributed_without_cuda() -> bool:
-    """torchrun / accelerate launch on CPUs: accelerate then needs cpu=True to pick gloo (MULTI_CPU)."""
-    import os
-
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _reset_accelerate_state() -> None:
