@@ -197,3 +197,14 @@ def export_kit():
     import types
 
     return types.SimpleNamespace(irra_contract=irra_contract, write_edits=write_edits)
+
+
+@pytest.fixture(scope="session")
+def hl():
+    """tests/models/hub_layouts.py: tiny replicas of hub repositories' layouts (loaded by path: it is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hub_layouts", Path(__file__).parent / "models" / "hub_layouts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -33,6 +33,15 @@ def _one_line(exc: DpError) -> None:
     assert "\n" not in str(exc) and "Traceback" not in str(exc)
 
 
+def _reads_or_says_why(*calls) -> None:
+    """Each reader either accepts the input or raises one DpError of one line; nothing else escapes."""
+    for call in calls:
+        try:
+            call()
+        except DpError as exc:
+            _one_line(exc)
+
+
 @FAST
 @given(rows=st.lists(RECORDS, min_size=1, max_size=3))
 def test_native_dataset_reader(tmp_path_factory, rows):
@@ -40,10 +49,7 @@ def test_native_dataset_reader(tmp_path_factory, rows):
 
     root = tmp_path_factory.mktemp("ds")
     _write(root, "annotations.jsonl", rows)
-    try:
-        load_native(root)
-    except DpError as exc:
-        _one_line(exc)
+    _reads_or_says_why(lambda: load_native(root))
 
 
 @FAST
@@ -66,10 +72,7 @@ def test_annotate_input_reader(tmp_path_factory, rows):
     from dp_cli.annotate.records import read_input
 
     path = _write(tmp_path_factory.mktemp("ann"), "in.jsonl", rows)
-    try:
-        read_input(path)
-    except DpError as exc:
-        _one_line(exc)
+    _reads_or_says_why(lambda: read_input(path))
 
 
 @FAST
@@ -85,12 +88,8 @@ def test_edit_manifest_readers(tmp_path_factory, rows):
     world = tmp_path_factory.mktemp("w")
     _write(world, "annotations.jsonl", [{"id": "a", "image": "a.png", "person_id": 0, "split": "train",
                                         "captions": ["a person"]}])
-    for call in (lambda: read_manifest(edits), lambda: load_annotations(notes),
-                 lambda: load_generated(edits, load_native(world), notes, use_base_description=True)):
-        try:
-            call()
-        except DpError as exc:
-            _one_line(exc)
+    _reads_or_says_why(lambda: read_manifest(edits), lambda: load_annotations(notes),
+                       lambda: load_generated(edits, load_native(world), notes, use_base_description=True))
 
 
 @FAST

@@ -143,9 +143,9 @@ def run_demo(cfg: DemoConfig, on_stage: StageFn | None = None) -> DemoResult:
     # 4. Export the grown dataset
     exported = timed("export", lambda: _export(cfg, out, world))
     # 5. Measure edits and captions
-    eq, cq = timed("eval", lambda: _evaluate(out, world))
+    eq, cq, first = timed("eval", lambda: _evaluate(out, world))
     result = DemoResult(out, model, resolution, edit, annotated, exported, eq, cq, seconds,
-                        first_colour=_first_colour(out))
+                        first_colour=first)
     # 6. Contact sheet and report
     timed("report", lambda: _report(result))
     (out / MARKER).write_text(json.dumps(result.payload(), indent=2, default=str) + "\n")
@@ -198,21 +198,16 @@ def _export(cfg: DemoConfig, out: Path, world):
     return export_dataset(world, cfg.export_format, out / "export", generated=generated)
 
 
-def _first_colour(out: Path):
-    """The fidelity measure before pattern-aware truth (a checked garment judged by its first colour)."""
-    from dp_cli.eval.edits import evaluate_edits
-
-    return evaluate_edits(out / "edits" / "edits.jsonl", pattern_aware=False)
-
-
 def _evaluate(out: Path, world):
     from dp_cli.eval.captions import evaluate_captions
     from dp_cli.eval.edits import evaluate_edits
 
     eq = evaluate_edits(out / "edits" / "edits.jsonl")
+    # the measure before pattern-aware truth (a checked garment judged by its first colour), for comparison
+    first = evaluate_edits(out / "edits" / "edits.jsonl", pattern_aware=False)
     captions = [c for r in world.records for c in r.captions]
     cq = evaluate_captions(out / "edits" / "annotations.jsonl", out / "edits" / "edits.jsonl", captions)
-    return eq, cq
+    return eq, cq, first
 
 
 def _report(result: DemoResult) -> None:

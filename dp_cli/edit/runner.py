@@ -44,7 +44,6 @@ class EditSummary:
     contact_sheet: Path | None = None
     rows: int = 0  # lines of the merged manifest
     extra: dict[str, Any] = field(default_factory=dict)
-    failed_here: int = 0  # edits this process wrote that failed verification
     status: dict[str, int] = field(default_factory=dict)  # passed / failed / unverified over the plan
     reference_warnings: list[str] = field(default_factory=list)
 
@@ -113,6 +112,11 @@ def prepared_reference(path: str, mask: str | None = None):
     return prepare_reference(image, fg, seed=seed, name=f"reference {path}")
 
 
+def prepared_item(item):
+    """`prepared_reference` of a catalog item or an `--attribute` spec (its picture and, if given, mask)."""
+    return prepared_reference(str(item.image), str(item.mask) if item.mask else None)
+
+
 def _open_reference(path: Path):
     """The picture with its alpha channel when it has one (load_rgb drops it)."""
     from PIL import Image
@@ -127,8 +131,8 @@ def _open_reference(path: Path):
 
 def reference_warnings(jobs: list[EditJob]) -> list[str]:
     """The preparation warnings of the references these jobs use, one per reference."""
-    seen = {(str(r.image), str(r.mask) if r.mask else None) for j in jobs for r in j.references}
-    return [w for w in (prepared_reference(*key).warning for key in sorted(seen, key=str)) if w]
+    unique = {(str(r.image), str(r.mask)): r for j in jobs for r in j.references}
+    return [w for _, r in sorted(unique.items(), key=lambda kv: kv[0]) if (w := prepared_item(r).warning)]
 
 
 def candidate_seed(seed: int, k: int) -> int:
@@ -162,7 +166,7 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
         types = [r.type for r in job.references]
         masks.append(edit_mask(parsing, types, dataset.label_set))
         regions.append([attribute_mask(parsing, t, dataset.label_set) for t in types])
-        preps.append([prepared_reference(str(r.image), str(r.mask) if r.mask else None) for r in job.references])
+        preps.append([prepared_item(r) for r in job.references])
         refs.append([Reference(r.type, p.image, r.label) for r, p in zip(job.references, preps[-1])])
     rep = lambda xs: [x for x in xs for _ in range(n)]  # noqa: E731
     seeds = [candidate_seed(j.seed, k) for j in jobs for k in range(n)]
@@ -176,12 +180,10 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
 
 
 def _best(result, i: int, n: int, source: np.ndarray, regions, job: EditJob, preps, seeds, cfg) -> EditOutcome:
-    from dp_cli.edit.verify import verify_edit
+    from dp_cli.edit.verify import best_candidate
 
-    types = [r.type for r in job.references]
-    verdicts = [verify_edit(np.asarray(result.images[i * n + k]), source, regions, types, preps, cfg.min_score)
-                for k in range(n)]
-    best = max(range(n), key=lambda k: (verdicts[k].score, -k))  # ties: the lowest candidate
+    best, verdicts = best_candidate(result.images[i * n:(i + 1) * n], source, regions,
+                                    [r.type for r in job.references], preps, cfg.min_score)
     j = i * n + best
     return EditOutcome(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdicts[best],
                        [{"seed": seeds[i * n + k], "score": round(v.score, 4)} for k, v in enumerate(verdicts)])
@@ -193,7 +195,7 @@ def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cf
     for item, binding in zip(job.references, outcome.prompt.bindings):
         row = item.to_reference_json()
         row.update(replaced=binding.replaced, added_phrase=binding.added_phrase,
-                   preparation=prepared_reference(str(item.image), str(item.mask) if item.mask else None).record())
+                   preparation=prepared_item(item).record())
         refs.append(row)
     return {"id": job.id, "image": f"images/{job.filename}", "mask": f"masks/{job.filename}",
             "source_id": job.record.id, "source_image": str(dataset.image_path(job.record).resolve()),
@@ -288,7 +290,7 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 3. Edit in batches: images atomically, then their manifest lines (fsynced)
     target = out / MANIFEST if state.num_processes == 1 else shard_path(out, state.process_index,
                                                                            state.num_processes)
-    start, written, failed = time.perf_counter(), 0, 0
+    start, written = time.perf_counter(), 0
     per_call = max(1, cfg.batch_size // cfg.candidates)  # batch_size counts images, candidates included
     with JsonlAppender(target) as log:
         for b in range(0, len(mine), per_call):
@@ -297,7 +299,6 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
                 save_image_atomic(outcome.image, out / "images" / job.filename)
                 save_image_atomic(outcome.mask, out / "masks" / job.filename)
                 log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution))
-                failed += not outcome.verdict.passed
             written += len(batch)
             if on_progress:
                 on_progress(written, len(mine), written / max(time.perf_counter() - start, 1e-9))
@@ -306,7 +307,6 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 4. One manifest at the end; the optional contact sheet
     state.wait_for_everyone()
     summary = EditSummary(out, out / MANIFEST, len(jobs), len(done & {j.id for j in jobs}), written, seconds, state.num_processes)
-    summary.failed_here = failed
     if state.is_main_process:
         summary.reference_warnings = reference_warnings(jobs)
         summary.status = status_counts(all_rows(out), {j.id for j in jobs})

@@ -32,7 +32,12 @@ def verdict_of(row: dict) -> tuple[str | None, float | None]:
 def failures_first(rows: list[dict]) -> list[dict]:
     """Failed edits first (lowest score first), then unverified, then passed (lowest score first)."""
     rank = {"failed": 0, None: 1, "passed": 2}
-    return sorted(rows, key=lambda r: (rank[verdict_of(r)[0]], verdict_of(r)[1] if verdict_of(r)[1] is not None else 0))
+
+    def key(row: dict) -> tuple[int, float]:
+        status, score = verdict_of(row)
+        return rank[status], score if score is not None else 0.0
+
+    return sorted(rows, key=key)
 
 
 def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -65,8 +65,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     """Edit one image; everything is checked before the output is written (atomically)."""
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.distributed import pick_device
-    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_reference, resolve_model
-    from dp_cli.edit.verify import verify_edit
+    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_item, resolve_model
+    from dp_cli.edit.verify import best_candidate
     from dp_models.edit_pipeline import Reference
 
     # 1. Check and load the inputs
@@ -90,7 +90,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     if labels.shape != (source.height, source.width):
         raise DataError(f"--parsing {parsing}: size {labels.shape[1]}x{labels.shape[0]} differs from --image "
                         f"{image} ({source.width}x{source.height})", hint="the parsing map must have the image's size")
-    preps = [prepared_reference(str(s.image), str(s.mask) if s.mask else None) for s in specs]
+    preps = [prepared_item(s) for s in specs]
     refs = [Reference(s.type, p.image, s.label) for s, p in zip(specs, preps)]
     mask = edit_mask(labels, [s.type for s in specs], label_set)
     if not mask.any():
@@ -110,9 +110,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     # 3. Verify each candidate, keep the best, write it
     types = [s.type for s in specs]
     regions = [attribute_mask(labels, t, label_set) for t in types]
-    verdicts = [verify_edit(np.asarray(im), np.asarray(source), regions, types, preps, cfg.min_score)
-                for im in result.images]
-    best = max(range(n), key=lambda k: (verdicts[k].score, -k))
+    best, verdicts = best_candidate(result.images, np.asarray(source), regions, types, preps, cfg.min_score)
     save_image_atomic(result.images[best], out)
     used = float((np.asarray(result.masks[best]) > 0).mean())
     return SingleEditResult(out, result.prompts[best].text, result.prompts[best].bindings, used, model_ref,

@@ -9,23 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-HL = None
-
-
-@pytest.fixture(scope="module")
-def hl():
-    from importlib import import_module  # noqa: F401
-
-    global HL
-    if HL is None:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("hub_layouts", Path(__file__).with_name("hub_layouts.py"))
-        HL = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(HL)
-    return HL
-
-
 @pytest.fixture(scope="module")
 def sd15_dir(hl, tmp_path_factory) -> Path:
     return hl.sd15(tmp_path_factory.mktemp("sd15"))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -12,19 +10,10 @@ from PIL import Image
 from dp_cli.data.attributes import ATR_LABELS
 
 
-def _layouts():
-    path = Path(__file__).resolve().parents[1] / "models" / "hub_layouts.py"
-    spec = importlib.util.spec_from_file_location("hub_layouts", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_segformer_b2_clothes_layout(dp, dataset, tmp_path):
+def test_segformer_b2_clothes_layout(dp, dataset, tmp_path, hl):
     from dp_cli.data.dataset import load_native
     from dp_cli.segment.model import load_segmenter
 
-    hl = _layouts()
     folder = hl.segformer_b2_clothes(tmp_path / "segformer_b2_clothes")
     seg = load_segmenter(str(folder), "cpu")
     names = hl.SEGFORMER_B2_CLOTHES_LABELS

@@ -3,25 +3,14 @@ layout), then `dp edit` with the model it wrote; and from a .bin-only SD folder 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 
-def _layouts():
-    path = Path(__file__).resolve().parents[1] / "models" / "hub_layouts.py"
-    spec = importlib.util.spec_from_file_location("hub_layouts", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory):
-    hl = _layouts()
+def layouts(tmp_path_factory, hl):
     root = tmp_path_factory.mktemp("hub-layouts")
     hl.sd15(root / "sd15")
     hl.full_clip(root / "clip-vit-large-patch14")
