@@ -45,7 +45,7 @@ def _reads_or_says_why(*calls) -> None:
 @FAST
 @given(rows=st.lists(RECORDS, min_size=1, max_size=3))
 def test_native_dataset_reader(tmp_path_factory, rows):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     root = tmp_path_factory.mktemp("ds")
     _write(root, "annotations.jsonl", rows)
@@ -78,7 +78,7 @@ def test_annotate_input_reader(tmp_path_factory, rows):
 @FAST
 @given(rows=st.lists(RECORDS, min_size=1, max_size=3))
 def test_edit_manifest_readers(tmp_path_factory, rows):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
     from dp_cli.eval.edits import read_manifest
     from dp_cli.export.generated import load_generated, load_annotations
 

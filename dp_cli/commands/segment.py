@@ -39,7 +39,7 @@ def _load(dataset: Optional[Path]):
     try:
         from dp_cli.data.loading import load_dataset
     except ModuleNotFoundError:  # pragma: no cover - loading lands with the data area
-        from dp_cli.data.dataset import load_native
+        from dp_cli.data.formats.native import load_native
 
         return load_native(data.dataset)
     return load_dataset(data.dataset, data.format)

@@ -1,12 +1,10 @@
-"""The one in-memory person dataset model, and the native on-disk format (DESIGN.md section 2).
+"""The one in-memory person dataset model (DESIGN.md section 2): records, the dataset, path checks.
 
-Native layout: `<root>/annotations.jsonl` (one image per line: id, image, person_id, split, captions,
-parsing?) and `<root>/dataset.json` (header: format, version, label_set, name).
+The on-disk formats read and write it: the native one in `dp_cli/data/formats/native.py`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections import Counter
@@ -17,9 +15,6 @@ from typing import Any, Iterable
 from dp_cli.errors import DataError
 
 SPLITS = ("train", "val", "test")
-NATIVE_ANNOTATIONS = "annotations.jsonl"
-NATIVE_HEADER = "dataset.json"
-NATIVE_FORMAT = "dp-native"
 
 
 @dataclass
@@ -52,7 +47,7 @@ class PersonDataset:
     records: list[PersonRecord]
     label_set: str = "atr"
     name: str = ""
-    source_format: str = NATIVE_FORMAT
+    source_format: str = "dp-native"  # formats.native.NATIVE_FORMAT (a test checks they agree)
 
     def image_path(self, record: PersonRecord) -> Path:
         """The record's image file; DataError when a symlink takes it out of the dataset folder."""
@@ -122,60 +117,6 @@ def validate_records(records: list[PersonRecord], source: str) -> None:
             raise DataError(f"{where}: unknown split {rec.split!r}", hint=f"use one of {', '.join(SPLITS)}")
         if not rec.captions or any(not isinstance(c, str) or not c.strip() for c in rec.captions):
             raise DataError(f"{where}: empty caption", hint="every image needs at least one non-empty caption")
-
-
-def record_from_native(obj: dict[str, Any], where: str) -> PersonRecord:
-    """Build a record from one native JSON line; raises DataError naming the line."""
-    missing = [k for k in ("id", "image", "person_id", "split", "captions") if k not in obj]
-    if missing:
-        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
-    try:
-        pid = int(obj["person_id"])
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: person_id must be an integer, got {obj['person_id']!r}") from None
-    caps = obj["captions"]
-    if isinstance(caps, str):
-        caps = [caps]
-    if not isinstance(caps, list):
-        raise DataError(f"{where}: captions must be a list of strings")
-    rid = str(obj["id"])
-    parsing = obj.get("parsing")
-    return PersonRecord(
-        id=rid, image=safe_relpath(obj["image"], f"{where} (id {rid!r})"), person_id=pid,
-        split=str(obj["split"]), captions=[c.strip() if isinstance(c, str) else c for c in caps],
-        parsing=safe_relpath(parsing, f"{where} (id {rid!r}) parsing") if parsing else None,
-        extra=obj.get("extra") or {})
-
-
-def load_native(root: Path) -> PersonDataset:
-    """Read `<root>/annotations.jsonl` (+ header) into a validated dataset."""
-    from dp_cli.data.formats.native import NativeFormat
-
-    ann = root / NATIVE_ANNOTATIONS
-    if not ann.exists():
-        raise DataError(f"{ann}: not found", hint="a native dataset folder holds annotations.jsonl")
-    return NativeFormat().read(ann)
-
-
-def read_header(root: Path) -> dict[str, Any]:
-    """The native header, or defaults when absent."""
-    path = root / NATIVE_HEADER
-    if not path.exists():
-        return {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr"}
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: malformed JSON ({exc.msg})") from None
-    from dp_cli.data.attributes import LABEL_SETS
-
-    if header.get("label_set", "atr") not in LABEL_SETS:
-        raise DataError(f"{path}: unknown label_set {header.get('label_set')!r}",
-                        hint=f"use one of {', '.join(LABEL_SETS)}")
-    return header
-
-
-def header_for(dataset: PersonDataset) -> dict[str, Any]:
-    return {"format": NATIVE_FORMAT, "version": 1, "label_set": dataset.label_set, "name": dataset.name}
 
 
 def split_summary(records: Iterable[PersonRecord]) -> dict[str, int]:

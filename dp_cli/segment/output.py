@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES
-from dp_cli.data.dataset import NATIVE_ANNOTATIONS, NATIVE_HEADER, NATIVE_FORMAT, PersonDataset
+from dp_cli.data.dataset import PersonDataset
+from dp_cli.data.formats.native import NativeFormat
 from dp_cli.errors import DataError
-from dp_cli.fsutil import atomic_path, save_image_atomic, write_json_atomic, write_jsonl_atomic
+from dp_cli.fsutil import atomic_path, save_image_atomic, write_json_atomic
 from dp_cli.segment.labels import types_present
 
 PROVENANCE = "segment.json"
@@ -180,9 +181,7 @@ def finish(dataset: PersonDataset, out: Path, layout: Layout, maps: dict[str, st
     for rec in dataset.records:
         place_image(dataset.image_path(rec), out / layout.images[rec.image], image_mode)
         records.append(replace(rec, image=layout.images[rec.image], parsing=maps.get(rec.image)))
-    write_jsonl_atomic(out / NATIVE_ANNOTATIONS, (r.to_json() for r in records))
-    write_json_atomic(out / NATIVE_HEADER, {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr",
-                                            "name": dataset.name or out.name})
+    NativeFormat().write(PersonDataset(out, records, label_set="atr", name=dataset.name or out.name), out)
     write_json_atomic(out / PROVENANCE, {**provenance, "complete": True})
 
 

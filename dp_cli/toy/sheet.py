@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dp_cli.data.dataset import PersonDataset, load_native
+from dp_cli.data.dataset import PersonDataset
+from dp_cli.data.formats.native import load_native
 from dp_cli.fsutil import read_jsonl
 
 # One distinct colour per ATR label id (0 background is black).

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES
-from dp_cli.data.dataset import NATIVE_ANNOTATIONS, NATIVE_FORMAT, NATIVE_HEADER, PersonDataset, load_native
+from dp_cli.data.dataset import PersonDataset
+from dp_cli.data.formats.native import NATIVE_ANNOTATIONS, NATIVE_HEADER, load_native, native_header, read_header
 from dp_cli.errors import ConfigError, DataError
 from dp_cli.fsutil import staging_dir, write_json_atomic, write_jsonl_atomic
 from dp_cli.toy.captions import make_captions
@@ -53,8 +54,6 @@ def person_plan(seed: int, person_id: int, images: int) -> PersonPlan:
 
 def plan_for_record(dataset: PersonDataset, record) -> tuple[PersonSpec, View]:
     """The spec and view that drew a record of a toy world (from dataset.json's generator settings)."""
-    from dp_cli.data.dataset import read_header
-
     gen = read_header(dataset.root).get("generator")
     if not gen or "seed" not in gen:
         raise DataError(f"{dataset.root / NATIVE_HEADER}: no toy generator settings", hint="was it made by `dp toy`?")
@@ -160,13 +159,10 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
         write_jsonl_atomic(stage / CATALOG_DIR / CATALOG_FILE, entries)
         # 4. Annotations and header, then the folder into place
         write_jsonl_atomic(stage / NATIVE_ANNOTATIONS, rows)
-        write_json_atomic(stage / NATIVE_HEADER, {"format": NATIVE_FORMAT, "version": 1, "label_set": "atr",
-                                                  "name": name, "generator": {
-                                                      "tool": "dp toy", "seed": seed, "persons": persons,
-                                                      "height": height, "width": width,
-                                                      "images_per_person": images_per_person,
-                                                      "test_fraction": test_fraction,
-                                                      "catalog_per_type": catalog_per_type}})
+        write_json_atomic(stage / NATIVE_HEADER, native_header("atr", name, generator={
+            "tool": "dp toy", "seed": seed, "persons": persons, "height": height, "width": width,
+            "images_per_person": images_per_person, "test_fraction": test_fraction,
+            "catalog_per_type": catalog_per_type}))
         default_modes(stage / CATALOG_DIR / CATALOG_FILE, stage / NATIVE_ANNOTATIONS, stage / NATIVE_HEADER, dirs=[])
         replace_dir(stage, where)
     finally:

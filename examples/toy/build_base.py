@@ -20,7 +20,7 @@ from PIL import Image
 
 def load_images(world: Path, height: int, width: int) -> torch.Tensor:
     """All images of a native dataset as a [N,3,H,W] tensor in [-1, 1]."""
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     ds = load_native(world)
     arrays = []

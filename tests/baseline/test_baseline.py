@@ -16,7 +16,7 @@ from dp_cli.baseline.config import BaselineConfig
 from dp_cli.baseline.data import generated_items, train_items
 from dp_cli.baseline.losses import itc_loss, sdm_loss
 from dp_cli.baseline.trainer import encode_images, encode_texts
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.export import load_generated
 
 

@@ -96,7 +96,7 @@ def _fixed_edit(seed: int, person: int = 0, item: int = 0, kind: str = "upperclo
     import tempfile
 
     from dp_cli.data.attributes import attribute_mask
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
     from dp_cli.toy.world import generate_world
     from dp_models.edit_pipeline import DPEditPipeline, Reference
 

@@ -46,7 +46,7 @@ def pipe(model_dir):
 @pytest.fixture
 def person(world):
     """(image, parsing labels, caption) of the first train image that has hair and upper clothes."""
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     ds = load_native(world)
     for rec in ds.split("train"):

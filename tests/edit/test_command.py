@@ -96,7 +96,7 @@ def test_rerun_with_other_settings_keeps_the_images_and_says_so(edited, model_di
 
 
 def test_one_image_mode(model_dir, world, tmp_path):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     rec = next(r for r in load_native(world).split("train")
                if (np.asarray(Image.open(world / r.parsing)) == 2).any())
@@ -118,7 +118,7 @@ def test_one_image_mode(model_dir, world, tmp_path):
 
 
 def test_one_image_mode_with_a_mask_file_candidates_and_the_verdict(model_dir, world, tmp_path):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
     from dp_cli.edit.single import parse_attribute
 
     rec = next(r for r in load_native(world).split("train")
@@ -257,7 +257,7 @@ def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
 
 
 def test_outputs_may_not_land_in_or_on_the_inputs(model_dir, world, tmp_path):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     before = sorted(p.name for p in world.iterdir())
     res = invoke(dataset_args(model_dir, world, world))

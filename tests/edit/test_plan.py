@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.edit.config import EditConfig
 from dp_cli.edit.manifest import finished_ids, merge_manifest, read_rows, shard_path
 from dp_cli.edit.plan import load_catalog, plan_jobs

@@ -23,7 +23,7 @@ def invoke(args):
 @pytest.fixture(scope="module")
 def one_image(model_dir, world):
     """`dp edit` one-image arguments for a toy person with hair (without --out)."""
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
 
     rec = next(r for r in load_native(world).split("train") if (np.asarray(Image.open(world / r.parsing)) == 2).any())
     return ["edit", "--model", model_dir, "--image", world / rec.image, "--parsing", world / rec.parsing,

@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dp_cli.app import app
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.errors import DataError, ModelError
 from dp_cli.eval.embeddings import embed_dataset, load_clip, load_embeddings, save_embeddings
 

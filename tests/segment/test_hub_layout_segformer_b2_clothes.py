@@ -11,7 +11,7 @@ from dp_cli.data.attributes import ATR_LABELS
 
 
 def test_segformer_b2_clothes_layout(dp, dataset, tmp_path, hl):
-    from dp_cli.data.dataset import load_native
+    from dp_cli.data.formats.native import load_native
     from dp_cli.segment.model import load_segmenter
 
     folder = hl.segformer_b2_clothes(tmp_path / "segformer_b2_clothes")

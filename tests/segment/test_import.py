@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from dp_cli.data.attributes import ATR_LABELS, ATTRIBUTE_TYPES, LIP_LABELS, attribute_mask
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 
 ATR_TO_LIP = {a: LIP_LABELS.index(a) for a in ATR_LABELS if a in LIP_LABELS}
 ATR_TO_LIP.update({"belt": LIP_LABELS.index("pants")})  # LIP has no belt

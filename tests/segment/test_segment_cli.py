@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from dp_cli.data.attributes import ATR_LABELS, ATTRIBUTE_TYPES, attribute_mask
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 
 
 def one_error_line(result) -> str:

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dp_cli.app import app
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.fsutil import read_jsonl
 
 TINY_FLAGS = ["--persons", "3", "--height", "64", "--width", "32", "--images-per-person", "2",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.toy.sheet import PARSING_COLORS, colorize_parsing, sample_sheet
 
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, attribute_mask, find_nouns
-from dp_cli.data.dataset import load_native
+from dp_cli.data.formats.native import load_native
 from dp_cli.errors import ConfigError, DataError
 from dp_cli.toy.palette import COLORS, nearest_color
 from dp_cli.toy.spec import Attribute, PersonSpec, View
