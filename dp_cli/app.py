@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -102,6 +103,7 @@ def main_callback(
 ) -> None:
     """Diverse Person: train, edit, annotate, export and evaluate grown TBPS datasets."""
     console.STATE = console.AppState(config=config, quiet=quiet, verbose=verbose, json=json_out)
+    logging.getLogger("dp").setLevel(logging.DEBUG if verbose else logging.NOTSET)  # libraries ask it (dp_models)
     if not verbose:  # library download/save bars and warnings would clutter dp's own progress on stderr
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

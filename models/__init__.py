@@ -2,4 +2,8 @@
 
 Submodules import torch/diffusers/transformers; import them directly (`from dp_models.fusion import ...`)
 so that importing this package stays cheap.
+
+Of dp_cli it uses only the small shared core: `dp_cli.errors` (the error family), `dp_cli.fsutil` (atomic
+writes) and `dp_cli.data.attributes` (the attribute vocabulary and caption helpers), none of which imports
+anything else of dp; so dp_cli may import dp_models without a loop (tests/test_import_graph.py).
 """

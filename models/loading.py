@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from contextlib import contextmanager
@@ -36,14 +37,9 @@ _REACHABLE: dict[str, bool] = {}  # hub endpoint -> answered the probe (once per
 
 
 def quiet_hub_logging() -> None:
-    """The hub client's retry/warning lines ('Retrying in 8s [Retry 4/5]') only with --verbose."""
-    try:
-        from dp_cli import console
-
-        verbose = console.STATE.verbose
-    except Exception:  # noqa: BLE001 - used as a library, without the CLI
-        verbose = False
-    if verbose:
+    """The hub client's retry/warning lines ('Retrying in 8s [Retry 4/5]') only when the application asks for
+    detail: `dp --verbose` sets the `dp` logger to DEBUG (dp_cli/app.py); a library user sets it likewise."""
+    if logging.getLogger("dp").isEnabledFor(logging.DEBUG):
         return
     from huggingface_hub.utils import logging as hub_logging
 

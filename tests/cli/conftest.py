@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +24,7 @@ def dp(tmp_path, monkeypatch):
     def invoke(*args: str, env: dict | None = None):
         result = runner.invoke(app, [str(a) for a in args], env=env)
         console.STATE = console.AppState()
+        logging.getLogger("dp").setLevel(logging.NOTSET)  # --verbose sets it (dp_cli/app.py)
         return result
 
     return invoke

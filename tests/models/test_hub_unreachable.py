@@ -78,3 +78,30 @@ def test_cli_train_one_line_no_retry_lines(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "cannot be reached" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0], proc.stderr
     assert elapsed < 25, elapsed  # interpreter + torch import included; before: 31 s of retries
+
+
+def test_hub_warnings_are_quieted_unless_the_dp_logger_asks_for_detail():
+    """dp_models reads the detail wish from the `dp` logger (set by `dp --verbose`), not from dp_cli's console."""
+    import logging
+
+    from huggingface_hub.utils import logging as hub_logging
+    from typer.testing import CliRunner
+
+    from dp_cli import console
+    from dp_cli.app import app
+    from dp_models import loading
+
+    try:
+        hub_logging.set_verbosity_warning()
+        loading.quiet_hub_logging()
+        assert hub_logging.get_verbosity() == hub_logging.ERROR  # as a library: quiet
+        assert CliRunner().invoke(app, ["--verbose", "toy", "--help"]).exit_code == 0
+        hub_logging.set_verbosity_warning()
+        loading.quiet_hub_logging()
+        assert hub_logging.get_verbosity() == hub_logging.WARNING  # dp --verbose: the hub's own lines stay
+        assert CliRunner().invoke(app, ["toy", "--help"]).exit_code == 0
+        loading.quiet_hub_logging()
+        assert hub_logging.get_verbosity() == hub_logging.ERROR
+    finally:
+        logging.getLogger("dp").setLevel(logging.NOTSET)
+        console.STATE = console.AppState()
