@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, add_phrase, drop_adjectives, find_nouns, first_noun
+from dp_cli.data.images import dilate_mask, to_vae_pixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from diffusers import SchedulerMixin
@@ -130,18 +131,6 @@ def _labels_for_phrases(caption: str, found: list) -> tuple[str, dict[str, tuple
     return "".join(parts), spans
 
 
-def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Binary dilation by a square of radius `pixels` (PIL max filter, no scipy)."""
-    if pixels <= 0:
-        return mask.astype(bool)
-    img = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-    for _ in range(pixels // 3):  # PIL's MaxFilter wants small odd sizes; repeat for large radii
-        img = img.filter(ImageFilter.MaxFilter(7))
-    if pixels % 3:
-        img = img.filter(ImageFilter.MaxFilter(2 * (pixels % 3) + 1))
-    return np.asarray(img) > 0
-
-
 def feather_alpha(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Alpha in [0, 1]: 1 on the mask, a Gaussian fall-off of radius `pixels` outside it, exact 0 beyond."""
     hard = mask.astype(np.float32)
@@ -153,10 +142,7 @@ def feather_alpha(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 def to_pixels(images: Sequence[Image.Image], size_hw: tuple[int, int]) -> torch.Tensor:
     """PIL images -> [B,3,H,W] in [-1, 1] at the model resolution."""
-    h, w = size_hw
-    arrs = [np.asarray(im.convert("RGB").resize((w, h), Image.BICUBIC) if im.size != (w, h)
-                       else im.convert("RGB"), dtype=np.float32) for im in images]
-    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    return torch.stack([to_vae_pixels(im, size_hw) for im in images])
 
 
 def to_images(pixels: torch.Tensor) -> list[Image.Image]:
@@ -307,7 +293,7 @@ class DPEditPipeline:
         f = int(self.model.vae_scale_factor)
         latent_masks, alphas = [], []
         for m in masks:
-            dil = dilate(m, mask_dilation)
+            dil = dilate_mask(m, mask_dilation)
             big = torch.from_numpy(dil.astype(np.float32))[None, None]
             model_res = F.interpolate(big, size=(h, w), mode="bilinear", align_corners=False) > 0
             lat = F.max_pool2d(model_res.float(), kernel_size=f, stride=f)

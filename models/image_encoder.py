@@ -7,10 +7,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dp_cli.data.images import CLIP_MEAN, CLIP_STD, to_clip_pixels
 from dp_cli.errors import ConfigError
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class ReferenceImageEncoder(nn.Module):
@@ -124,13 +122,6 @@ def preprocess_reference(images, size: int, mean=CLIP_MEAN, std=CLIP_STD) -> tor
     if isinstance(images, np.ndarray):
         arr = images[None] if images.ndim == 3 else images
         images = [Image.fromarray(np.asarray(a, dtype=np.uint8)) for a in arr]
-    out = []
-    for img in images:
-        img = img.convert("RGB").resize((size, size), Image.BICUBIC)
-        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
-    if not out:
+    if not len(images):
         return torch.zeros(0, 3, size, size)
-    x = torch.stack(out)
-    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - m) / s
+    return torch.stack([to_clip_pixels(img, (size, size), mean, std) for img in images])

@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dp_cli": ROOT / "dp_cli", "dp_models": ROOT / "models"}
 # The shared core dp_models may use: the error family, atomic file writes, the attribute vocabulary and caption
-# helpers. Each imports only the standard library (and numpy).
-CORE = {"dp_cli", "dp_cli.data", "dp_cli.errors", "dp_cli.fsutil", "dp_cli.data.attributes"}
+# helpers, the image toolkit. Each imports only the standard library, numpy, PIL (and torch) and one another.
+CORE = {"dp_cli", "dp_cli.data", "dp_cli.errors", "dp_cli.fsutil", "dp_cli.data.attributes", "dp_cli.data.images"}
 
 
 def _modules() -> dict[str, Path]:

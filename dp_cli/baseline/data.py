@@ -6,15 +6,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside
+from dp_cli.data.images import CLIP_MEAN, CLIP_STD, to_clip_pixels
 from dp_cli.errors import DataError
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
@@ -52,12 +49,9 @@ def load_image(path: Path, size: tuple[int, int], mean=CLIP_MEAN, std=CLIP_STD) 
     """PIL -> normalised [3, H, W] float tensor (no torchvision)."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+            return to_clip_pixels(im, size, mean, std)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read image ({exc})") from None
-    arr = np.asarray(im, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
 class RetrievalTrainSet(torch.utils.data.Dataset):

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside, safe_relpath
+from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.errors import DataError
 from dp_cli.fsutil import read_jsonl
 
@@ -218,30 +219,3 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
         raise DataError(f"{where}: image {path} not found") from None
     except OSError as exc:
         raise DataError(f"{where}: cannot read image {path} ({exc})") from None
-
-
-def load_rgb(path: Path, what: str = "image") -> Image.Image:
-    """Open and fully decode an image as RGB; DataError naming the file when missing or corrupt."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"{what} {path} not found", hint="check the path") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{what} {path} cannot be read ({exc})", hint="replace it with a valid PNG/JPEG") from None
-
-
-def load_parsing(path: Path, what: str = "parsing map") -> np.ndarray:
-    """A label map as a 2-D integer array (mode L or P)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "P", "I", "I;16"):
-                raise DataError(f"{what} {path}: mode {im.mode} is not a label map",
-                                hint="parsing maps are single-channel PNGs of label ids")
-            return np.asarray(im).astype(np.int64)
-    except FileNotFoundError:
-        raise DataError(f"{what} {path} not found") from None
-    except OSError as exc:
-        raise DataError(f"{what} {path} cannot be read ({exc})") from None

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
-from dp_cli.edit.plan import (EditJob, check_jobs, load_catalog, load_dataset, load_parsing, load_rgb,
-                              plan_jobs, present_types)
+from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, load_dataset, plan_jobs, present_types
 from dp_cli.distributed import distributed_without_cuda, pick_device
 from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, LABEL_SETS
-from dp_cli.edit.plan import check_labels, load_parsing, load_rgb
+from dp_cli.data.images import load_parsing, load_rgb
+from dp_cli.edit.plan import check_labels
 from dp_cli.errors import DataError, DpError
 from dp_cli.fsutil import save_image_atomic
 

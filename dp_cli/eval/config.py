@@ -8,9 +8,7 @@ from typing import Optional
 from pydantic import Field, field_validator
 
 from dp_cli.config import Section, path_or_hub
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from dp_cli.data.images import CLIP_MEAN, CLIP_STD
 
 
 class EvalConfig(Section):

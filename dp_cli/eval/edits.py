@@ -20,25 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dp_cli.data.images import dilate_mask, load_parsing, load_rgb
 from dp_cli.errors import DataError
 
 REQUIRED = ("id", "image", "mask", "source_id", "source_image", "reference_attribute_list")
 
 
 # ----------------------------------------------------------------------------- image measures
-
-
-def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Grow a boolean mask by `pixels` (square neighbourhood)."""
-    out = mask.astype(bool).copy()
-    if pixels <= 0 or not out.any():
-        return out
-    h, w = out.shape
-    padded = np.pad(mask.astype(bool), pixels)
-    for dy in range(2 * pixels + 1):
-        for dx in range(2 * pixels + 1):
-            out |= padded[dy: dy + h, dx: dx + w]
-    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float | None:
@@ -247,14 +235,12 @@ def read_manifest(path: str | Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def load_rgb(path: Path, where: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+def _rgb_array(path: Path, where: str) -> np.ndarray:
+    """The image as an RGB uint8 array; its DataError names the manifest line."""
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{where}: cannot read image {path} ({exc.__class__.__name__})",
+        return np.asarray(load_rgb(path, "file"))
+    except DataError as exc:
+        raise DataError(f"{where}: cannot read image ({exc.message})",
                         hint="check that the file exists and is an image") from None
 
 
@@ -332,13 +318,10 @@ def _toy_color(record, type_name: str, pattern_aware: bool = True) -> list[float
 
 
 def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
-    from PIL import Image
-
     path = ds.parsing_path(rec) if rec is not None else None
     if path is None or not path.exists():
         return None
-    with Image.open(path) as im:
-        return np.asarray(im.resize(size, Image.NEAREST) if im.size != size else im)
+    return load_parsing(path, f"record {rec.id!r} parsing map", size)
 
 
 def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: float, where: str,
@@ -346,9 +329,9 @@ def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: flo
     """Preservation and colour fidelity of one edit; also the region crops for CLIP and the image."""
     from dp_cli.data.attributes import ATTRIBUTE_TYPES, attribute_mask
 
-    edited = load_rgb(base / row["image"], where)
+    edited = _rgb_array(base / row["image"], where)
     size = (edited.shape[1], edited.shape[0])
-    source = _resize_rgb(load_rgb(Path(row["source_image"]), where), size)
+    source = _resize_rgb(_rgb_array(Path(row["source_image"]), where), size)
     mask = load_mask(base / row["mask"], size, where)
     p, s = preservation(edited, source, mask, dilate, sigma)
     verify = row.get("verify") if isinstance(row.get("verify"), dict) else {}

@@ -181,14 +181,10 @@ def preprocess_images(images: Sequence, size: Sequence[int], mean: Sequence[floa
     import torch
     from PIL import Image
 
-    h, w = int(size[0]), int(size[1])
-    arrays = []
-    for im in images:
-        if not isinstance(im, Image.Image):
-            im = _open_image(im)
-        arrays.append(np.asarray(im.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.float32) / 255.0)
-    x = (np.stack(arrays) - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    from dp_cli.data.images import to_clip_pixels
+
+    return torch.stack([to_clip_pixels(im if isinstance(im, Image.Image) else _open_image(im), size, mean, std)
+                        for im in images])
 
 
 def _open_image(path) -> Any:

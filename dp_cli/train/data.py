@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from dp_cli.data.attributes import NounMatch, attribute_mask, drop_adjectives, find_nouns
 from dp_cli.data.dataset import PersonDataset, PersonRecord
+from dp_cli.data.images import to_vae_pixels
 from dp_cli.data.reference import TRAIN_AUGMENT, Augment, training_reference
 from dp_cli.errors import DataError
 
@@ -214,17 +215,8 @@ class TrainDataset(Dataset):
                 valid[k] = True
                 refs[k] = pixels[k]
         positions = torch.where(valid, positions, torch.full_like(positions, -1))
-        return {"pixel_values": image_tensor(image, self.size), "token_positions": positions,
+        return {"pixel_values": to_vae_pixels(image, self.size), "token_positions": positions,
                 "ref_pixel_values": refs, "attr_masks": masks, "attr_valid": valid}
-
-
-def image_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """RGB image -> [3, H, W] in [-1, 1] at (height, width)."""
-    h, w = size
-    if image.size != (w, h):
-        image = image.resize((w, h), Image.Resampling.BICUBIC)
-    arr = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -248,7 +240,7 @@ class PixelView(Dataset):
         rec = self.train.records[i]
         try:
             with Image.open(self.train.dataset.image_path(rec)) as im:
-                return image_tensor(im.convert("RGB"), self.train.size)
+                return to_vae_pixels(im, self.train.size)
         except (OSError, ValueError):
             return torch.zeros(3, *self.train.size)  # the example itself is skipped at training time
 
