@@ -27,6 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dp_cli.data.handoff import EditRow, read_edit_rows  # noqa: E402
+from dp_cli.fsutil import write_jsonl_atomic  # noqa: E402
+
 
 def make_world(root: Path, persons: int, seed: int, strip: bool) -> tuple[Path, Path]:
     """(truth world, world to edit): the second is a copy without truth when `strip`."""
@@ -56,21 +59,19 @@ def join_truth(manifest: Path, truth: Path, edited_world: Path) -> Path:
         item = json.loads(line)
         colours[item["image"]] = {k: item.get(k) for k in ("color", "pattern", "pattern_color")}
     out = manifest.with_name("edits.truth.jsonl")
-    lines = []
-    for line in manifest.read_text().splitlines():
-        row = json.loads(line)
-        row["source_dataset"] = str(truth.resolve())
-        for ref in row["reference_attribute_list"]:
-            rel = str(Path(ref["image"]).resolve().relative_to((edited_world / "catalog").resolve()))
-            ref.update(colours[rel])
-        lines.append(json.dumps(row))
-    out.write_text("\n".join(lines) + "\n")
+    rows = list(read_edit_rows(manifest))
+    for row in rows:
+        row.source_dataset = str(truth.resolve())
+        for ref in row.references:
+            rel = str(Path(ref.image).resolve().relative_to((edited_world / "catalog").resolve()))
+            ref.extra.update(colours[rel])
+    write_jsonl_atomic(out, [row.to_json() for row in rows])
     return out
 
 
-def measure(rows: list[dict], quality) -> dict:
+def measure(rows: list[EditRow], quality) -> dict:
     """Fidelity raw and among passed edits, by type, and the verifier's precision / recall."""
-    status = {r["id"]: r.get("status") for r in rows}
+    status = {r.id: r.verdict for r in rows}
     hits = {"all": [0, 0], "passed": [0, 0]}
     by_type: dict[str, list[int]] = {}
     tp = fp = fn = 0

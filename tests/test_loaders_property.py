@@ -80,7 +80,8 @@ def test_annotate_input_reader(tmp_path_factory, rows):
 def test_edit_manifest_readers(tmp_path_factory, rows):
     from dp_cli.data.formats.native import load_native
     from dp_cli.eval.edits import read_manifest
-    from dp_cli.export.generated import load_generated, load_annotations
+    from dp_cli.data.handoff import read_descriptions
+    from dp_cli.export.generated import load_generated
 
     folder = tmp_path_factory.mktemp("edits")
     edits = _write(folder, "edits.jsonl", rows)
@@ -88,7 +89,7 @@ def test_edit_manifest_readers(tmp_path_factory, rows):
     world = tmp_path_factory.mktemp("w")
     _write(world, "annotations.jsonl", [{"id": "a", "image": "a.png", "person_id": 0, "split": "train",
                                         "captions": ["a person"]}])
-    _reads_or_says_why(lambda: read_manifest(edits), lambda: load_annotations(notes),
+    _reads_or_says_why(lambda: read_manifest(edits), lambda: read_descriptions(notes),
                        lambda: load_generated(edits, load_native(world), notes, use_base_description=True))
 
 

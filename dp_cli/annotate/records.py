@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from dp_cli.fsutil import parse_jsonl
+from dp_cli.data.handoff import EditRow, parse_edit_rows
 from dp_cli.errors import DataError
+
+NEEDED = ("base_description", "reference_attribute_list")  # what a line needs; the rest of an edit row is optional
 
 
 @dataclass(frozen=True)
@@ -60,36 +62,19 @@ def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
 
 
 def _items(lines: Iterable[str | bytes], name: str) -> list[Item]:
-    items: list[Item] = []
-    for lineno, obj in parse_jsonl(lines, name):
-        items.append(parse_record(obj, len(items), f"{name}:{lineno}"))
-    return items
+    return [item_of(row, k) for k, row in enumerate(parse_edit_rows(lines, name, NEEDED))]
 
 
 def parse_record(obj: dict[str, Any], index: int, where: str) -> Item:
     """One input object -> Item; errors name the line and field."""
-    desc = obj.get("base_description")
-    if not isinstance(desc, str) or not desc.strip():
-        raise DataError(f"{where}: field 'base_description' missing or empty (got {desc!r})",
-                        hint="each line needs base_description and reference_attribute_list")
-    refs = obj.get("reference_attribute_list")
-    if not isinstance(refs, list) or not refs:
-        raise DataError(f"{where}: field 'reference_attribute_list' must be a non-empty list (got {refs!r})")
-    attrs = []
-    for k, ref in enumerate(refs):
-        if isinstance(ref, str) and ref.strip():
-            attrs.append(Attribute(ref.strip()))
-        elif isinstance(ref, dict) and isinstance(ref.get("label"), str) and ref["label"].strip():
-            typ = ref.get("type")
-            attrs.append(Attribute(ref["label"].strip(), typ if isinstance(typ, str) else None))
-        else:
-            raise DataError(f"{where}: reference_attribute_list[{k}] must be a label or an object with "
-                            f"'label' (got {ref!r})")
-    rid = obj.get("id")
-    rid = str(rid) if rid is not None and str(rid) != "" else str(index)
-    src = obj.get("source_dataset")
-    return Item(index, rid, desc.strip(), tuple(attrs), src if isinstance(src, str) else None,
-                failed_edit=obj.get("status") == "failed")
+    return item_of(EditRow.from_json(obj, where, NEEDED), index)
+
+
+def item_of(row: EditRow, index: int) -> Item:
+    """The Item of an edit row (its id, else its position among the input's records)."""
+    attrs = tuple(Attribute(r.label, r.type) for r in row.references)
+    return Item(index, row.id or str(index), row.base_description.strip(), attrs, row.source_dataset,
+                failed_edit=row.failed)
 
 
 def select(items: list[Item], text_start: int, text_end: int, slice_step: int) -> Plan:

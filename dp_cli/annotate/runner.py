@@ -16,6 +16,7 @@ from dp_cli.annotate.records import Item, Plan, item_key, read_input, select
 from dp_cli.annotate.sink import Sink, failures_path
 from dp_cli.annotate.stats import Stats, estimate_cost
 from dp_cli.annotate.validate import Verdict, check_answer
+from dp_cli.data.handoff import AnnotationRow
 from dp_cli.errors import ConfigError, UsageError
 from dp_cli.fsutil import check_outputs
 
@@ -260,10 +261,10 @@ def _judge(ctx: _Ctx, item: Item, outcome: Answer | Transient) -> Verdict:
 
 
 async def _commit_done(ctx: _Ctx, item: Item, verdict: Verdict, answer: Answer) -> None:
-    await ctx.sink.done({"key": item.key, "id": item.id, "description": verdict.text, "attributes": item.labels,
-                         "model": ctx.backend.model, "prompt_version": ctx.template.version,
-                         "usage": {"prompt_tokens": answer.prompt_tokens,
-                                   "completion_tokens": answer.completion_tokens}})
+    await ctx.sink.done(AnnotationRow(key=item.key, id=item.id, description=verdict.text, attributes=item.labels,
+                                      model=ctx.backend.model, prompt_version=ctx.template.version,
+                                      usage={"prompt_tokens": answer.prompt_tokens,
+                                             "completion_tokens": answer.completion_tokens}))
     ctx.stats.done += 1
     ctx.on_progress(ctx.stats)
 

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from dp_cli.data.handoff import AnnotationRow, read_annotation_rows
 from dp_cli.errors import DataError
-from dp_cli.fsutil import read_jsonl, repair_jsonl_tail, rewrite_jsonl
+from dp_cli.fsutil import repair_jsonl_tail, rewrite_jsonl
 
 
 def failures_path(output: Path | str, failures: Path | None) -> Path:
@@ -29,15 +30,7 @@ def failures_path(output: Path | str, failures: Path | None) -> Path:
 
 def read_keys(path: Path) -> list[str]:
     """Keys of the lines of a JSONL file we wrote (after the tail repair)."""
-    keys = []
-    if not path.exists():
-        return keys
-    for lineno, row in read_jsonl(path):
-        if not isinstance(row.get("key"), str):
-            raise DataError(f"{path}:{lineno}: not an annotate output line (no 'key')",
-                            hint="use a new --output file, or remove that line")
-        keys.append(row["key"])
-    return keys
+    return [row.key for row in read_annotation_rows(path, ("key",))] if path.exists() else []
 
 
 class _Log:
@@ -115,9 +108,9 @@ class Sink:
     def finished(self, key: str) -> bool:
         return key in self.done_keys or key in self.failed_keys
 
-    async def done(self, row: dict) -> None:
-        await self.out.append(row)
-        self.done_keys.add(row["key"])
+    async def done(self, row: AnnotationRow) -> None:
+        await self.out.append(row.to_json())
+        self.done_keys.add(row.key)
 
     async def failed(self, row: dict) -> None:
         await self.fail.append(row)

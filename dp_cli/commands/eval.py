@@ -150,10 +150,11 @@ def edits(
 ) -> None:
     """Edit quality: preservation outside the masks (PSNR, SSIM), colour fidelity where truth is known, CLIP
     scores, and the verifier's pass / fail counts."""
+    from dp_cli.data.handoff import read_descriptions
     from dp_cli.eval.edits import evaluate_edits, read_manifest
 
     cfg = _settings(model=model, dilate=dilate, batch_size=batch_size, device=device)
-    descriptions = _descriptions(annotations) if annotations else None
+    descriptions = read_descriptions(annotations) if annotations else None
     clip = _load_clip(cfg) if cfg.model else None
     total = len(read_manifest(manifest))
     quality = _with_progress(total, "scoring edits", lambda cb: evaluate_edits(
@@ -178,11 +179,6 @@ def _edit_report(manifest: Path, folder: Path, quality) -> dict[str, str]:
     return {"html": str(page), "contact_sheet": str(sheet)}
 
 
-def _descriptions(path: Path) -> dict[str, str]:
-    from dp_cli.fsutil import read_jsonl
-
-    return {str(row["id"]): row["description"] for _, row in read_jsonl(path)
-            if "id" in row and isinstance(row.get("description"), str)}
 
 
 @app.command("captions")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
+from dp_cli.data.handoff import EditRow, read_edit_rows
 from dp_cli.fsutil import write_jsonl_atomic
 
 MANIFEST = "edits.jsonl"
@@ -17,25 +17,13 @@ def shard_path(out_dir: Path, rank: int, world: int) -> Path:
     return out_dir / f"edits.shard-{rank:03d}-of-{world:03d}.jsonl"
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a manifest or shard; a partial last line (a crash mid-append) is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break  # written by a process that died mid-line: not finished
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and "id" in obj:
-                rows.append(obj)
-    return rows
+def read_rows(path: Path) -> list[EditRow]:
+    """Rows of a manifest or shard (none when it does not exist); a partial last line (a crash mid-append)
+    is ignored."""
+    return list(read_edit_rows(path, partial_tail=True)) if path.exists() else []
 
 
-def all_rows(out_dir: Path) -> list[dict[str, Any]]:
+def all_rows(out_dir: Path) -> list[EditRow]:
     """The merged manifest plus every shard left by a distributed or interrupted run."""
     rows = read_rows(out_dir / MANIFEST)
     for shard in sorted(out_dir.glob(SHARD_GLOB)):
@@ -45,7 +33,7 @@ def all_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 def finished_ids(out_dir: Path) -> set[str]:
     """Ids whose manifest line and image both exist (an image without its line is redone)."""
-    return {r["id"] for r in all_rows(out_dir) if (out_dir / str(r.get("image", ""))).is_file()}
+    return {r.id for r in all_rows(out_dir) if r.image and (out_dir / r.image).is_file()}
 
 
 def merge_manifest(out_dir: Path, order: dict[str, int] | None = None) -> int:
@@ -55,15 +43,15 @@ def merge_manifest(out_dir: Path, order: dict[str, int] | None = None) -> int:
         return len(read_rows(out_dir / MANIFEST))
     rows = _dedup(all_rows(out_dir))
     order = order or {}
-    rows.sort(key=lambda r: (order.get(r["id"], len(order)), r["id"]))
-    write_jsonl_atomic(out_dir / MANIFEST, rows)
+    rows.sort(key=lambda r: (order.get(r.id, len(order)), r.id))
+    write_jsonl_atomic(out_dir / MANIFEST, [r.to_json() for r in rows])
     for shard in shards:
         shard.unlink()
     return len(rows)
 
 
-def _dedup(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
+def _dedup(rows: Iterable[EditRow]) -> list[EditRow]:
+    seen: dict[str, EditRow] = {}
     for row in rows:
-        seen.setdefault(row["id"], row)
+        seen.setdefault(row.id, row)
     return list(seen.values())

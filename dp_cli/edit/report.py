@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from dp_cli.data.handoff import EditRow
 from dp_cli.fsutil import write_text_atomic
 
 STYLE = """body{font-family:sans-serif;margin:2em;color:#222} table{border-collapse:collapse}
@@ -22,13 +23,12 @@ img{image-rendering:pixelated} figure{display:inline-block;margin:2px;text-align
 
 def captions_of(edits_dir: Path) -> dict[str, tuple[str, str]]:
     """id -> (description before, description after) from edits.jsonl and annotations.jsonl beside it."""
+    from dp_cli.data.handoff import read_descriptions
     from dp_cli.edit.manifest import MANIFEST, read_rows
-    from dp_cli.export.generated import load_annotations
 
     notes = edits_dir / "annotations.jsonl"
-    after = load_annotations(notes) if notes.exists() else {}
-    return {row["id"]: (row.get("base_description", ""), after.get(row["id"], ""))
-            for row in read_rows(edits_dir / MANIFEST)}
+    after = read_descriptions(notes) if notes.exists() else {}
+    return {row.id: (row.base_description or "", after.get(row.id, "")) for row in read_rows(edits_dir / MANIFEST)}
 
 
 def data_uri(path: Path, height: int = 128) -> str:
@@ -45,25 +45,19 @@ def data_uri(path: Path, height: int = 128) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _verdict_cell(row: dict) -> str:
-    from dp_cli.edit.sheet import verdict_of
-
-    status, score = verdict_of(row)
-    text = {"passed": "pass", "failed": "FAIL", None: "unverified"}[status]
-    score_txt = f"<br>{score:.2f}" if score is not None else ""
+def _verdict_cell(row: EditRow) -> str:
+    text = {"passed": "pass", "failed": "FAIL", None: "unverified"}[row.verdict]
+    score_txt = f"<br>{row.score:.2f}" if row.score is not None else ""
     return f'<td class="verdict">{text}{score_txt}</td>'
 
 
-def _row(row: dict, edits_dir: Path, captions: dict[str, tuple[str, str]]) -> str:
-    from dp_cli.edit.sheet import verdict_of
-
-    refs = "".join(f'<figure><img src="{data_uri(Path(r["image"]), 64)}"><figcaption>{html.escape(str(r["type"]))}: '
-                   f'{html.escape(str(r["label"]))}</figcaption></figure>'
-                   for r in row.get("reference_attribute_list", []) if isinstance(r, dict))
-    before, after = captions.get(row["id"], ("", ""))
-    status = verdict_of(row)[0] or "unverified"
-    return (f'<tr class="{status}">{_verdict_cell(row)}<td><img src="{data_uri(Path(row["source_image"]))}"></td>'
-            f'<td>{refs}</td><td><img src="{data_uri(edits_dir / row["image"])}"></td>'
+def _row(row: EditRow, edits_dir: Path, captions: dict[str, tuple[str, str]]) -> str:
+    refs = "".join(f'<figure><img src="{data_uri(Path(r.image or ""), 64)}"><figcaption>{html.escape(str(r.type))}: '
+                   f'{html.escape(r.label)}</figcaption></figure>' for r in row.references if not r.bare)
+    before, after = captions.get(row.id, ("", ""))
+    status = row.verdict or "unverified"
+    return (f'<tr class="{status}">{_verdict_cell(row)}<td><img src="{data_uri(Path(row.source_image or ""))}"></td>'
+            f'<td>{refs}</td><td><img src="{data_uri(edits_dir / (row.image or ""))}"></td>'
             f'<td><p class="before">{html.escape(before)}</p><p class="after">{html.escape(after)}</p></td></tr>')
 
 
@@ -71,11 +65,11 @@ def write_edit_report(edits_dir: Path, target: Path, *, title: str = "dp edit re
                       summary: Iterable[tuple[str, Any]] = (), max_rows: int | None = None) -> Path:
     """report.html for the edits.jsonl in `edits_dir`: the summary table, then the edits, failures first."""
     from dp_cli.edit.manifest import MANIFEST, read_rows
-    from dp_cli.edit.sheet import failures_first, verdict_of
+    from dp_cli.edit.sheet import failures_first
 
     all_rows = read_rows(edits_dir / MANIFEST)
     rows = failures_first(all_rows)[:max_rows]
-    counts = {k: sum(1 for r in all_rows if verdict_of(r)[0] == k) for k in ("passed", "failed")}
+    counts = {k: sum(1 for r in all_rows if r.verdict == k) for k in ("passed", "failed")}
     summary_html = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                            for k, v in [*summary, ("verifier", f"{counts['passed']} passed, {counts['failed']} failed "
                                                                f"of {len(all_rows)} edits")])

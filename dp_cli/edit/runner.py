@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from dp_cli.data.handoff import FAILED, PASSED, EditReference, EditRow
 from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, load_dataset, plan_jobs, present_types
@@ -189,33 +190,29 @@ def _best(result, i: int, n: int, source: np.ndarray, regions, job: EditJob, pre
                        [{"seed": seeds[i * n + k], "score": round(v.score, 4)} for k, v in enumerate(verdicts)])
 
 
-def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> dict[str, Any]:
+def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> EditRow:
     """One line of edits.jsonl (docs/FORMATS.md)."""
-    refs = []
-    for item, binding in zip(job.references, outcome.prompt.bindings):
-        row = item.to_reference_json()
-        row.update(replaced=binding.replaced, added_phrase=binding.added_phrase,
-                   preparation=prepared_item(item).record())
-        refs.append(row)
-    return {"id": job.id, "image": f"images/{job.filename}", "mask": f"masks/{job.filename}",
-            "source_id": job.record.id, "source_image": str(dataset.image_path(job.record).resolve()),
-            "source_dataset": str(dataset.root.resolve()), "person_id": job.record.person_id,
-            "variant": job.variant, "split": "train", "base_description": job.caption,
-            "prompt": outcome.prompt.text, "reference_attribute_list": refs, "seed": outcome.seed,
-            "verify": outcome.verdict.record(), "status": "passed" if outcome.verdict.passed else "failed",
-            "candidates": outcome.candidates, "model": model_ref,
-            "settings": {**settings_of(cfg), "resolution": list(resolution)}}
+    refs = [replace(EditReference.from_json(item.to_reference_json(), f"catalog item {item.image}"),
+                    replaced=binding.replaced, added_phrase=binding.added_phrase,
+                    preparation=prepared_item(item).record())
+            for item, binding in zip(job.references, outcome.prompt.bindings)]
+    return EditRow(id=job.id, image=f"images/{job.filename}", mask=f"masks/{job.filename}",
+                   source_id=job.record.id, source_image=str(dataset.image_path(job.record).resolve()),
+                   source_dataset=str(dataset.root.resolve()), person_id=job.record.person_id,
+                   variant=job.variant, split="train", base_description=job.caption, prompt=outcome.prompt.text,
+                   reference_attribute_list=refs, seed=outcome.seed, verify=outcome.verdict.record(),
+                   status=PASSED if outcome.verdict.passed else FAILED, candidates=outcome.candidates,
+                   model=model_ref, settings={**settings_of(cfg), "resolution": list(resolution)})
 
 
-def status_counts(rows: list[dict[str, Any]], planned: set[str]) -> dict[str, int]:
+def status_counts(rows: list[EditRow], planned: set[str]) -> dict[str, int]:
     """passed / failed / unverified (written before there was a verifier) over the planned edits."""
     counts = {"passed": 0, "failed": 0, "unverified": 0}
     seen: set[str] = set()
     for row in rows:
-        if row.get("id") in planned and row["id"] not in seen:
-            seen.add(row["id"])
-            status = row.get("status")
-            counts[status if status in ("passed", "failed") else "unverified"] += 1
+        if row.id in planned and row.id not in seen:
+            seen.add(row.id)
+            counts[row.verdict or "unverified"] += 1
     return counts
 
 
@@ -223,14 +220,13 @@ def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], mod
     """Finished images this run skipped whose manifest line has another model, sampler setting, seed or reference."""
     planned, settings, seen, n = {j.id: j for j in jobs}, settings_of(cfg), set(), 0
     for row in all_rows(out):
-        job = planned.get(row["id"])
-        if job is None or row["id"] not in done or row["id"] in seen:
+        job = planned.get(row.id)
+        if job is None or row.id not in done or row.id in seen:
             continue
-        seen.add(row["id"])
-        old = {k: (row.get("settings") or {}).get(k) for k in settings}
-        refs = [str(r.get("image")) for r in row.get("reference_attribute_list") or [] if isinstance(r, dict)]
-        seeds = {c.get("seed") for c in row.get("candidates") or [] if isinstance(c, dict)} | {row.get("seed")}
-        if (row.get("model") != model_ref or old != settings or job.seed not in seeds
+        seen.add(row.id)
+        old = {k: (row.settings or {}).get(k) for k in settings}
+        refs = [str(r.image) for r in row.references if not r.bare]
+        if (row.model != model_ref or old != settings or job.seed not in row.candidate_seeds
                 or refs != [str(item.image) for item in job.references]):
             n += 1
     return n
@@ -298,7 +294,7 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
             for job, outcome in zip(batch, run_batch(pipe, dataset, batch, cfg)):
                 save_image_atomic(outcome.image, out / "images" / job.filename)
                 save_image_atomic(outcome.mask, out / "masks" / job.filename)
-                log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution))
+                log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution).to_json())
             written += len(batch)
             if on_progress:
                 on_progress(written, len(mine), written / max(time.perf_counter() - start, 1e-9))

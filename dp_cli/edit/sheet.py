@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from dp_cli.data.handoff import EditRow
 from dp_cli.edit.manifest import MANIFEST, read_rows
 from dp_cli.fsutil import save_image_atomic
 
@@ -22,22 +23,10 @@ FONT_SIZE = 15
 COLOURS = {"passed": (30, 150, 60), "failed": (220, 40, 40), None: (140, 140, 140)}
 
 
-def verdict_of(row: dict) -> tuple[str | None, float | None]:
-    """('passed' | 'failed' | None, score) of a manifest row (None: written before the verifier)."""
-    status = row.get("status") if row.get("status") in ("passed", "failed") else None
-    score = (row.get("verify") or {}).get("score") if isinstance(row.get("verify"), dict) else None
-    return status, score if isinstance(score, (int, float)) else None
-
-
-def failures_first(rows: list[dict]) -> list[dict]:
+def failures_first(rows: list[EditRow]) -> list[EditRow]:
     """Failed edits first (lowest score first), then unverified, then passed (lowest score first)."""
     rank = {"failed": 0, None: 1, "passed": 2}
-
-    def key(row: dict) -> tuple[int, float]:
-        status, score = verdict_of(row)
-        return rank[status], score if score is not None else 0.0
-
-    return sorted(rows, key=key)
+    return sorted(rows, key=lambda row: (rank[row.verdict], row.score if row.score is not None else 0.0))
 
 
 def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -82,9 +71,9 @@ def write_contact_sheet(out_dir: Path, target: Path, max_rows: int = 16, row_hei
     line_h = _line_height(face)
     tiles = []
     for row in rows:
-        parts = [_open(Path(row["source_image"]), row_height)]
-        parts += [_open(Path(r["image"]), row_height // 2) for r in row.get("reference_attribute_list", [])]
-        parts.append(_open(out_dir / row["image"], row_height))
+        parts = [_open(Path(row.source_image or ""), row_height)]
+        parts += [_open(Path(r.image or ""), row_height // 2) for r in row.references]
+        parts.append(_open(out_dir / (row.image or ""), row_height))
         tiles.append(parts)
     # 1. Cell size: the widest strip of images, at least wide enough for a readable line of text.
     strip_w = max((sum(p.width for p in parts) + GAP * (len(parts) - 1) for parts in tiles), default=row_height)
@@ -105,11 +94,11 @@ def write_contact_sheet(out_dir: Path, target: Path, max_rows: int = 16, row_hei
     return target
 
 
-def _draw_cell(draw: ImageDraw.ImageDraw, sheet: Image.Image, row: dict, parts: list[Image.Image],
+def _draw_cell(draw: ImageDraw.ImageDraw, sheet: Image.Image, row: EditRow, parts: list[Image.Image],
                xy: tuple[int, int], size: tuple[int, int], row_height: int, face, line_h: int,
                captions: dict[str, tuple[str, str]] | None) -> None:
     """Images, then the verdict (and score) in its colour, then the descriptions; the edit framed in colour."""
-    status, score = verdict_of(row)
+    status, score = row.verdict, row.score
     colour = COLOURS[status]
     x0, y0 = xy
     draw.rectangle([x0, y0, x0 + size[0] - 1, y0 + size[1] - 1], outline=(215, 215, 215))
@@ -123,9 +112,9 @@ def _draw_cell(draw: ImageDraw.ImageDraw, sheet: Image.Image, row: dict, parts: 
     label = {"passed": "PASS", "failed": "FAIL", None: "unverified"}[status]
     if score is not None:
         label += f"  score {score:.2f}"
-    draw.text((x0 + PAD, y), f"{label}   {row.get('id', '')}", fill=colour, font=face)
-    if captions and row.get("id") in captions:
-        before, after = captions[row["id"]]
+    draw.text((x0 + PAD, y), f"{label}   {row.id or ''}", fill=colour, font=face)
+    if captions and row.id in captions:
+        before, after = captions[row.id]
         _draw_text(draw, (x0 + PAD, y + line_h), size[0] - 2 * PAD, 6 * line_h, before, after, face, line_h)
 
 

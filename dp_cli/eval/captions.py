@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from dp_cli.data.handoff import EditRow, read_annotation_rows, read_edit_rows
 from dp_cli.errors import DataError
 
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
@@ -123,51 +124,34 @@ def _pair(a, b) -> str:
     return "n/a" if a is None else f"{a:.1f} / {b:.1f}"
 
 
-def _read_indexed(path: Path, key: str, what: str) -> dict[str, dict]:
-    from dp_cli.fsutil import read_jsonl
-
-    out: dict[str, dict] = {}
-    for lineno, row in read_jsonl(path):
-        if key not in row:
-            raise DataError(f"{path}:{lineno}: missing field {key!r}", hint=f"expected {what} (docs/FORMATS.md)")
-        out[str(row[key])] = row
-    return out
-
-
-def _labels(edit: dict) -> tuple[list[str], list[str]]:
-    refs = edit.get("reference_attribute_list") or []
-    labels = [str(r.get("label", "")) if isinstance(r, dict) else str(r) for r in refs]
-    replaced = [str(r["replaced"]) for r in refs if isinstance(r, dict) and r.get("replaced")]
-    return [lab for lab in labels if lab.strip()], replaced
+def _labels(edit: EditRow) -> tuple[list[str], list[str]]:
+    return [r.label for r in edit.references], [r.replaced for r in edit.references if r.replaced]
 
 
 def evaluate_captions(annotations: str | Path, edits: str | Path,
                       source_captions: list[str] | None = None) -> CaptionQuality:
     """Caption measures of annotations.jsonl joined with edits.jsonl; source captions for comparison."""
-    anns = _read_indexed(Path(annotations), "id", "annotations.jsonl lines with id and description")
-    eds = _read_indexed(Path(edits), "id", "edits.jsonl lines with id")
-    for key, row in anns.items():
-        if not isinstance(row.get("description"), str):
-            raise DataError(f"{annotations}: record {key!r}: description missing or not a string")
+    anns = {row.id: row for row in read_annotation_rows(annotations, ("id", "description"))}
+    eds = {row.id: row for row in read_edit_rows(edits, ("id",))}
     joined = [(anns[k], eds[k]) for k in anns if k in eds]
     names_all, replaced_named, missing_ids, replaced_ids = 0, 0, [], []
     with_replaced = 0
     for ann, edit in joined:
         labels, replaced = _labels(edit)
-        desc = ann["description"]
+        desc = ann.description
         if all(names_label(desc, lab) for lab in labels):
             names_all += 1
         else:
-            missing_ids.append(str(ann["id"]))
+            missing_ids.append(ann.id)
         if replaced:
             with_replaced += 1
             if any(still_names_replaced(desc, old, labels) for old in replaced):
                 replaced_named += 1
-                replaced_ids.append(str(ann["id"]))
-    descs = [a["description"] for a, _ in joined]
+                replaced_ids.append(ann.id)
+    descs = [a.description for a, _ in joined]
     norm = [" ".join(words(d)) for d in descs]
     unchanged = sum(1 for (a, e) in joined
-                    if " ".join(words(a["description"])) == " ".join(words(str(e.get("base_description", "")))))
+                    if " ".join(words(a.description)) == " ".join(words(e.base_description or "")))
     src_stats, oov, new_words = _against_source(descs, source_captions)
     n = len(joined)
     return CaptionQuality(
@@ -193,9 +177,8 @@ def _against_source(descs: list[str], source: list[str] | None) -> tuple[TextSta
 def source_captions_for(edits: str | Path) -> list[str] | None:
     """Captions of the source datasets named by an edit manifest (None when none can be read)."""
     from dp_cli.eval.embeddings import load_person_dataset
-    from dp_cli.fsutil import read_jsonl
 
-    roots = {row.get("source_dataset") for _, row in read_jsonl(edits)} - {None, ""}
+    roots = {row.source_dataset for row in read_edit_rows(edits, ())} - {None, ""}
     caps: list[str] = []
     for root in sorted(roots):
         try:

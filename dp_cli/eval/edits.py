@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dp_cli.data.handoff import EditRow, read_edit_rows
 from dp_cli.data.images import dilate_mask, load_parsing, load_rgb
 from dp_cli.errors import DataError
 
@@ -218,20 +219,11 @@ class EditQuality:
                 ("CLIP score base description", num(self.clip_score_base_mean))]
 
 
-def read_manifest(path: str | Path) -> list[tuple[int, dict]]:
-    """Edit records of an edits.jsonl with their line numbers; missing fields are errors naming the line."""
-    from dp_cli.fsutil import read_jsonl
-
-    rows = list(read_jsonl(path))
+def read_manifest(path: str | Path) -> list[EditRow]:
+    """Edit rows of an edits.jsonl; missing fields are errors naming the line."""
+    rows = list(read_edit_rows(path, REQUIRED))
     if not rows:
         raise DataError(f"{path}: edit manifest is empty", hint="run `dp edit` first")
-    for lineno, row in rows:
-        missing = [k for k in REQUIRED if k not in row]
-        if missing:
-            raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}",
-                            hint="an edits.jsonl written by `dp edit` (docs/FORMATS.md)")
-        if not isinstance(row["reference_attribute_list"], list):
-            raise DataError(f"{path}:{lineno}: reference_attribute_list must be a list")
     return rows
 
 
@@ -272,8 +264,8 @@ class _Sources:
     def __init__(self):
         self._cache: dict[str, Any] = {}
 
-    def record(self, row: dict):
-        root = row.get("source_dataset")
+    def record(self, row: EditRow):
+        root = row.source_dataset
         if not root:
             return None, None
         if root not in self._cache:
@@ -287,7 +279,7 @@ class _Sources:
         entry = self._cache[root]
         if entry is None:
             return None, None
-        return entry[0], entry[1].get(row["source_id"])
+        return entry[0], entry[1].get(row.source_id)
 
 
 # Share of a patterned toy garment's pixels in its second colour (dp_cli.toy.render.texture): stripes are
@@ -324,36 +316,31 @@ def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
     return load_parsing(path, f"record {rec.id!r} parsing map", size)
 
 
-def score_edit(row: dict, base: Path, sources: _Sources, dilate: int, sigma: float, where: str,
+def score_edit(row: EditRow, base: Path, sources: _Sources, dilate: int, sigma: float,
                pattern_aware: bool = True) -> tuple[EditScore, list[tuple[AttributeScore, np.ndarray | None, str | None]], np.ndarray]:
     """Preservation and colour fidelity of one edit; also the region crops for CLIP and the image."""
     from dp_cli.data.attributes import ATTRIBUTE_TYPES, attribute_mask
 
-    edited = _rgb_array(base / row["image"], where)
+    edited = _rgb_array(base / row.image, row.where)
     size = (edited.shape[1], edited.shape[0])
-    source = _resize_rgb(_rgb_array(Path(row["source_image"]), where), size)
-    mask = load_mask(base / row["mask"], size, where)
+    source = _resize_rgb(_rgb_array(Path(row.source_image), row.where), size)
+    mask = load_mask(base / row.mask, size, row.where)
     p, s = preservation(edited, source, mask, dilate, sigma)
-    verify = row.get("verify") if isinstance(row.get("verify"), dict) else {}
-    score = EditScore(id=str(row["id"]), psnr=p, ssim=s,
-                      status=row.get("status") if row.get("status") in ("passed", "failed") else None,
-                      verify_score=verify.get("score") if isinstance(verify.get("score"), (int, float)) else None)
+    score = EditScore(id=row.id, psnr=p, ssim=s, status=row.verdict, verify_score=row.score)
     ds, rec = sources.record(row)
     parsing = _parsing(ds, rec, size)
     crops = []
-    for ref in row["reference_attribute_list"]:
-        ref = ref if isinstance(ref, dict) else {"label": str(ref)}
-        t = ref.get("type")
+    for ref in row.references:
         region = None
-        if parsing is not None and t in ATTRIBUTE_TYPES:
-            region = attribute_mask(parsing, t, ds.label_set)
+        if parsing is not None and ref.type in ATTRIBUTE_TYPES:
+            region = attribute_mask(parsing, ref.type, ds.label_set)
         if region is None or not region.any():
             region = mask
-        attr = AttributeScore(type=str(t), label=str(ref.get("label", "")))
-        _color_fidelity(attr, region_mean_color(edited, region), truth_color(ref, pattern_aware),
-                        _toy_color(rec, str(t), pattern_aware))
+        attr = AttributeScore(type=str(ref.type), label=ref.label)
+        _color_fidelity(attr, region_mean_color(edited, region), truth_color(ref.extra, pattern_aware),
+                        _toy_color(rec, str(ref.type), pattern_aware))
         score.attributes.append(attr)
-        crops.append((attr, bbox_crop(edited, region), ref.get("image")))
+        crops.append((attr, bbox_crop(edited, region), ref.image))
     return score, crops, edited
 
 
@@ -384,13 +371,12 @@ def evaluate_edits(manifest: str | Path, clip: tuple[Any, Any] | None = None, di
     rows = read_manifest(manifest)
     sources = _Sources()
     scores, jobs = [], []
-    for lineno, row in rows:
-        score, crops, edited = score_edit(row, manifest.parent, sources, dilate, sigma, f"{manifest}:{lineno}",
-                                          pattern_aware)
+    for row in rows:
+        score, crops, edited = score_edit(row, manifest.parent, sources, dilate, sigma, pattern_aware)
         scores.append(score)
         if clip is not None:
-            text = (descriptions or {}).get(score.id) or row.get("prompt")
-            jobs.append((score, crops, edited, text, row.get("base_description")))
+            text = (descriptions or {}).get(score.id) or row.prompt
+            jobs.append((score, crops, edited, text, row.base_description))
             if len(jobs) >= batch_size:  # flush as we go so memory stays bounded
                 _clip_scores(clip, jobs, batch_size)
                 jobs = []

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dp_cli.data.dataset import PersonDataset, PersonRecord, resolve_inside, safe_relpath
+from dp_cli.data.handoff import EditRow, read_descriptions, read_edit_rows
 from dp_cli.errors import DataError
-from dp_cli.fsutil import read_jsonl
 
 GENERATED_DIR = "generated"
-EDIT_FIELDS = ("id", "image", "source_id", "variant")
+NEEDED = ("id", "image", "source_id", "variant")  # fields of an edit row an export reads
 
 
 @dataclass
@@ -24,20 +24,6 @@ class GeneratedRecords:
     failed: int = 0  # edits left out because they failed verification (status "failed")
 
 
-def load_annotations(path: Path) -> dict[str, str]:
-    """Descriptions by record id; errors name the line."""
-    out: dict[str, str] = {}
-    for lineno, row in read_jsonl(path):
-        rid, desc = row.get("id"), row.get("description")
-        if rid is None or desc is None:
-            raise DataError(f"{path}:{lineno}: missing field 'id' or 'description'",
-                            hint="annotations come from `dp annotate`")
-        if not isinstance(desc, str) or not desc.strip():
-            raise DataError(f"{path}:{lineno}: empty description for id {rid!r}", hint="annotate that edit again")
-        out[str(rid)] = desc.strip()
-    return out
-
-
 def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None = None,
                    use_base_description: bool = False, include_failed_edits: bool = False) -> GeneratedRecords:
     """Join edits and annotations into train records; edits must come from `dataset`.
@@ -48,7 +34,7 @@ def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None
         raise DataError(f"{edits}: edit manifest not found", hint="pass --edits the edits.jsonl written by `dp edit`")
     annotations = annotations or edits.parent / "annotations.jsonl"
     if annotations.exists():
-        descriptions = load_annotations(annotations)
+        descriptions = read_descriptions(annotations)
     elif use_base_description:
         descriptions = {}
     else:
@@ -57,43 +43,39 @@ def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None
     known = dataset.by_id()
     out = GeneratedRecords()
     seen: set[str] = set()
-    for lineno, row in read_jsonl(edits):
-        rec, variant, source = _edit_record(row, f"{edits}:{lineno}", edits.parent, known, dataset)
+    for row in read_edit_rows(edits, NEEDED):
+        rec, source = _edit_record(row, edits.parent, known, dataset)
         if rec.id in seen:
-            raise DataError(f"{edits}:{lineno}: duplicate edit id {rec.id!r}", hint="ids must be unique")
+            raise DataError(f"{row.where}: duplicate edit id {rec.id!r}", hint="ids must be unique")
         seen.add(rec.id)
-        if row.get("status") == "failed" and not include_failed_edits:
+        if row.failed and not include_failed_edits:
             out.failed += 1
             continue
-        caption = descriptions.get(rec.id) or (str(row.get("base_description") or "").strip()
-                                               if use_base_description else "")
+        caption = descriptions.get(rec.id) or ((row.base_description or "").strip() if use_base_description else "")
         if not caption:
             out.skipped += 1
             continue
         rec.captions = [caption]
         out.records.append(rec)
-        out.variants.append(variant)
+        out.variants.append(row.variant)
         out.sources[rec.id] = source
     return out
 
 
-def _edit_record(row: dict, where: str, folder: Path, known: dict[str, PersonRecord],
-                 dataset: PersonDataset) -> tuple[PersonRecord, str, Path]:
-    missing = [k for k in EDIT_FIELDS if not row.get(k)]
-    if missing:
-        raise DataError(f"{where}: missing field(s) {', '.join(missing)}", hint="edits.jsonl comes from `dp edit`")
-    rid, source_id = str(row["id"]), str(row["source_id"])
-    if source_id not in known:
-        made_from = row.get("source_dataset") or "another dataset"
-        raise DataError(f"{where}: source_id {source_id!r} is not in dataset {dataset.root} "
+def _edit_record(row: EditRow, folder: Path, known: dict[str, PersonRecord],
+                 dataset: PersonDataset) -> tuple[PersonRecord, Path]:
+    where = row.where
+    if row.source_id not in known:
+        made_from = row.source_dataset or "another dataset"
+        raise DataError(f"{where}: source_id {row.source_id!r} is not in dataset {dataset.root} "
                         f"(the edit was made from {made_from})", hint="export the dataset the edits were made from")
-    if rid in known:
-        raise DataError(f"{where}: edit id {rid!r} is already a record id of the dataset")
-    rel = safe_relpath(str(row["image"]), f"{where} (id {rid!r})")
-    source = resolve_inside(folder, rel, f"{where} (id {rid!r})")  # no link out of the edits folder
+    if row.id in known:
+        raise DataError(f"{where}: edit id {row.id!r} is already a record id of the dataset")
+    rel = safe_relpath(row.image, f"{where} (id {row.id!r})")
+    source = resolve_inside(folder, rel, f"{where} (id {row.id!r})")  # no link out of the edits folder
     if not source.is_file():
         raise DataError(f"{where}: edited image {source} not found", hint="rerun `dp edit` or fix the manifest")
-    extra = {"generated": {"source_id": source_id, "variant": str(row["variant"])}}
-    rec = PersonRecord(id=rid, image=f"{GENERATED_DIR}/{rel}", person_id=-1, split="train", captions=[],
+    extra = {"generated": {"source_id": row.source_id, "variant": row.variant}}
+    rec = PersonRecord(id=row.id, image=f"{GENERATED_DIR}/{rel}", person_id=-1, split="train", captions=[],
                        extra=extra)
-    return rec, str(row["variant"]), source
+    return rec, source

@@ -19,7 +19,8 @@ def _edits(folder, verdicts):
         Image.new("RGB", (32, 32), (0, 0, 200)).save(ref)
         Image.new("RGB", (32, 64), (0, 200, 200)).save(img)
         rows.append({"id": f"e{k}", "image": f"images/e{k}.png", "source_image": str(src), "status": status,
-                     "reference_attribute_list": [{"image": str(ref)}], "verify": {"score": score}})
+                     "reference_attribute_list": [{"image": str(ref), "label": "blue hat"}],
+                     "verify": {"score": score}})
     (folder / "edits.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 

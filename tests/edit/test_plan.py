@@ -65,7 +65,7 @@ def test_merge_folds_shards_without_duplicates_in_plan_order(tmp_path):
     shard_path(tmp_path, 1, 2).write_text(json.dumps(rows["a"]) + "\n" + '{"id": "d", "ima')  # cut mid-line
     assert finished_ids(tmp_path) == {"a", "b", "c"}
     assert merge_manifest(tmp_path, {"a": 0, "b": 1, "c": 2}) == 3
-    assert [r["id"] for r in read_rows(tmp_path / "edits.jsonl")] == ["a", "b", "c"]
+    assert [r.id for r in read_rows(tmp_path / "edits.jsonl")] == ["a", "b", "c"]
     assert not list(tmp_path.glob("edits.shard-*"))
 
 

@@ -75,7 +75,7 @@ def test_cli_captions_json(crafted):
     bad = anns.parent / "bad.jsonl"
     bad.write_text('{"id": "a"}\n')
     res = CliRunner().invoke(app, ["eval", "captions", str(bad), "--edits", str(edits)])
-    assert res.exit_code == 1 and "record 'a': description missing" in res.output
+    assert res.exit_code == 1 and "bad.jsonl:1: missing field(s) description" in res.output
 
 
 def test_cmc_figure_draws_curves():
