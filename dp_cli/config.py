@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dp_cli.errors import ConfigError, OptionError
+from dp_cli.errors import ConfigError, OptionError, SettingsError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +31,7 @@ CONFIG_ENV = "DP_CONFIG"
 FLAGS = "flags"  # the origin of values given as command-line options, in messages: "flags: [table] key: ..."
 
 # TOML table -> "module:Class" of its section model, imported lazily so `dp --help` stays instant.
-SECTIONS: dict[str, str] = {
+SECTIONS: dict[str, "str | type[Section]"] = {
     "data": "dp_cli.data.config:DataConfig",
     "toy": "dp_cli.toy.config:ToyConfig",
     "export": "dp_cli.export.config:ExportConfig",
@@ -129,17 +129,17 @@ def _validate(model: type[T], values: dict[str, Any], where: str, origin: dict[s
                        wheres) from None
 
 
-def _invalid(problems: list[str], origins: list[str]) -> ConfigError:
+def _invalid(problems: list[str], origins: list[str]) -> SettingsError:
     """The error for `problems` found in values from `origins` (one per problem): an OptionError (exit 2)
-    when every one came from a command-line option, else a ConfigError (exit 1)."""
+    when every one came from a command-line option, else a SettingsError (exit 1)."""
     from_flags = bool(origins) and all(o.startswith(f"{FLAGS}:") for o in origins)
-    return (OptionError if from_flags else ConfigError)("invalid settings", problems)
+    return (OptionError if from_flags else SettingsError)("invalid settings", problems)
 
 
-def combined(errors: list[ConfigError]) -> ConfigError:
+def combined(errors: list[SettingsError]) -> SettingsError:
     """One error for the problems of several tables, reported together: an OptionError (exit 2) only when
     each one is."""
-    cls = OptionError if all(isinstance(e, OptionError) for e in errors) else ConfigError
+    cls = OptionError if all(isinstance(e, OptionError) for e in errors) else SettingsError
     return cls("invalid settings", [p for e in errors for p in e.problems])
 
 
@@ -155,10 +155,7 @@ def _trips(model: type[Section], key: str, value: Any) -> bool:
 
 def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
     """Wrong types / bad values of a table's known keys, checked on the TOML values alone."""
-    try:
-        model = section_model(table)
-    except (ModuleNotFoundError, AttributeError):
-        return []
+    model = section_model(table)
     known = {k: v for k, v in values.items() if k in model.model_fields}
     try:
         _validate(model, known, f"[{table}]")
@@ -170,21 +167,16 @@ def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
     return []
 
 
-def _known_keys(table: str) -> set[str] | dict:
-    try:
-        return section_model(table).model_fields
-    except (ModuleNotFoundError, AttributeError):  # command not built here: its keys are checked later
-        return _AnyKey()
-
-
-class _AnyKey(dict):
-    def __contains__(self, key: object) -> bool:
-        return True
+def _known_keys(table: str) -> dict:
+    return section_model(table).model_fields
 
 
 def section_model(table: str) -> type[Section]:
-    """Import the section model registered for a TOML table."""
-    module, cls = SECTIONS[table].split(":")
+    """The section model registered for a TOML table: a class, or "module:Class" imported on first use."""
+    entry = SECTIONS[table]
+    if isinstance(entry, type):
+        return entry
+    module, cls = entry.split(":")
     return getattr(importlib.import_module(module), cls)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli.cli_common import dp_command, settings
-from dp_cli.errors import ConfigError, UsageError
+from dp_cli.errors import SettingsError, UsageError
 
 
 @dp_command
@@ -82,9 +82,7 @@ def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
     for model, table, flags in ((data_model, "data", data_flags), (export_model, "export", export_flags)):
         try:
             found.append(settings(model, table, **flags))
-        except ConfigError as exc:
-            if exc.message != "invalid settings":  # the file itself is broken: same for both tables
-                raise
+        except SettingsError as exc:  # bad values: gathered; a broken file (any other ConfigError) ends here
             errors.append(exc)
     if errors:  # a usage error (exit 2) when every bad value came from an option
         raise combined(errors)

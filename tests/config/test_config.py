@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field, field_validator, model_validator
 
 from dp_cli import config as C
+from dp_cli.config import tomllib
 from dp_cli.errors import ConfigError
 
 
@@ -33,13 +34,14 @@ class Demo(C.Section):
 def project(tmp_path, monkeypatch):
     monkeypatch.delenv("DP_TEST_STEPS", raising=False)
     monkeypatch.delenv(C.CONFIG_ENV, raising=False)
-    monkeypatch.setitem(C.SECTIONS, "demo_table", "tests:Demo")
+    monkeypatch.setitem(C.SECTIONS, "demo_table", Demo)
 
-    def write(text: str, name: str = "proj/dp.toml") -> C.ProjectFile:
+    def write(text: str, name: str = "proj/dp.toml", checked: bool = True) -> C.ProjectFile:
+        """The project file read by load_project (checked), or only parsed, for resolve_section's own checks."""
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        return C.load_project(path, explicit=True)
+        return C.load_project(path, explicit=True) if checked else C.ProjectFile(path.resolve(), tomllib.loads(text))
 
     return write
 
@@ -73,10 +75,13 @@ def test_hub_ids_stay_as_they_are(project):
 
 
 def test_unknown_key_has_did_you_mean(project):
-    p = project("[demo_table]\nstesp = 3\n")
+    p = project("[demo_table]\nstesp = 3\n", checked=False)
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Demo, "demo_table", p)
     assert info.value.problems == [f"{p.path}: [demo_table] stesp: unknown key (did you mean 'steps'?)"]
+    with pytest.raises(ConfigError) as info:  # reading the file finds it too
+        project("[demo_table]\nstesp = 3\n")
+    assert info.value.problems == ["[demo_table] stesp: unknown key (did you mean 'steps'?)"]
 
 
 def test_wrong_type_names_table_key_and_value(project):
@@ -86,11 +91,14 @@ def test_wrong_type_names_table_key_and_value(project):
 
 
 def test_all_problems_reported_together(project):
-    p = project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n")
+    p = project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n", checked=False)
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Demo, "demo_table", p)
     problems = info.value.problems
     assert len(problems) == 3
+    with pytest.raises(ConfigError) as read:  # reading the file reports the same three
+        project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n")
+    assert len(read.value.problems) == 3
     assert any("stesp: unknown key" in x for x in problems)
     assert any("steps:" in x and "'many'" in x for x in problems)
     assert any("rate: must be between 0 and 1 (got 2.0)" in x for x in problems)
@@ -218,7 +226,7 @@ class Pair(C.Section):
 
 
 def test_cross_key_error_names_the_keys_without_dumping_the_table(project, monkeypatch):
-    monkeypatch.setitem(C.SECTIONS, "pair_table", "tests:Pair")
+    monkeypatch.setitem(C.SECTIONS, "pair_table", Pair)
     p = project("[pair_table]\nlow = 5\n")
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Pair, "pair_table", p, {"high": 3})
