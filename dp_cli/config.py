@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dp_cli import registry
 from dp_cli.errors import ConfigError, OptionError, SettingsError
 
 if sys.version_info >= (3, 11):
@@ -30,19 +31,9 @@ DEFAULT_CONFIG = "dp.toml"
 CONFIG_ENV = "DP_CONFIG"
 FLAGS = "flags"  # the origin of values given as command-line options, in messages: "flags: [table] key: ..."
 
-# TOML table -> "module:Class" of its section model, imported lazily so `dp --help` stays instant.
-SECTIONS: dict[str, "str | type[Section]"] = {
-    "data": "dp_cli.data.config:DataConfig",
-    "toy": "dp_cli.toy.config:ToyConfig",
-    "export": "dp_cli.export.config:ExportConfig",
-    "train": "dp_cli.train.config:TrainConfig",
-    "edit": "dp_cli.edit.config:EditConfig",
-    "annotate": "dp_cli.annotate.config:AnnotateConfig",
-    "eval": "dp_cli.eval.config:EvalConfig",
-    "segment": "dp_cli.segment.config:SegmentConfig",
-    "baseline": "dp_cli.baseline.config:BaselineConfig",
-    "demo": "dp_cli.demo.config:DemoConfig",
-}
+# TOML table -> its section model: "module:Class", imported lazily so `dp --help` stays instant (tests
+# register a class of their own under a name of theirs).
+SECTIONS: dict[str, "str | type[Section]"] = registry.tables()
 
 
 class Section(BaseModel):
