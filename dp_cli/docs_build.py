@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -13,20 +14,39 @@ from dp_cli import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# README.md: the intro, the demo, every other command in pipeline order, then the pages about results.
-README_HEAD = ("00-intro", "demo")
-README_TAIL = ("toy-model", "results")
+# README.md: docs/readme/head.md (what dp is, set-up, a tour), then the contents: one page per command
+# (docs/<name>.md, registry order, each with its one-line `dp --help` text), then these pages of docs/.
+GUIDES = ("project-file", "FORMATS", "toy-model", "results", "MODELS", "code-layout")
+MORE = (("benchmarks/README.md", "Benchmarks: the hand-run measuring scripts and their figures"),)
 
 
-def readme_sections() -> list[str]:
-    """The docs/readme/<name>.md sections of README.md, in order."""
-    commands = [c.name for c in registry.COMMANDS if c.name not in README_HEAD]
-    return [*README_HEAD, *commands, *README_TAIL]
+def page_title(path: Path) -> str:
+    """The first line of a Markdown page, without its '# '."""
+    return path.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ")
+
+
+def command_summaries() -> dict[str, str]:
+    """Command name -> the one line `dp --help` shows for it."""
+    from dp_cli import app
+
+    def doc(module) -> str:
+        return module.app.info.help if hasattr(module, "app") else module.command.__doc__
+
+    return {c.name: app._one_line(doc(importlib.import_module(c.module))) for c in registry.COMMANDS}
+
+
+def contents(root: Path = ROOT) -> str:
+    """The README's table of contents."""
+    rows = [f"| [`dp {name}`]({registry.COMMANDS_BY_NAME[name].page}) | {text} |"
+            for name, text in command_summaries().items()]
+    pages = [f"- [{page_title(root / 'docs' / f'{g}.md')}](docs/{g}.md)" for g in GUIDES]
+    pages += [f"- [{title}]({path})" for path, title in MORE]
+    return "\n".join(["## Contents", "", "| command | what it does |", "| --- | --- |", *rows, "",
+                      "More:", "", *pages, ""])
 
 
 def readme(root: Path = ROOT) -> str:
-    return "".join((root / "docs" / "readme" / f"{s}.md").read_text(encoding="utf-8") + "\n"
-                   for s in readme_sections())
+    return (root / "docs" / "readme" / "head.md").read_text(encoding="utf-8") + "\n" + contents(root)
 
 
 EXAMPLE_HEADER = """\

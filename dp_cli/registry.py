@@ -40,6 +40,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "dp_cli.demo.config:DemoConfig"),
 )
 
+COMMANDS_BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+
 # Tables that no one command owns: [data] is read by every command that takes a dataset.
 SHARED_TABLES: dict[str, str] = {"data": "dp_cli.data.config:DataConfig"}
 
