@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import json
 import sys
+import textwrap
 from pathlib import Path
 
 from dp_cli import registry
@@ -56,15 +59,50 @@ EXAMPLE_HEADER = """\
 # Relative paths resolve against this file's folder. Keys shown uncommented carry their default
 # value; commented keys are examples, or have no default or one computed at run time (the comment
 # says which). Unknown keys are errors ("did you mean").
-# This file is assembled from docs/toml/<table>.toml (a test checks they agree).
+# This file is generated from the settings' descriptions in the code (`make example-config`).
 
 """
+WIDTH = 105  # of a comment line
 
 
-def example_config(root: Path = ROOT) -> str:
-    """dp.toml.example: the header, then docs/toml/<table>.toml for every table in registry order."""
-    return EXAMPLE_HEADER + "".join((root / "docs" / "toml" / f"{t}.toml").read_text(encoding="utf-8") + "\n"
-                                    for t in registry.tables())
+def example_config() -> str:
+    """dp.toml.example: the header, then every table in registry order, written from its section model."""
+    from dp_cli.config import section_model
+
+    return EXAMPLE_HEADER + "".join(table_toml(t, section_model(t)) + "\n" for t in registry.tables())
+
+
+def table_toml(table: str, model=None) -> str:
+    """One table of dp.toml.example: the model's docstring, then each field's description (and environment
+    variable) above `# key = example` lines and `key = default` (commented when relative to the working folder)."""
+    from dp_cli.config import env_var, section_model
+
+    model = model or section_model(table)
+    lines = [f"# {line}".rstrip() for line in inspect.cleandoc(model.__doc__ or "").splitlines()] + [f"[{table}]"]
+    for name, field in model.model_fields.items():
+        env = env_var(model, name)
+        text = (field.description or "") + (f"; env {env}" if env else "")
+        lines += [f"# {line}" for line in textwrap.wrap(text, WIDTH - 2, break_on_hyphens=False)]
+        lines += [f"# {name} = {toml_value(v)}" for v in field.examples or ()]
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path) and not default.is_absolute():  # here it would resolve against this file
+            lines.append(f"# {name} = {toml_value(default)}   (the default, in the folder dp runs in)")
+        elif default is not None:
+            lines.append(f"{name} = {toml_value(default)}")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value) -> str:
+    """`value` written as TOML (strings, paths, numbers, booleans, lists and tables of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 TARGETS = {"readme": ("README.md", readme), "example-config": ("dp.toml.example", example_config)}
