@@ -192,7 +192,7 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
             merged[name], origin[name] = os.environ[env], f"env {env}: [{table}]"
     for key, value in (flags or {}).items():
         if value is not None:
-            merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), _flag_origin(model, key, value, table)
+            merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), f"{FLAGS}: [{table}]"
     try:
         obj = _validate(model, merged, where, origin)
     except ValidationError as exc:
@@ -206,15 +206,6 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
     if problems:
         raise _invalid(problems, origins)
     return obj
-
-
-def _flag_origin(model: type[Section], key: str, value: Any, table: str) -> str:
-    """'flags', or the field's variable when the option was filled from it (Typer reads the variables that
-    `--help` shows), so that an error names what the user actually set."""
-    env = env_var(model, key) if key in model.model_fields else None
-    if env and os.environ.get(env) not in (None, "") and str(value) == os.environ[env]:
-        return f"env {env}: [{table}]"
-    return f"{FLAGS}: [{table}]"
 
 
 def _did_you_mean(key: str, choices) -> str:

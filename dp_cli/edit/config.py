@@ -20,7 +20,7 @@ class EditConfig(Section):
 
     model: Optional[str] = path_or_hub(
         default=None, json_schema_extra={"env": "DP_EDIT_MODEL"},
-        description="Folder written by `dp train`, or a hub id; default: the shipped toy model",
+        description="Folder written by `dp train`, or a hub id (default: the shipped toy model)",
         examples=["runs/dp/model"])
     dataset: Optional[Path] = Field(None, description="Person dataset (folder or annotation file) with parsing maps"
                                                       " (default: none)", examples=["toy-world"])

@@ -134,12 +134,41 @@ def test_env_var_declared_on_field():
 
 def test_bad_option_value_read_from_its_variable_names_the_variable(monkeypatch):
     monkeypatch.setenv("DP_TEST_STEPS", "many")
-    with pytest.raises(ConfigError) as info:  # the CLI passes what Typer read from DP_TEST_STEPS as a flag
-        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "many"})
+    with pytest.raises(ConfigError) as info:  # the option was not given: the CLI passes None, the variable is read here
+        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": None})
     assert "env DP_TEST_STEPS: [demo_table] steps" in str(info.value)
     with pytest.raises(ConfigError) as info:  # typed on the command line: a flag
         C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "lots"})
     assert "flags: [demo_table] steps" in str(info.value)
+
+
+def test_only_the_config_reads_the_settings_variables():
+    """Options of settings are built from their fields without Typer's envvar, so a value set in the environment
+    reaches resolve_section as the variable's (and is blamed on it), never disguised as a flag."""
+    import click
+    import typer.main
+
+    from dp_cli.app import app
+
+    def params(cmd):
+        yield from ((cmd, p) for p in cmd.params)
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from params(sub)
+
+    read = [f"{c.name} {p.name}: {p.envvar}" for c, p in params(typer.main.get_command(app))
+            if isinstance(p, click.Option) and p.envvar and p.envvar != C.CONFIG_ENV]
+    assert read == []
+
+
+def test_a_setting_option_shows_the_field_text_variable_and_default():
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+    from dp_cli.segment.config import SegmentConfig
+
+    out = " ".join(CliRunner().invoke(app, ["segment", "--help"], env={"COLUMNS": "240"}).output.split())
+    text = " ".join(SegmentConfig.model_fields["device"].description.split())
+    assert f"{text} [env var: DP_SEGMENT_DEVICE] [default: auto]" in out
 
 
 def test_unknown_table_and_unknown_keys_reported_together(tmp_path):
