@@ -28,11 +28,10 @@ demo: install
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
 
-# dp.toml.example is assembled from docs/toml/<table>.toml (tests/config/test_example_toml.py checks it)
-example-config:
-	{ sed -n '1,/^$$/p' dp.toml.example; for t in data toy segment train edit annotate export eval baseline demo; do cat docs/toml/$$t.toml; echo; done; } > dp.toml.example.tmp && mv dp.toml.example.tmp dp.toml.example
+# dp.toml.example and README.md are built by dp_cli/docs_build.py from docs/ and the command registry
+# (dp_cli/registry.py); tests/config/test_example_toml.py and tests/docs/test_readme.py check them
+example-config: install
+	$(BIN)/python -m dp_cli.docs_build example-config
 
-# README.md is assembled from docs/readme/<section>.md (tests/docs/test_readme.py checks it)
-README_SECTIONS := 00-intro demo toy segment train edit annotate export eval baseline toy-model results
-readme:
-	{ for s in $(README_SECTIONS); do cat docs/readme/$$s.md; echo; done; } > README.md.tmp && mv README.md.tmp README.md
+readme: install
+	$(BIN)/python -m dp_cli.docs_build readme

@@ -12,24 +12,14 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from dp_cli import __version__, console
+from dp_cli import __version__, console, registry
 from dp_cli.cli_common import end_on_broken_pipe
 from dp_cli.cli_help import HelpCommand, HelpGroup
 from dp_cli.config import CONFIG_ENV
 
-# The one registry: command name -> module exposing `command` (a function) or `app` (a Typer group).
-# In pipeline order; `dp --help` lists them in this order.
-COMMANDS: dict[str, str] = {
-    "toy": "dp_cli.commands.toy",
-    "segment": "dp_cli.commands.segment",
-    "train": "dp_cli.commands.train",
-    "edit": "dp_cli.commands.edit",
-    "annotate": "dp_cli.commands.annotate",
-    "export": "dp_cli.commands.export",
-    "eval": "dp_cli.commands.eval",
-    "baseline": "dp_cli.commands.baseline",
-    "demo": "dp_cli.commands.demo",
-}
+# Command name -> module exposing `command` (a function) or `app` (a Typer group), from the one registry
+# (dp_cli/registry.py), in pipeline order; `dp --help` lists them in this order.
+COMMANDS: dict[str, str] = {c.name: c.module for c in registry.COMMANDS}
 
 class _PipelineOrder(HelpGroup):
     """Lists the commands in COMMANDS order (Typer would put command groups such as segment last)."""

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from dp_cli import console
-from dp_cli.config import Section, load_project, resolve_section
+from dp_cli.config import Section, env_var, load_project, resolve_section
 from dp_cli.errors import DpError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,6 +82,29 @@ def settings(model: type[S], table: str, /, **flags: Any) -> S:
     """Resolve a command's section from the project file (global --config) and its flags."""
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     return resolve_section(model, table, project, flags)
+
+
+def setting_option(model: type[Section], name: str, *param_decls: str, **kwargs: Any) -> Any:
+    """The `typer.Option` of the setting `name` of `model`, said once: its help is the field's description,
+    then the environment variable and the default. dp_cli.config reads the variable (Typer does not), so an
+    error names where a bad value came from."""
+    field = model.model_fields[name]
+    text = (field.description or "").replace("[", "\\[")  # brackets are text, not rich markup
+    env = env_var(model, name)
+    if env:
+        text += f" \\[env var: {env}]"
+    default = field.get_default(call_default_factory=True)
+    if default not in (None, "", [], {}):
+        kwargs.setdefault("show_default", _shown(default))
+    return typer.Option(*param_decls, help=text, **kwargs)
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, bool):
+        return "yes" if default else "no"
+    if isinstance(default, (list, tuple)):
+        return ",".join(map(str, default))
+    return str(default)
 
 
 def with_data_table(cfg: S, *keys: str) -> S:

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dp_cli.errors import ConfigError, OptionError
+from dp_cli import registry
+from dp_cli.errors import ConfigError, OptionError, SettingsError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,19 +31,9 @@ DEFAULT_CONFIG = "dp.toml"
 CONFIG_ENV = "DP_CONFIG"
 FLAGS = "flags"  # the origin of values given as command-line options, in messages: "flags: [table] key: ..."
 
-# TOML table -> "module:Class" of its section model, imported lazily so `dp --help` stays instant.
-SECTIONS: dict[str, str] = {
-    "data": "dp_cli.data.config:DataConfig",
-    "toy": "dp_cli.toy.config:ToyConfig",
-    "export": "dp_cli.export.config:ExportConfig",
-    "train": "dp_cli.train.config:TrainConfig",
-    "edit": "dp_cli.edit.config:EditConfig",
-    "annotate": "dp_cli.annotate.config:AnnotateConfig",
-    "eval": "dp_cli.eval.config:EvalConfig",
-    "segment": "dp_cli.segment.config:SegmentConfig",
-    "baseline": "dp_cli.baseline.config:BaselineConfig",
-    "demo": "dp_cli.demo.config:DemoConfig",
-}
+# TOML table -> its section model: "module:Class", imported lazily so `dp --help` stays instant (tests
+# register a class of their own under a name of theirs).
+SECTIONS: dict[str, "str | type[Section]"] = registry.tables()
 
 
 class Section(BaseModel):
@@ -129,17 +120,17 @@ def _validate(model: type[T], values: dict[str, Any], where: str, origin: dict[s
                        wheres) from None
 
 
-def _invalid(problems: list[str], origins: list[str]) -> ConfigError:
+def _invalid(problems: list[str], origins: list[str]) -> SettingsError:
     """The error for `problems` found in values from `origins` (one per problem): an OptionError (exit 2)
-    when every one came from a command-line option, else a ConfigError (exit 1)."""
+    when every one came from a command-line option, else a SettingsError (exit 1)."""
     from_flags = bool(origins) and all(o.startswith(f"{FLAGS}:") for o in origins)
-    return (OptionError if from_flags else ConfigError)("invalid settings", problems)
+    return (OptionError if from_flags else SettingsError)("invalid settings", problems)
 
 
-def combined(errors: list[ConfigError]) -> ConfigError:
+def combined(errors: list[SettingsError]) -> SettingsError:
     """One error for the problems of several tables, reported together: an OptionError (exit 2) only when
     each one is."""
-    cls = OptionError if all(isinstance(e, OptionError) for e in errors) else ConfigError
+    cls = OptionError if all(isinstance(e, OptionError) for e in errors) else SettingsError
     return cls("invalid settings", [p for e in errors for p in e.problems])
 
 
@@ -155,10 +146,7 @@ def _trips(model: type[Section], key: str, value: Any) -> bool:
 
 def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
     """Wrong types / bad values of a table's known keys, checked on the TOML values alone."""
-    try:
-        model = section_model(table)
-    except (ModuleNotFoundError, AttributeError):
-        return []
+    model = section_model(table)
     known = {k: v for k, v in values.items() if k in model.model_fields}
     try:
         _validate(model, known, f"[{table}]")
@@ -170,21 +158,16 @@ def _value_problems(table: str, values: dict[str, Any]) -> list[str]:
     return []
 
 
-def _known_keys(table: str) -> set[str] | dict:
-    try:
-        return section_model(table).model_fields
-    except (ModuleNotFoundError, AttributeError):  # command not built here: its keys are checked later
-        return _AnyKey()
-
-
-class _AnyKey(dict):
-    def __contains__(self, key: object) -> bool:
-        return True
+def _known_keys(table: str) -> dict:
+    return section_model(table).model_fields
 
 
 def section_model(table: str) -> type[Section]:
-    """Import the section model registered for a TOML table."""
-    module, cls = SECTIONS[table].split(":")
+    """The section model registered for a TOML table: a class, or "module:Class" imported on first use."""
+    entry = SECTIONS[table]
+    if isinstance(entry, type):
+        return entry
+    module, cls = entry.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
@@ -209,7 +192,7 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
             merged[name], origin[name] = os.environ[env], f"env {env}: [{table}]"
     for key, value in (flags or {}).items():
         if value is not None:
-            merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), _flag_origin(model, key, value, table)
+            merged[key], origin[key] = _resolve_paths(model, key, value, Path.cwd()), f"{FLAGS}: [{table}]"
     try:
         obj = _validate(model, merged, where, origin)
     except ValidationError as exc:
@@ -223,15 +206,6 @@ def resolve_section(model: type[T], table: str, project: ProjectFile, flags: dic
     if problems:
         raise _invalid(problems, origins)
     return obj
-
-
-def _flag_origin(model: type[Section], key: str, value: Any, table: str) -> str:
-    """'flags', or the field's variable when the option was filled from it (Typer reads the variables that
-    `--help` shows), so that an error names what the user actually set."""
-    env = env_var(model, key) if key in model.model_fields else None
-    if env and os.environ.get(env) not in (None, "") and str(value) == os.environ[env]:
-        return f"env {env}: [{table}]"
-    return f"{FLAGS}: [{table}]"
 
 
 def _did_you_mean(key: str, choices) -> str:

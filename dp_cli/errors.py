@@ -30,9 +30,14 @@ class ConfigError(DpError):
         return f"{self.message}: " + "; ".join(self.problems)
 
 
-class OptionError(ConfigError):
+class SettingsError(ConfigError):
+    """Bad values of a table's keys (the project file itself was read fine), so the problems of several
+    tables can be gathered into one report (`dp_cli.config.combined`)."""
+
+
+class OptionError(SettingsError):
     """Bad values that all came from command-line options: a usage error, exit code 2 like click's own
-    bad option values (the same values from the TOML file or the environment stay ConfigErrors, exit 1)."""
+    bad option values (the same values from the TOML file or the environment stay SettingsErrors, exit 1)."""
 
     exit_code = 2
 

@@ -13,44 +13,55 @@ BACKENDS = ("openai", "openai-batch", "offline")
 
 
 class AnnotateConfig(Section):
-    """Settings of `dp annotate` (flag > environment > TOML > default)."""
+    """`dp annotate`: LLM rewriting of the edited images' descriptions (resumable, exactly once).
+    Example: dp annotate --input out/edits.jsonl --output out/annotations.jsonl --slice-step 500
+    The seed's flags --origin_path, --output_path, --TEXT_START, --TEXT_END, --SLICE_STEP also work.
+    The API key is read only from the environment variable OPENAI_API_KEY, never from this file."""
 
-    input: Path | None = Field(None, description="edits.jsonl (or any JSONL with base_description and "
-                               "reference_attribute_list); '-' reads stdin")
-    output: Path | None = Field(None, description="annotations.jsonl to append to (resumable); '-' writes stdout")
-    failures: Path | None = Field(None, description="failure log; default <output stem>.failed.jsonl beside the "
-                                  "output, or ./annotations.failed.jsonl when the output is stdout")
+    input: Path | None = Field(None, description="edits.jsonl or any JSONL with base_description + "
+                                                 "reference_attribute_list; \"-\" = stdin (default: none, pass "
+                                                 "--input)", examples=["out/edits.jsonl"])
+    output: Path | None = Field(None, description="annotations.jsonl to append to, finished records skipped on "
+                                                  "rerun; \"-\" = stdout (default: none, pass --output)",
+                                examples=["out/annotations.jsonl"])
+    failures: Path | None = Field(None, description="Failure log; default: <output stem>.failed.jsonl, or "
+                                                    "./annotations.failed.jsonl for stdout",
+                                                    examples=["out/annotations.failed.jsonl"])
     backend: Literal["openai", "openai-batch", "offline"] = Field(
-        "openai", description="openai (async chat completions), openai-batch (Batch API) or offline (rule-based)",
+        "openai", description="Backend: openai | openai-batch | offline (rule-based, no server)",
         json_schema_extra={"env": "DP_ANNOTATE_BACKEND"})
-    model: str = Field("gpt-4o-mini", description="chat model name on the server",
+    model: str = Field("gpt-4o-mini", description="Chat model name on the server",
                        json_schema_extra={"env": "OPENAI_MODEL"})
-    base_url: str | None = Field(None, description="OpenAI-compatible server URL (vLLM, Ollama, llama.cpp); "
-                                 "default api.openai.com", json_schema_extra={"env": "OPENAI_BASE_URL"})
-    prompt_version: str = Field("v1", description="prompt template dp_cli/prompts/annotate_<version>.txt")
-    prompt_file: Path | None = Field(None, description="a custom prompt template file (overrides prompt_version)")
-    few_shot: int = Field(0, ge=0, le=20, description="example captions from the source dataset shown for style")
-    style_dataset: Path | None = Field(None, description="dataset folder for few-shot captions; default: each "
-                                       "record's source_dataset")
-    structured_output: bool = Field(False, description="ask for JSON {rewritten, attributes_used} (json_schema "
-                                    "response format; the server must support it)")
-    temperature: float = Field(0.2, ge=0.0, le=2.0, description="sampling temperature")
-    max_tokens: int = Field(256, ge=16, description="answer token limit (finish_reason=length is rejected)")
-    concurrency: int = Field(16, ge=1, le=4096, description="most requests in flight (lowered on 429s, "
-                             "raised back while requests succeed)")
-    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request before it is retried")
-    max_retries: int = Field(4, ge=0, le=20, description="client retries with backoff on 408/409/429/5xx, "
-                             "timeouts and connection errors")
-    attempts: int = Field(3, ge=1, le=20, description="times an item is asked before it is recorded as failed "
-                          "(rejected answers and exhausted client retries)")
-    text_start: int = Field(0, ge=0, description="first record (0-based) to annotate")
-    text_end: int = Field(-1, ge=-1, description="end record, exclusive; -1 = through the last record")
-    slice_step: int = Field(500, ge=0, description="records per slice (work reported per slice, one batch job "
-                            "per slice); 0 = one slice")
-    retry_failed: bool = Field(False, description="ask again for records already in the failure log")
-    include_failed_edits: bool = Field(False, description="also annotate edits that failed dp edit's verifier "
-                                                          "(status failed); by default they are not asked")
-    poll_interval: float = Field(30.0, gt=0, description="openai-batch: seconds between status polls")
+    base_url: str | None = Field(None, description="OpenAI-compatible server (vLLM, Ollama, llama.cpp); default "
+                                                   "api.openai.com",
+                                                   examples=["http://127.0.0.1:8000/v1"],
+                                                   json_schema_extra={"env": "OPENAI_BASE_URL"})
+    prompt_version: str = Field("v1", description="Built-in template dp_cli/prompts/annotate_<version>.txt")
+    prompt_file: Path | None = Field(None, description="Custom template ([system]/[user], {description} "
+                                                       "{attributes} {examples} {answer_format})",
+                                                       examples=["my_prompt.txt"])
+    few_shot: int = Field(0, ge=0, le=20, description="Example captions from the source dataset shown for style "
+                                                      "(0-20)")
+    style_dataset: Path | None = Field(None, description="Dataset folder for those captions; default: each record's"
+                                                         " source_dataset", examples=["data/cuhk"])
+    structured_output: bool = Field(False, description="Ask for JSON {rewritten, attributes_used} (server must "
+                                                       "support json_schema)")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature")
+    max_tokens: int = Field(256, ge=16, description="Answer token limit; answers cut by it are rejected")
+    concurrency: int = Field(16, ge=1, le=4096, description="Most requests in flight; lowered on 429s and by "
+                                                            "x-ratelimit-remaining-requests")
+    timeout: float = Field(60.0, gt=0, description="Seconds per HTTP request")
+    max_retries: int = Field(4, ge=0, le=20, description="Client retries with backoff on 408/409/429/5xx, timeouts,"
+                                                         " connection errors")
+    attempts: int = Field(3, ge=1, le=20, description="Asks per record before it is logged as failed")
+    text_start: int = Field(0, ge=0, description="First record (0-based)")
+    text_end: int = Field(-1, ge=-1, description="End record, exclusive; -1 = through the last")
+    slice_step: int = Field(500, ge=0, description="Records per slice (reported per slice; one batch job per "
+                                                   "slice); 0 = one slice")
+    retry_failed: bool = Field(False, description="Ask again for records already in the failure log")
+    include_failed_edits: bool = Field(False, description="Also annotate edits that failed dp edit's verifier (not "
+                                                          "asked by default: nothing paid for them)")
+    poll_interval: float = Field(30.0, gt=0, description="openai-batch backend: seconds between status polls")
 
     @field_validator("prompt_version")
     @classmethod

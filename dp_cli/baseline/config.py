@@ -19,32 +19,49 @@ PRESETS: dict[str, dict] = {
 
 
 class BaselineConfig(Section):
-    """Settings of `dp baseline`."""
+    """`dp baseline` trains a CLIP retrieval model (ITC + IRRA's SDM loss) on the original
+    training split and on original + generated records, scores both on the test split with `dp eval`'s
+    metrics, and prints both rows and the gain. Keys left unset take the preset's value."""
 
-    preset: Literal["irra", "toy"] = Field("toy", description="Defaults for unset keys: irra (paper) or toy (CPU).")
+    preset: Literal["irra", "toy"] = Field("toy", description="Preset for unset keys: irra (CLIP ViT-B/16, 384x128,"
+                                                              " batch 64, 60 epochs, lr 1e-5) or toy (tiny CLIP "
+                                                              "from scratch, minutes on CPU)")
     clip_model: Optional[str] = path_or_hub(
-        default=None, description="CLIP hub id or local folder; unset with the toy preset: a tiny CLIP from scratch.")
-    dataset: Optional[Path] = Field(None, description="Person dataset (folder or annotation file) with train and test splits.")
-    dataset_format: Optional[str] = Field(None, description="Dataset format; unset: detected.")
-    edits: Optional[Path] = Field(None, description="edits.jsonl from `dp edit`: the generated images.")
-    annotations: Optional[Path] = Field(None, description="annotations.jsonl from `dp annotate` for those edits.")
-    include_failed_edits: bool = Field(False, description="Also train on edits that failed dp edit's verifier "
-                                                          "(as `dp export --include-failed-edits`).")
-    output_dir: Path = Field(Path("baseline-runs"), description="Where runs, checkpoints and results go.")
-    image_size: Optional[str] = Field(None, description="Input size HxW (IRRA: 384x128).")
-    batch_size: Optional[int] = Field(None, ge=2, description="Training batch size per process.")
-    epochs: Optional[int] = Field(None, ge=1, description="Training epochs.")
-    lr: Optional[float] = Field(None, gt=0, description="AdamW learning rate.")
-    weight_decay: float = Field(4e-5, ge=0, description="AdamW weight decay.")
-    warmup_epochs: Optional[int] = Field(None, ge=0, description="Linear warm-up epochs, then cosine decay.")
-    temperature: Optional[float] = Field(None, gt=0, description="Similarity temperature (logit scale = 1/t).")
-    losses: list[str] = Field(["itc", "sdm"], description="Losses: itc (contrastive) and/or sdm (IRRA).")
-    seeds: list[int] = Field([0], description="One run pair per seed; several seeds give a spread.")
-    max_text_length: Optional[int] = Field(None, ge=8, description="Token length of captions.")
-    num_workers: int = Field(0, ge=0, description="DataLoader workers.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision (accelerate).")
-    eval_batch_size: int = Field(128, ge=1, description="Batch size for embedding the test split.")
-    runs: Literal["both", "original", "grown"] = Field("both", description="Which training sets to train on.")
+        default=None, description="CLIP hub id or local folder (irra preset: openai/clip-vit-base-patch16); unset "
+                                  "with toy: a tiny CLIP from scratch", examples=["openai/clip-vit-base-patch16"])
+    dataset: Optional[Path] = Field(None, description="Person dataset (folder or annotation file) with train and "
+                                                      "test splits", examples=["data/toy"])
+    dataset_format: Optional[str] = Field(None, description="Dataset format; unset: detected from the file",
+                                                examples=["cuhk-pedes"])
+    edits: Optional[Path] = Field(None, description="edits.jsonl from `dp edit` (the generated images); unset: "
+                                                    "\"grown\" is the original set (gain 0)",
+                                                    examples=["edits/edits.jsonl"])
+    annotations: Optional[Path] = Field(None, description="annotations.jsonl from `dp annotate` for those edits "
+                                                          "(default: annotations.jsonl beside edits.jsonl)",
+                                                          examples=["edits/annotations.jsonl"])
+    include_failed_edits: bool = Field(False, description="Also train on edits that failed dp edit's verifier (as "
+                                                          "`dp export --include-failed-edits`)")
+    output_dir: Path = Field(Path("baseline-runs"), description="Where runs, checkpoints and results.json go")
+    image_size: Optional[str] = Field(None, description="Input size HxW (irra: 384x128, toy: 64x32)",
+                                            examples=["384x128"])
+    batch_size: Optional[int] = Field(None, ge=2, description="Training batch size per process (irra: 64)",
+                                                  examples=[64])
+    epochs: Optional[int] = Field(None, ge=1, description="Training epochs (irra: 60)", examples=[60])
+    lr: Optional[float] = Field(None, gt=0, description="AdamW learning rate (irra: 1e-5)", examples=[1e-05])
+    weight_decay: float = Field(4e-5, ge=0, description="AdamW weight decay")
+    warmup_epochs: Optional[int] = Field(None, ge=0, description="Linear warm-up epochs, then cosine decay (irra: "
+                                                                 "5)", examples=[5])
+    temperature: Optional[float] = Field(None, gt=0, description="Similarity temperature; the logit scale is "
+                                                                 "1/temperature (irra: 0.02)", examples=[0.02])
+    losses: list[str] = Field(["itc", "sdm"], description="Losses: itc (image-text contrastive) and/or sdm "
+                                                          "(similarity distribution matching)")
+    seeds: list[int] = Field([0], description="One original/grown pair per seed; several seeds give mean and spread")
+    max_text_length: Optional[int] = Field(None, ge=8, description="Caption length in tokens (irra: 77)", examples=[77])
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision: no, fp16 or bf16")
+    eval_batch_size: int = Field(128, ge=1, description="Batch size when embedding the test split")
+    runs: Literal["both", "original", "grown"] = Field("both", description="Which training sets to train: both, "
+                                                                           "original or grown")
 
     @field_validator("losses")
     @classmethod

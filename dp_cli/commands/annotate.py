@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command
+from dp_cli.annotate.config import AnnotateConfig
+from dp_cli.cli_common import dp_command, setting_option
 from dp_cli.cli_common import seed_aliases
 from dp_cli.config import load_project, resolve_section
 from dp_cli.errors import UsageError
@@ -22,39 +22,31 @@ SEED_ALIASES = {"--origin_path": "input", "--output_path": "output", "--TEXT_STA
 @dp_command
 @seed_aliases(SEED_ALIASES)
 def command(
-    input: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH",
-                     help="edits.jsonl from `dp edit` (or any JSONL with base_description and "
-                          "reference_attribute_list); '-' = stdin.")] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH",
-                      help="annotations.jsonl to append to (finished records are skipped); '-' = stdout.")] = None,
-    failures: Annotated[Optional[Path], typer.Option(help="Failure log. Default: <output stem>.failed.jsonl, "
-                        "or ./annotations.failed.jsonl when --output is '-'.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="openai | openai-batch | offline.",
-                       envvar="DP_ANNOTATE_BACKEND")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Chat model name.", envvar="OPENAI_MODEL")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.",
-                        envvar="OPENAI_BASE_URL")] = None,
-    text_start: Annotated[Optional[int], typer.Option(help="First record (0-based).")] = None,
-    text_end: Annotated[Optional[int], typer.Option(help="End record, exclusive; -1 = through the last.")] = None,
-    slice_step: Annotated[Optional[int], typer.Option(help="Records per slice (one batch job per slice); "
-                          "0 = one slice.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Most requests in flight (adapts down on 429).")] = None,
-    attempts: Annotated[Optional[int], typer.Option(help="Asks per record before it is recorded failed.")] = None,
-    max_retries: Annotated[Optional[int], typer.Option(help="Client retries on 408/409/429/5xx/timeouts.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds per HTTP request.")] = None,
-    prompt_version: Annotated[Optional[str], typer.Option(help="Built-in prompt template version.")] = None,
-    prompt_file: Annotated[Optional[Path], typer.Option(help="Custom prompt template file.")] = None,
-    few_shot: Annotated[Optional[int], typer.Option(help="Style examples from the source dataset's captions.")] = None,
-    structured: Annotated[Optional[bool], typer.Option("--structured/--plain",
-                          help="Ask for JSON {rewritten, attributes_used}.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="Answer token limit.")] = None,
-    retry_failed: Annotated[Optional[bool], typer.Option("--retry-failed/--skip-failed",
-                            help="Ask again for records in the failure log (default: skip them).")] = None,
-    include_failed_edits: Annotated[Optional[bool], typer.Option(
-        "--include-failed-edits/--skip-failed-edits",
-        help="Also annotate edits that failed dp edit's verifier (default: skip them).")] = None,
-    poll_interval: Annotated[Optional[float], typer.Option(help="openai-batch: seconds between polls.")] = None,
+    input: Annotated[Optional[str], setting_option(AnnotateConfig, "input", "--input", "-i", metavar="PATH")] = None,
+    output: Annotated[Optional[str], setting_option(AnnotateConfig, "output", "--output", "-o", metavar="PATH")] = None,
+    failures: Annotated[Optional[Path], setting_option(AnnotateConfig, "failures")] = None,
+    backend: Annotated[Optional[str], setting_option(AnnotateConfig, "backend")] = None,
+    model: Annotated[Optional[str], setting_option(AnnotateConfig, "model")] = None,
+    base_url: Annotated[Optional[str], setting_option(AnnotateConfig, "base_url")] = None,
+    text_start: Annotated[Optional[int], setting_option(AnnotateConfig, "text_start")] = None,
+    text_end: Annotated[Optional[int], setting_option(AnnotateConfig, "text_end")] = None,
+    slice_step: Annotated[Optional[int], setting_option(AnnotateConfig, "slice_step")] = None,
+    concurrency: Annotated[Optional[int], setting_option(AnnotateConfig, "concurrency")] = None,
+    attempts: Annotated[Optional[int], setting_option(AnnotateConfig, "attempts")] = None,
+    max_retries: Annotated[Optional[int], setting_option(AnnotateConfig, "max_retries")] = None,
+    timeout: Annotated[Optional[float], setting_option(AnnotateConfig, "timeout")] = None,
+    prompt_version: Annotated[Optional[str], setting_option(AnnotateConfig, "prompt_version")] = None,
+    prompt_file: Annotated[Optional[Path], setting_option(AnnotateConfig, "prompt_file")] = None,
+    few_shot: Annotated[Optional[int], setting_option(AnnotateConfig, "few_shot")] = None,
+    structured: Annotated[Optional[bool], setting_option(
+        AnnotateConfig, "structured_output", "--structured/--plain")] = None,
+    temperature: Annotated[Optional[float], setting_option(AnnotateConfig, "temperature")] = None,
+    max_tokens: Annotated[Optional[int], setting_option(AnnotateConfig, "max_tokens")] = None,
+    retry_failed: Annotated[Optional[bool], setting_option(
+        AnnotateConfig, "retry_failed", "--retry-failed/--skip-failed")] = None,
+    include_failed_edits: Annotated[Optional[bool], setting_option(
+        AnnotateConfig, "include_failed_edits", "--include-failed-edits/--skip-failed-edits")] = None,
+    poll_interval: Annotated[Optional[float], setting_option(AnnotateConfig, "poll_interval")] = None,
 ) -> None:
     """Rewrite each record's description with an LLM so it names the new attributes.
     One output line per input record (key, id, description, attributes, model, usage), appended and
@@ -64,7 +56,6 @@ def command(
     --TEXT_START, --TEXT_END, --SLICE_STEP) work too.
     """
     from dp_cli.annotate.backends import redactor
-    from dp_cli.annotate.config import AnnotateConfig
     from dp_cli.annotate.runner import run
 
     console.STATE.redact = redactor()  # the API key never reaches the terminal, whatever a server echoes

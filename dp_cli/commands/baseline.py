@@ -5,30 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings, with_data_table
+from dp_cli.baseline.config import BaselineConfig
+from dp_cli.cli_common import dp_command, setting_option, settings, with_data_table
 
 
 @dp_command
 def command(
-    dataset: Annotated[Optional[Path], typer.Option(help="Person dataset with train and test splits.")] = None,
-    edits: Annotated[Optional[Path], typer.Option(help="edits.jsonl of the generated images.")] = None,
-    annotations: Annotated[Optional[Path], typer.Option(help="annotations.jsonl for those edits.")] = None,
-    include_failed_edits: Annotated[Optional[bool], typer.Option(
-        "--include-failed-edits/--skip-failed-edits",
-        help="Also train on edits that failed dp edit's verifier (default: skip them, as dp export).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="irra (paper settings) or toy (minutes on CPU).")] = None,
-    clip_model: Annotated[Optional[str], typer.Option(help="CLIP hub id or local folder.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Where runs and results.json go.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size per process.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    image_size: Annotated[Optional[str], typer.Option(help="Input size HxW, e.g. 384x128.")] = None,
-    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed (repeat for a spread over seeds).")] = None,
-    runs: Annotated[Optional[str], typer.Option(help="both, original or grown.")] = None,
-    mixed_precision: Annotated[Optional[str], typer.Option(help="no, fp16 or bf16.")] = None,
+    dataset: Annotated[Optional[Path], setting_option(BaselineConfig, "dataset")] = None,
+    edits: Annotated[Optional[Path], setting_option(BaselineConfig, "edits")] = None,
+    annotations: Annotated[Optional[Path], setting_option(BaselineConfig, "annotations")] = None,
+    include_failed_edits: Annotated[Optional[bool], setting_option(
+        BaselineConfig, "include_failed_edits", "--include-failed-edits/--skip-failed-edits")] = None,
+    preset: Annotated[Optional[str], setting_option(BaselineConfig, "preset")] = None,
+    clip_model: Annotated[Optional[str], setting_option(BaselineConfig, "clip_model")] = None,
+    output_dir: Annotated[Optional[Path], setting_option(BaselineConfig, "output_dir")] = None,
+    epochs: Annotated[Optional[int], setting_option(BaselineConfig, "epochs")] = None,
+    batch_size: Annotated[Optional[int], setting_option(BaselineConfig, "batch_size")] = None,
+    lr: Annotated[Optional[float], setting_option(BaselineConfig, "lr")] = None,
+    image_size: Annotated[Optional[str], setting_option(BaselineConfig, "image_size")] = None,
+    seed: Annotated[Optional[list[int]], setting_option(BaselineConfig, "seeds", "--seed")] = None,
+    runs: Annotated[Optional[str], setting_option(BaselineConfig, "runs")] = None,
+    mixed_precision: Annotated[Optional[str], setting_option(BaselineConfig, "mixed_precision")] = None,
 ) -> None:
     """Train a CLIP retrieval baseline (ITC + SDM) on the original and the grown training set; print both and the gain."""
     from dp_cli.baseline.compare import METRICS, run_gain
@@ -66,6 +65,5 @@ def command(
 
 
 def _model():
-    from dp_cli.baseline.config import BaselineConfig
 
     return BaselineConfig

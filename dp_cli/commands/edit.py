@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings, with_data_table
+from dp_cli.cli_common import dp_command, setting_option, settings, with_data_table
 from dp_cli.cli_common import seed_aliases
+from dp_cli.edit.config import EditConfig
 from dp_cli.errors import UsageError
 
 
@@ -24,40 +25,36 @@ def command(
                                   'bottomcloth=skirt.png@skirt_mask.png:"white skirt" (repeat).')] = None,
     out: Annotated[Optional[Path], typer.Option(help="One-image mode: the edited image to write.")] = None,
     label_set: Annotated[str, typer.Option(help="One-image mode: label set of the parsing map (atr, lip).")] = "atr",
-    model: Annotated[Optional[str], typer.Option(
-        help="Model folder from `dp train` or a hub id (default: the shipped toy model).",
-        envvar="DP_EDIT_MODEL")] = None,
-    dataset: Annotated[Optional[Path], typer.Option(help="Dataset mode: person dataset with parsing maps.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Dataset mode: split to edit (train, val, test).")] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="Dataset mode: catalog folder of reference images.")] = None,
-    types: Annotated[Optional[str], typer.Option(help="Dataset mode: attribute types, e.g. hair_uppercloth.")] = None,
-    attributes_per_variant: Annotated[Optional[int], typer.Option(help="Types replaced per variant.")] = None,
-    variants_per_person: Annotated[Optional[int], typer.Option(help="New identities per person.")] = None,
-    persons: Annotated[Optional[int], typer.Option(help="Persons to edit (seeded sample; default: all).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Dataset mode: output folder.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan and of each image's noise.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="ddim, dpm-solver++, euler, pndm or unipc.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Denoising steps.")] = None,
-    guidance_scale: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale.")] = None,
-    delayed_conditioning: Annotated[Optional[float], typer.Option(help="Text-only fraction of the steps.")] = None,
+    model: Annotated[Optional[str], setting_option(EditConfig, "model")] = None,
+    dataset: Annotated[Optional[Path], setting_option(EditConfig, "dataset")] = None,
+    split: Annotated[Optional[str], setting_option(EditConfig, "split")] = None,
+    catalog: Annotated[Optional[Path], setting_option(EditConfig, "catalog")] = None,
+    types: Annotated[Optional[str], setting_option(EditConfig, "types")] = None,
+    attributes_per_variant: Annotated[Optional[int], setting_option(EditConfig, "attributes_per_variant")] = None,
+    variants_per_person: Annotated[Optional[int], setting_option(EditConfig, "variants_per_person")] = None,
+    persons: Annotated[Optional[int], setting_option(EditConfig, "persons")] = None,
+    output_dir: Annotated[Optional[Path], setting_option(EditConfig, "output_dir")] = None,
+    seed: Annotated[Optional[int], setting_option(EditConfig, "seed")] = None,
+    scheduler: Annotated[Optional[str], setting_option(EditConfig, "scheduler")] = None,
+    steps: Annotated[Optional[int], setting_option(EditConfig, "steps")] = None,
+    guidance_scale: Annotated[Optional[float], setting_option(EditConfig, "guidance_scale")] = None,
+    delayed_conditioning: Annotated[Optional[float], setting_option(EditConfig, "delayed_conditioning")] = None,
     start_merge_step: Annotated[Optional[int], typer.Option(min=0, help="Step from which the references "
         "take over: the same as --delayed-conditioning N/steps (give one of the two).")] = None,
-    mask_dilation: Annotated[Optional[int], typer.Option(help="Pixels the edit mask grows by.")] = None,
-    feather: Annotated[Optional[int], typer.Option(help="Soft-edge pixels when pasting the source back.")] = None,
-    composite: Annotated[Optional[bool], typer.Option(
-        "--composite/--no-composite", help="Paste source pixels back outside the edit mask.")] = None,
-    keep_adjectives: Annotated[Optional[bool], typer.Option(
-        "--keep-adjectives/--drop-adjectives", help="Keep the replaced attributes' adjectives in the prompt.")] = None,
-    label_in_prompt: Annotated[Optional[bool], typer.Option(
-        "--label-in-prompt/--no-label-in-prompt",
-        help="Write each reference's label in place of the replaced phrase.")] = None,
-    candidates: Annotated[Optional[int], typer.Option(help="Seeds tried per edit; the best-verified is kept.")] = None,
-    min_score: Annotated[Optional[float], typer.Option(help="Verifier score under which an edit fails.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or bf16.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per pipeline call (per process).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
-    contact_sheet: Annotated[Optional[bool], typer.Option(
-        "--contact-sheet/--no-contact-sheet", help="Also write contact_sheet.png.")] = None,
+    mask_dilation: Annotated[Optional[int], setting_option(EditConfig, "mask_dilation")] = None,
+    feather: Annotated[Optional[int], setting_option(EditConfig, "feather")] = None,
+    composite: Annotated[Optional[bool], setting_option(EditConfig, "composite", "--composite/--no-composite")] = None,
+    keep_adjectives: Annotated[Optional[bool], setting_option(
+        EditConfig, "keep_adjectives", "--keep-adjectives/--drop-adjectives")] = None,
+    label_in_prompt: Annotated[Optional[bool], setting_option(
+        EditConfig, "label_in_prompt", "--label-in-prompt/--no-label-in-prompt")] = None,
+    candidates: Annotated[Optional[int], setting_option(EditConfig, "candidates")] = None,
+    min_score: Annotated[Optional[float], setting_option(EditConfig, "min_score")] = None,
+    precision: Annotated[Optional[str], setting_option(EditConfig, "precision")] = None,
+    batch_size: Annotated[Optional[int], setting_option(EditConfig, "batch_size")] = None,
+    device: Annotated[Optional[str], setting_option(EditConfig, "device")] = None,
+    contact_sheet: Annotated[Optional[bool], setting_option(
+        EditConfig, "contact_sheet", "--contact-sheet/--no-contact-sheet")] = None,
 ) -> None:
     """Edit people with reference attribute images: one image (--image ...) or a dataset (the edit table of dp.toml).
 
@@ -153,6 +150,5 @@ def _dataset(cfg) -> None:
 
 
 def _model():
-    from dp_cli.edit.config import EditConfig
 
     return EditConfig

@@ -8,24 +8,21 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, setting_option, settings
 from dp_cli.config import load_project, resolve_section
 from dp_cli.errors import UsageError
+from dp_cli.eval.config import EvalConfig
 
 app = typer.Typer(help="Measure retrieval (Rank-k, mAP, mINP), edit quality and caption quality.",
                   no_args_is_help=True)
 
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="CLIP model: hub id or local folder (saved with save_pretrained).",
-    envvar="DP_EVAL_MODEL", show_envvar=True)]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="Torch device: auto, cpu, cuda, cuda:1 ...",
-                                                  envvar="DP_EVAL_DEVICE", show_envvar=True)]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Images or captions per CLIP pass.")]
+ModelOpt = Annotated[Optional[str], setting_option(EvalConfig, "model", "--model", "-m")]
+DeviceOpt = Annotated[Optional[str], setting_option(EvalConfig, "device")]
+BatchOpt = Annotated[Optional[int], setting_option(EvalConfig, "batch_size", "--batch-size")]
 
 
 def _settings(**flags):
     """The resolved `[eval]` section (flag > env > TOML > default)."""
-    from dp_cli.eval.config import EvalConfig
 
     return settings(EvalConfig, "eval", **flags)
 
@@ -64,17 +61,17 @@ def _load_clip(cfg):
 @app.command("retrieval")
 @dp_command
 def retrieval(
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Person dataset folder (any format dp reads).")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split to evaluate: train, val or test (default: test).")] = None,
+    dataset: Annotated[Optional[Path], setting_option(EvalConfig, "dataset", "--dataset", "-d")] = None,
+    split: Annotated[Optional[str], setting_option(EvalConfig, "split")] = None,
     model: ModelOpt = None,
-    queries: Annotated[Optional[Path], typer.Option(help="Query (text) embedding file instead of a model.")] = None,
-    gallery: Annotated[Optional[Path], typer.Option(help="Gallery (image) embedding file, with --queries.")] = None,
-    ks: Annotated[Optional[str], typer.Option(help="Ranks to report, e.g. 1,5,10.")] = None,
-    chunk: Annotated[Optional[int], typer.Option(help="Queries per similarity chunk (memory bound).")] = None,
-    image_size: Annotated[Optional[str], typer.Option(help="CLIP input HxW, e.g. 384x128, or N for a square.")] = None,
+    queries: Annotated[Optional[Path], setting_option(EvalConfig, "queries")] = None,
+    gallery: Annotated[Optional[Path], setting_option(EvalConfig, "gallery")] = None,
+    ks: Annotated[Optional[str], setting_option(EvalConfig, "ks")] = None,
+    chunk: Annotated[Optional[int], setting_option(EvalConfig, "chunk")] = None,
+    image_size: Annotated[Optional[str], setting_option(EvalConfig, "image_size")] = None,
     batch_size: BatchOpt = None,
     device: DeviceOpt = None,
-    figure: Annotated[Optional[Path], typer.Option(help="Write the CMC curve to this PNG.")] = None,
+    figure: Annotated[Optional[Path], setting_option(EvalConfig, "figure")] = None,
     save_embeddings: Annotated[Optional[Path], typer.Option(
         help="Folder to write queries.npy/gallery.npy (+ .ids.txt) computed from the model.")] = None,
 ) -> None:
@@ -142,7 +139,7 @@ def edits(
     model: ModelOpt = None,
     annotations: Annotated[Optional[Path], typer.Option(
         help="annotations.jsonl: its descriptions are CLIP-scored instead of the edit prompts.")] = None,
-    dilate: Annotated[Optional[int], typer.Option(help="Grow the edit mask by this many pixels first.")] = None,
+    dilate: Annotated[Optional[int], setting_option(EvalConfig, "dilate")] = None,
     batch_size: BatchOpt = None,
     device: DeviceOpt = None,
     report: Annotated[Optional[Path], typer.Option(

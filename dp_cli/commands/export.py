@@ -7,33 +7,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from dp_cli.cli_common import dp_command, settings
-from dp_cli.errors import ConfigError, UsageError
+from dp_cli.cli_common import dp_command, setting_option, settings
+from dp_cli.data.config import DataConfig
+from dp_cli.errors import SettingsError, UsageError
+from dp_cli.export.config import ExportConfig
 
 
 @dp_command
 def command(
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Dataset folder or annotation file "
-                                                    "(default: dataset in dp.toml, or env DP_DATASET).")] = None,
-    input_format: Annotated[Optional[str], typer.Option("--input-format", help="Format of --dataset: auto, native, "
-                                                        "cuhk-pedes, icfg-pedes, rstpreid, tbps-clip.")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="Format to write: cuhk-pedes, icfg-pedes, "
-                                                  "rstpreid, tbps-clip or native (default: cuhk-pedes).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (must be empty). For IRRA "
-                                              "name it CUHK-PEDES, ICFG-PEDES or RSTPReid: IRRA opens "
-                                              "<root_dir>/<that name>.")] = None,
-    edits: Annotated[Optional[Path], typer.Option("--edits", help="edits.jsonl from `dp edit`: its images join "
-                                                  "the train split as new identities.")] = None,
-    annotations: Annotated[Optional[Path], typer.Option("--annotations", help="annotations.jsonl from `dp annotate` "
-                                                        "(default: beside the edits).")] = None,
-    link: Annotated[Optional[bool], typer.Option("--link/--copy", help="Hard-link images instead of copying "
-                                                 "(default: copy).")] = None,
-    use_base_description: Annotated[Optional[bool], typer.Option(
-        "--use-base-description/--skip-unannotated",
-        help="Edits without an annotation: use their base_description, or skip them (default).")] = None,
-    include_failed_edits: Annotated[Optional[bool], typer.Option(
-        "--include-failed-edits/--skip-failed-edits",
-        help="Edits that failed dp edit's verifier: export them too, or leave them out (default).")] = None,
+    dataset: Annotated[Optional[Path], setting_option(DataConfig, "dataset", "--dataset", "-d")] = None,
+    input_format: Annotated[Optional[str], setting_option(DataConfig, "format", "--input-format")] = None,
+    format: Annotated[Optional[str], setting_option(ExportConfig, "format", "--format", "-f")] = None,
+    out: Annotated[Optional[Path], setting_option(ExportConfig, "out", "--out", "-o")] = None,
+    edits: Annotated[Optional[Path], setting_option(ExportConfig, "edits", "--edits")] = None,
+    annotations: Annotated[Optional[Path], setting_option(ExportConfig, "annotations", "--annotations")] = None,
+    link: Annotated[Optional[bool], setting_option(ExportConfig, "link", "--link/--copy")] = None,
+    use_base_description: Annotated[Optional[bool], setting_option(
+        ExportConfig, "use_base_description", "--use-base-description/--skip-unannotated")] = None,
+    include_failed_edits: Annotated[Optional[bool], setting_option(
+        ExportConfig, "include_failed_edits", "--include-failed-edits/--skip-failed-edits")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out (a folder "
                                             "holding export.json); other folders are never replaced.")] = False,
 ) -> None:
@@ -43,10 +35,8 @@ def command(
     TBPS-CLIP's anno_dir and image_dir).
     """
     from dp_cli import console
-    from dp_cli.data.config import DataConfig
     from dp_cli.data.loading import load_dataset
     from dp_cli.export import export_dataset, load_generated
-    from dp_cli.export.config import ExportConfig
 
     # 1. Resolve both tables; their problems are reported together.
     data_cfg, cfg = _resolve(DataConfig, ExportConfig, dict(dataset=dataset, format=input_format),
@@ -82,9 +72,7 @@ def _resolve(data_model, export_model, data_flags: dict, export_flags: dict):
     for model, table, flags in ((data_model, "data", data_flags), (export_model, "export", export_flags)):
         try:
             found.append(settings(model, table, **flags))
-        except ConfigError as exc:
-            if exc.message != "invalid settings":  # the file itself is broken: same for both tables
-                raise
+        except SettingsError as exc:  # bad values: gathered; a broken file (any other ConfigError) ends here
             errors.append(exc)
     if errors:  # a usage error (exit 2) when every bad value came from an option
         raise combined(errors)

@@ -8,8 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, setting_option, settings
+from dp_cli.data.config import DataConfig
 from dp_cli.errors import UsageError
+from dp_cli.segment.config import SegmentConfig
 
 app = typer.Typer(
     help="Human-parsing maps (ATR labels) for a person dataset. `dp segment --dataset D --out O` runs a "
@@ -18,20 +20,16 @@ app = typer.Typer(
          "launch / torchrun). `dp segment import` converts maps you already have.",
     invoke_without_command=True, no_args_is_help=True)
 
-DatasetOpt = Annotated[Optional[Path], typer.Option(
-    "--dataset", "-d", help="Person dataset (folder or annotation file). Default: \\[data] dataset.")]
+DatasetOpt = Annotated[Optional[Path], setting_option(DataConfig, "dataset", "--dataset", "-d")]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder: a native dataset with images/, parsing/ and annotations.jsonl.")]
-LabelSetOpt = Annotated[Optional[str], typer.Option(
-    "--label-set", help="Label set of the model / maps: auto, atr, lip, or custom (\\[segment.labels] table).")]
-CleanupOpt = Annotated[Optional[bool], typer.Option(
-    "--cleanup/--no-cleanup", help="Drop tiny islands and fill small holes in every map.")]
+LabelSetOpt = Annotated[Optional[str], setting_option(SegmentConfig, "label_set", "--label-set")]
+CleanupOpt = Annotated[Optional[bool], setting_option(SegmentConfig, "cleanup", "--cleanup/--no-cleanup")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Redo every map, even in an output folder made with other settings.")]
 
 
 def _load(dataset: Optional[Path]):
-    from dp_cli.data.config import DataConfig
 
     data = settings(DataConfig, "data", dataset=dataset)
     if data.dataset is None:
@@ -48,7 +46,6 @@ def _load(dataset: Optional[Path]):
 def _segment_settings(**flags):
     """`settings()` for [segment]; its flags include `model`, which `settings()` takes as its own argument."""
     from dp_cli.config import load_project, resolve_section
-    from dp_cli.segment.config import SegmentConfig
 
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     return resolve_section(SegmentConfig, "segment", project, flags)
@@ -66,12 +63,9 @@ def segment(
     ctx: typer.Context,
     dataset: DatasetOpt = None,
     out: OutOpt = None,
-    model: Annotated[Optional[str], typer.Option(
-        help="Segmentation model: hub id or local folder. \\[default: mattmdjaga/segformer_b2_clothes]",
-        envvar="DP_SEGMENT_MODEL", show_envvar=True)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per forward pass. \\[default: 8]")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps. \\[default: auto]",
-                                                  envvar="DP_SEGMENT_DEVICE", show_envvar=True)] = None,
+    model: Annotated[Optional[str], setting_option(SegmentConfig, "model")] = None,
+    batch_size: Annotated[Optional[int], setting_option(SegmentConfig, "batch_size")] = None,
+    device: Annotated[Optional[str], setting_option(SegmentConfig, "device")] = None,
     label_set: LabelSetOpt = None,
     cleanup: CleanupOpt = None,
     overwrite: OverwriteOpt = False,

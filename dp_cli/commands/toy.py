@@ -9,30 +9,27 @@ from typing import Annotated, Optional
 import typer
 
 from dp_cli import console
-from dp_cli.cli_common import dp_command, settings
+from dp_cli.cli_common import dp_command, setting_option, settings
 from dp_cli.errors import UsageError
+from dp_cli.toy.config import ToyConfig
 
 
 @dp_command
 def command(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write (new or empty).",
-                                                envvar="DP_TOY_OUT", show_envvar=True)] = None,
-    persons: Annotated[Optional[int], typer.Option(help="Number of persons. (default 20)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same bytes). (default 0)")] = None,
-    height: Annotated[Optional[int], typer.Option(help="Image height in pixels. (default 256)")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Image width in pixels. (default 128)")] = None,
-    images_per_person: Annotated[Optional[int], typer.Option(help="Images per person. (default 3)")] = None,
-    test_fraction: Annotated[Optional[float], typer.Option(help="Share of persons in the test split. "
-                                                                "(default 0.2)")] = None,
-    catalog_per_type: Annotated[Optional[int], typer.Option(help="Catalog images per attribute type. "
-                                                                 "(default 8)")] = None,
+    out: Annotated[Optional[Path], setting_option(ToyConfig, "out", "--out", "-o")] = None,
+    persons: Annotated[Optional[int], setting_option(ToyConfig, "persons")] = None,
+    seed: Annotated[Optional[int], setting_option(ToyConfig, "seed")] = None,
+    height: Annotated[Optional[int], setting_option(ToyConfig, "height")] = None,
+    width: Annotated[Optional[int], setting_option(ToyConfig, "width")] = None,
+    images_per_person: Annotated[Optional[int], setting_option(ToyConfig, "images_per_person")] = None,
+    test_fraction: Annotated[Optional[float], setting_option(ToyConfig, "test_fraction")] = None,
+    catalog_per_type: Annotated[Optional[int], setting_option(ToyConfig, "catalog_per_type")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier toy world in --out.")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a sample sheet PNG here (persons, parsing "
                                                        "maps, catalog items).")] = None,
 ) -> None:
     """Generate a toy world: pedestrian-like figures with exact ATR parsing maps, CUHK-style captions,
     a train/test split by person and a garment catalog, all deterministic from the seed."""
-    from dp_cli.toy.config import ToyConfig
     from dp_cli.toy.world import CATALOG_DIR, check_target, generate_world
 
     cfg = settings(ToyConfig, "toy", out=out, persons=persons, seed=seed, height=height, width=width,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
-from dp_cli.cli_common import dp_command, seed_aliases, settings, with_data_table
+from dp_cli.cli_common import dp_command, seed_aliases, setting_option, settings, with_data_table
+from dp_cli.train.config import TrainConfig
 
-_O = typer.Option
 
 # The seed's `train.py` spellings (its README's command and its parse_args) -> parameters of `command`.
 SEED_ALIASES = {
@@ -38,90 +37,105 @@ SEED_ALIASES = {
 @dp_command
 @seed_aliases(SEED_ALIASES)
 def command(
-    pretrained_model: Annotated[Optional[str], _O("--pretrained-model", "--pretrained-model-hf",
-        help="SD-1.5-layout model: hub id or folder.")] = None,
-    image_encoder: Annotated[Optional[str], _O("--image-encoder", "--image-encoder-hf",
-        help="CLIP vision model: hub id or folder.")] = None,
-    revision: Annotated[Optional[str], _O("--revision",
-        help="Hub revision (branch, tag, commit) of --pretrained-model.")] = None,
-    image_encoder_revision: Annotated[Optional[str], _O("--image-encoder-revision",
-        help="Hub revision of --image-encoder.")] = None,
-    load_model: Annotated[Optional[Path], _O("--load-model", metavar="PATH",
-        help="Start from the weights of a DP model folder (OUTPUT_DIR/model of a run): step 0, "
-             "fresh optimizer.")] = None,
-    dataset: Annotated[Optional[Path], _O("--dataset", "--dataset-name", "-d",
-        help="Person dataset with parsing maps (default: `dataset` of the train table, else of the data table).")] = None,
-    split: Annotated[Optional[str], _O("--split", help="Split to train on (default: train).")] = None,
-    output_dir: Annotated[Optional[Path], _O("--output-dir", "-o",
-        help="Run folder: checkpoints, logs, and the final model in OUTPUT_DIR/model.")] = None,
-    logging_dir: Annotated[Optional[Path], _O("--logging-dir", help="Tracker logs (default: OUTPUT_DIR/logs).")] = None,
-    max_train_steps: Annotated[Optional[int], _O("--max-train-steps", help="Optimizer steps (default 30000).")] = None,
-    num_train_epochs: Annotated[Optional[int], _O("--num-train-epochs",
-        help="Stop after this many epochs if that comes first.")] = None,
-    train_batch_size: Annotated[Optional[int], _O("--train-batch-size", help="Batch size per device.")] = None,
-    gradient_accumulation_steps: Annotated[Optional[int], _O("--gradient-accumulation-steps")] = None,
-    lr: Annotated[Optional[float], _O("--lr", "--learning-rate", help="Learning rate (default 1e-5).")] = None,
-    unet_lr_scale: Annotated[Optional[float], _O("--unet-lr-scale", help="UNet lr = lr x this.")] = None,
-    scale_lr: Annotated[Optional[bool], _O("--scale-lr/--no-scale-lr",
-        help="Scale lr by batch x accumulation x processes.")] = None,
-    lr_scheduler: Annotated[Optional[str], _O("--lr-scheduler",
-        help="constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial.")] = None,
-    lr_warmup_steps: Annotated[Optional[int], _O("--lr-warmup-steps")] = None,
-    adam_beta1: Annotated[Optional[float], _O("--adam-beta1")] = None,
-    adam_beta2: Annotated[Optional[float], _O("--adam-beta2")] = None,
-    adam_weight_decay: Annotated[Optional[float], _O("--adam-weight-decay")] = None,
-    adam_epsilon: Annotated[Optional[float], _O("--adam-epsilon")] = None,
-    max_grad_norm: Annotated[Optional[float], _O("--max-grad-norm", help="0 = no clipping.")] = None,
-    mixed_precision: Annotated[Optional[str], _O("--mixed-precision", envvar="DP_MIXED_PRECISION",
-        help="no, fp16 (GPU) or bf16.")] = None,
-    seed: Annotated[Optional[int], _O("--seed")] = None,
-    img_token_num: Annotated[Optional[int], _O("--img-token-num")] = None,
-    max_reference_attributes: Annotated[Optional[int], _O("--max-reference-attributes",
-        "--max-reference-attribute-num", help="Most reference attributes per image (default 3).")] = None,
-    resolution: Annotated[Optional[str], _O("--resolution", help="'128' (square) or 'HxW', e.g. 128x64.")] = None,
-    prediction_type: Annotated[Optional[str], _O("--prediction-type", help="epsilon or v_prediction.")] = None,
-    text_image_linking: Annotated[Optional[str], _O("--text-image-linking")] = None,
-    disable_flash_attention: Annotated[Optional[bool], _O("--disable-flash-attention/--flash-attention",
-        "--disable-flashattention", help="Plain attention instead of SDPA.")] = None,
-    train_image_encoder: Annotated[Optional[bool], _O("--train-image-encoder/--no-train-image-encoder")] = None,
-    image_encoder_trainable_layers: Annotated[Optional[int], _O("--image-encoder-trainable-layers")] = None,
-    train_text_encoder: Annotated[Optional[bool], _O("--train-text-encoder/--no-train-text-encoder")] = None,
+    pretrained_model: Annotated[Optional[str], setting_option(
+        TrainConfig, "pretrained_model", "--pretrained-model", "--pretrained-model-hf")] = None,
+    image_encoder: Annotated[Optional[str], setting_option(
+        TrainConfig, "image_encoder", "--image-encoder", "--image-encoder-hf")] = None,
+    revision: Annotated[Optional[str], setting_option(TrainConfig, "revision", "--revision")] = None,
+    image_encoder_revision: Annotated[Optional[str], setting_option(
+        TrainConfig, "image_encoder_revision", "--image-encoder-revision")] = None,
+    load_model: Annotated[Optional[Path], setting_option(
+        TrainConfig, "load_model", "--load-model", metavar="PATH")] = None,
+    dataset: Annotated[Optional[Path], setting_option(
+        TrainConfig, "dataset", "--dataset", "--dataset-name", "-d")] = None,
+    split: Annotated[Optional[str], setting_option(TrainConfig, "split", "--split")] = None,
+    output_dir: Annotated[Optional[Path], setting_option(TrainConfig, "output_dir", "--output-dir", "-o")] = None,
+    logging_dir: Annotated[Optional[Path], setting_option(TrainConfig, "logging_dir", "--logging-dir")] = None,
+    max_train_steps: Annotated[Optional[int], setting_option(
+        TrainConfig, "max_train_steps", "--max-train-steps")] = None,
+    num_train_epochs: Annotated[Optional[int], setting_option(
+        TrainConfig, "num_train_epochs", "--num-train-epochs")] = None,
+    train_batch_size: Annotated[Optional[int], setting_option(
+        TrainConfig, "train_batch_size", "--train-batch-size")] = None,
+    gradient_accumulation_steps: Annotated[Optional[int], setting_option(
+        TrainConfig, "gradient_accumulation_steps", "--gradient-accumulation-steps")] = None,
+    lr: Annotated[Optional[float], setting_option(TrainConfig, "lr", "--lr", "--learning-rate")] = None,
+    unet_lr_scale: Annotated[Optional[float], setting_option(TrainConfig, "unet_lr_scale", "--unet-lr-scale")] = None,
+    scale_lr: Annotated[Optional[bool], setting_option(TrainConfig, "scale_lr", "--scale-lr/--no-scale-lr")] = None,
+    lr_scheduler: Annotated[Optional[str], setting_option(TrainConfig, "lr_scheduler", "--lr-scheduler")] = None,
+    lr_warmup_steps: Annotated[Optional[int], setting_option(
+        TrainConfig, "lr_warmup_steps", "--lr-warmup-steps")] = None,
+    adam_beta1: Annotated[Optional[float], setting_option(TrainConfig, "adam_beta1", "--adam-beta1")] = None,
+    adam_beta2: Annotated[Optional[float], setting_option(TrainConfig, "adam_beta2", "--adam-beta2")] = None,
+    adam_weight_decay: Annotated[Optional[float], setting_option(
+        TrainConfig, "adam_weight_decay", "--adam-weight-decay")] = None,
+    adam_epsilon: Annotated[Optional[float], setting_option(TrainConfig, "adam_epsilon", "--adam-epsilon")] = None,
+    max_grad_norm: Annotated[Optional[float], setting_option(TrainConfig, "max_grad_norm", "--max-grad-norm")] = None,
+    mixed_precision: Annotated[Optional[str], setting_option(
+        TrainConfig, "mixed_precision", "--mixed-precision")] = None,
+    seed: Annotated[Optional[int], setting_option(TrainConfig, "seed", "--seed")] = None,
+    img_token_num: Annotated[Optional[int], setting_option(TrainConfig, "img_token_num", "--img-token-num")] = None,
+    max_reference_attributes: Annotated[Optional[int], setting_option(
+        TrainConfig, "max_reference_attributes", "--max-reference-attributes", "--max-reference-attribute-num")] = None,
+    resolution: Annotated[Optional[str], setting_option(TrainConfig, "resolution", "--resolution")] = None,
+    prediction_type: Annotated[Optional[str], setting_option(
+        TrainConfig, "prediction_type", "--prediction-type")] = None,
+    text_image_linking: Annotated[Optional[str], setting_option(
+        TrainConfig, "text_image_linking", "--text-image-linking")] = None,
+    disable_flash_attention: Annotated[Optional[bool], setting_option(
+        TrainConfig, "disable_flash_attention", "--disable-flash-attention/--flash-attention", "--disable-flashattention")] = None,
+    train_image_encoder: Annotated[Optional[bool], setting_option(
+        TrainConfig, "train_image_encoder", "--train-image-encoder/--no-train-image-encoder")] = None,
+    image_encoder_trainable_layers: Annotated[Optional[int], setting_option(
+        TrainConfig, "image_encoder_trainable_layers", "--image-encoder-trainable-layers")] = None,
+    train_text_encoder: Annotated[Optional[bool], setting_option(
+        TrainConfig, "train_text_encoder", "--train-text-encoder/--no-train-text-encoder")] = None,
     gradient_checkpointing: Annotated[Optional[bool],
-        _O("--gradient-checkpointing/--no-gradient-checkpointing")] = None,
-    reference_attribute_types: Annotated[Optional[str], _O("--reference-attribute-types",
-        help="e.g. hair_uppercloth_bottomcloth.")] = None,
-    mask_loss: Annotated[Optional[bool], _O("--mask-loss/--no-mask-loss")] = None,
-    mask_loss_prob: Annotated[Optional[float], _O("--mask-loss-prob")] = None,
-    attribute_loc: Annotated[Optional[bool], _O("--attribute-loc/--no-attribute-loc",
-        help="Cross-attention localization loss.")] = None,
-    attribute_loc_weight: Annotated[Optional[float], _O("--attribute-loc-weight")] = None,
-    attribute_localization_loss: Annotated[Optional[str], _O("--attribute-localization-loss")] = None,
-    attribute_loc_layers: Annotated[Optional[int], _O("--attribute-loc-layers",
-        help="Middle K of SD-1.5's 7 cross-attention blocks (by name) localized.")] = None,
-    attribute_loc_normalize: Annotated[Optional[bool], _O("--attribute-loc-normalize/--no-attribute-loc-normalize")] = None,
-    uncondition_prob: Annotated[Optional[float], _O("--uncondition-prob",
-        help="Probability of an empty caption (for guidance).")] = None,
-    caption_augmentation: Annotated[Optional[bool], _O("--caption-augmentation/--no-caption-augmentation")] = None,
-    caption_augmentation_prob: Annotated[Optional[float], _O("--caption-augmentation-prob")] = None,
-    reference_augmentation: Annotated[Optional[bool], _O("--reference-augmentation/--no-reference-augmentation",
-        help="Vary reference crops (background, padding, scale).")] = None,
-    random_flip: Annotated[Optional[bool], _O("--random-flip/--no-random-flip")] = None,
-    cache_latents: Annotated[Optional[bool], _O("--cache-latents/--no-cache-latents")] = None,
-    dataloader_num_workers: Annotated[Optional[str], _O("--dataloader-num-workers",
-                                                         help="Worker processes, or auto.")] = None,
-    pin_memory: Annotated[Optional[bool], _O("--pin-memory/--no-pin-memory")] = None,
-    strict: Annotated[Optional[bool], _O("--strict/--no-strict",
-        help="Fail on a missing or corrupt file instead of skipping it.")] = None,
-    checkpointing_steps: Annotated[Optional[int], _O("--checkpointing-steps")] = None,
-    keep_only_last_checkpoint: Annotated[Optional[bool],
-        _O("--keep-only-last-checkpoint/--keep-all-checkpoints")] = None,
-    keep_interval: Annotated[Optional[int], _O("--keep-interval",
-        help="Checkpoints at multiples of this step are kept.")] = None,
-    checkpoints_total_limit: Annotated[Optional[int], _O("--checkpoints-total-limit")] = None,
-    resume_from_checkpoint: Annotated[Optional[str], _O("--resume-from-checkpoint",
-        help="'latest' or a checkpoint folder.")] = None,
-    report_to: Annotated[Optional[str], _O("--report-to", help="none, tensorboard, wandb or all.")] = None,
-    log_every: Annotated[Optional[int], _O("--log-every", help="Tracker logging interval in steps.")] = None,
+        setting_option(
+            TrainConfig, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing")] = None,
+    reference_attribute_types: Annotated[Optional[str], setting_option(
+        TrainConfig, "reference_attribute_types", "--reference-attribute-types")] = None,
+    mask_loss: Annotated[Optional[bool], setting_option(TrainConfig, "mask_loss", "--mask-loss/--no-mask-loss")] = None,
+    mask_loss_prob: Annotated[Optional[float], setting_option(
+        TrainConfig, "mask_loss_prob", "--mask-loss-prob")] = None,
+    attribute_loc: Annotated[Optional[bool], setting_option(
+        TrainConfig, "attribute_loc", "--attribute-loc/--no-attribute-loc")] = None,
+    attribute_loc_weight: Annotated[Optional[float], setting_option(
+        TrainConfig, "attribute_loc_weight", "--attribute-loc-weight")] = None,
+    attribute_localization_loss: Annotated[Optional[str], setting_option(
+        TrainConfig, "attribute_localization_loss", "--attribute-localization-loss")] = None,
+    attribute_loc_layers: Annotated[Optional[int], setting_option(
+        TrainConfig, "attribute_loc_layers", "--attribute-loc-layers")] = None,
+    attribute_loc_normalize: Annotated[Optional[bool], setting_option(
+        TrainConfig, "attribute_loc_normalize", "--attribute-loc-normalize/--no-attribute-loc-normalize")] = None,
+    uncondition_prob: Annotated[Optional[float], setting_option(
+        TrainConfig, "uncondition_prob", "--uncondition-prob")] = None,
+    caption_augmentation: Annotated[Optional[bool], setting_option(
+        TrainConfig, "caption_augmentation", "--caption-augmentation/--no-caption-augmentation")] = None,
+    caption_augmentation_prob: Annotated[Optional[float], setting_option(
+        TrainConfig, "caption_augmentation_prob", "--caption-augmentation-prob")] = None,
+    reference_augmentation: Annotated[Optional[bool], setting_option(
+        TrainConfig, "reference_augmentation", "--reference-augmentation/--no-reference-augmentation")] = None,
+    random_flip: Annotated[Optional[bool], setting_option(
+        TrainConfig, "random_flip", "--random-flip/--no-random-flip")] = None,
+    cache_latents: Annotated[Optional[bool], setting_option(
+        TrainConfig, "cache_latents", "--cache-latents/--no-cache-latents")] = None,
+    dataloader_num_workers: Annotated[Optional[str], setting_option(
+        TrainConfig, "dataloader_num_workers", "--dataloader-num-workers")] = None,
+    pin_memory: Annotated[Optional[bool], setting_option(
+        TrainConfig, "pin_memory", "--pin-memory/--no-pin-memory")] = None,
+    strict: Annotated[Optional[bool], setting_option(TrainConfig, "strict", "--strict/--no-strict")] = None,
+    checkpointing_steps: Annotated[Optional[int], setting_option(
+        TrainConfig, "checkpointing_steps", "--checkpointing-steps")] = None,
+    keep_only_last_checkpoint: Annotated[Optional[bool], setting_option(
+        TrainConfig, "keep_only_last_checkpoint", "--keep-only-last-checkpoint/--keep-all-checkpoints")] = None,
+    keep_interval: Annotated[Optional[int], setting_option(TrainConfig, "keep_interval", "--keep-interval")] = None,
+    checkpoints_total_limit: Annotated[Optional[int], setting_option(
+        TrainConfig, "checkpoints_total_limit", "--checkpoints-total-limit")] = None,
+    resume_from_checkpoint: Annotated[Optional[str], setting_option(
+        TrainConfig, "resume_from_checkpoint", "--resume-from-checkpoint")] = None,
+    report_to: Annotated[Optional[str], setting_option(TrainConfig, "report_to", "--report-to")] = None,
+    log_every: Annotated[Optional[int], setting_option(TrainConfig, "log_every", "--log-every")] = None,
 ) -> None:
     """Train the Diverse Person model: denoising + mask + localization losses on a person dataset.
 
@@ -129,7 +143,6 @@ def command(
     Multi-GPU: `accelerate launch -m dp_cli train ...` or `torchrun --nproc_per_node N -m dp_cli train ...`.
     The seed's spellings of the flags (`--pretrained_model_hf`, `--MAX_REFERENCE_ATTRIBUTE_NUM`, ...) work too.
     """
-    from dp_cli.train.config import TrainConfig
 
     flags = {k: v for k, v in locals().items() if k != "TrainConfig"}
     _run(with_data_table(settings(TrainConfig, "train", **flags), "dataset"))

@@ -10,15 +10,20 @@ from dp_cli.config import Section, one_of
 
 
 class DataConfig(Section):
-    """Which dataset to read, in which format, with which parsing label set."""
+    """The dataset every command uses unless given --dataset (env DP_DATASET).
+    Relative paths resolve against this file's folder."""
 
     dataset: Path | None = Field(
-        None, description="Dataset folder or annotation file (native, CUHK-PEDES, ICFG-PEDES or RSTPReid).",
+        None, description="Dataset folder or annotation file: native (annotations.jsonl), CUHK-PEDES "
+                          "(reid_raw.json), ICFG-PEDES (ICFG-PEDES.json) or RSTPReid (data_captions.json)",
+                          examples=["data/toy"],
         json_schema_extra={"env": "DP_DATASET"})
-    format: str = Field("auto", description="Dataset format: auto (detect from the file), native, cuhk-pedes, "
-                                            "icfg-pedes or rstpreid.")
-    label_set: str = Field("atr", description="Parsing label set of the dataset's parsing maps: atr or lip.")
-    catalog: Path | None = Field(None, description="Attribute catalog folder (holding catalog.jsonl) or file.")
+    format: str = Field("auto", description="Dataset format: auto (detected from the file), native, cuhk-pedes, "
+                                            "icfg-pedes or rstpreid")
+    label_set: str = Field("atr", description="Parsing label set of the dataset's parsing maps: atr or lip (native "
+                                              "datasets say it in dataset.json)")
+    catalog: Path | None = Field(None, description="Attribute catalog folder (holding catalog.jsonl) or file, for "
+                                                   "`dp edit`", examples=["data/toy"])
 
     @field_validator("format")
     @classmethod

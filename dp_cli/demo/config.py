@@ -11,23 +11,33 @@ from dp_cli.config import Section, path_or_hub
 
 
 class DemoConfig(Section):
-    """Settings of `dp demo`."""
+    """`dp demo` runs the whole pipeline on a fresh toy world with the shipped toy model."""
 
-    out: Path = Field(Path("demo-out"), description="Folder for everything the demo writes (replaced on rerun).")
+    out: Path = Field(Path("demo-out"), description="Output folder; an earlier demo's folder is replaced, any other"
+                                                    " non-empty folder is refused")
     model: Optional[str] = path_or_hub(
-        default=None, description="DP model folder or hub id; unset: the toy model shipped with dp.")
-    persons: int = Field(8, ge=1, le=500, description="Persons in the fresh toy world (none seen in training).")
-    seed: int = Field(1234, description="Seed of the toy world and of the edits (the toy model trained on seed 0).")
-    types: list[str] = Field(["uppercloth", "bottomcloth", "hair"], description="Attribute types the edits replace.")
-    variants_per_person: int = Field(2, ge=1, description="New identities made from each person.")
-    steps: int = Field(20, ge=1, description="Denoising steps per edit.")
-    guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale.")
-    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the verifier's best is kept.")
-    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score under which an edit fails (not exported).")
+        default=None, description="DP model folder or hub id; unset: the toy model shipped with dp "
+                                  "(dp_cli/assets/toy-model)", examples=["runs/toy/model"])
+    persons: int = Field(8, ge=1, le=500, description="Persons in the fresh toy world (none of them seen in "
+                                                      "training)")
+    seed: int = Field(1234, description="Seed of the toy world and of the edits (the toy model was trained on seed "
+                                        "0)")
+    types: list[str] = Field(["uppercloth", "bottomcloth", "hair"],
+                             description="Attribute types the edits replace (one per variant)")
+    variants_per_person: int = Field(2, ge=1, description="New identities made from each person")
+    steps: int = Field(20, ge=1, description="Denoising steps per edit")
+    guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale")
+    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the verifier's best is kept (as `dp "
+                                                        "edit --candidates`)")
+    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score under which an edit fails: shown first in"
+                                                          " the report, not annotated, not exported")
     backend: Literal["offline", "openai"] = Field(
-        "offline", description="Annotation backend: offline (rules) or openai (any OpenAI-compatible server).")
-    llm_model: str = Field("gpt-4o-mini", description="Chat model for the openai backend.")
-    base_url: Optional[str] = Field(None, description="OpenAI-compatible server URL for the openai backend.",
+        "offline", description="Annotation backend: offline (rules, no server) or openai (any OpenAI-compatible "
+                               "server; key from OPENAI_API_KEY)")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model for the openai backend")
+    base_url: Optional[str] = Field(None, description="OpenAI-compatible server URL for the openai backend",
+                                    examples=["http://127.0.0.1:8000/v1"],
                                     json_schema_extra={"env": "OPENAI_BASE_URL"})
     export_format: Literal["cuhk-pedes", "icfg-pedes", "rstpreid", "native"] = Field(
-        "cuhk-pedes", description="Layout of the grown dataset written to <out>/export.")
+        "cuhk-pedes", description="Layout of the grown dataset written to <out>/export: cuhk-pedes, icfg-pedes, "
+                                  "rstpreid or native")

@@ -12,42 +12,58 @@ from dp_cli.errors import ConfigError
 
 
 class EditConfig(Section):
-    """Settings of `dp edit` (dataset mode; the sampler settings also apply to single-image mode)."""
+    """`dp edit`: put catalog attributes (hair, clothes, shoes, ...) on the persons of a dataset.
+    Example: dp edit --dataset toy-world --catalog toy-world/catalog --output-dir edits --persons 10
+    One image instead:
+      dp edit --image p.png --parsing p_parsing.png --caption "..." --attribute hair=gold.png --out e.png
+    Relative paths resolve against this file's folder."""
 
     model: Optional[str] = path_or_hub(
         default=None, json_schema_extra={"env": "DP_EDIT_MODEL"},
-        description="Model folder written by `dp train`, or a hub id; unset: the toy model shipped with dp.")
-    dataset: Optional[Path] = Field(None, description="Person dataset folder (annotations.jsonl with parsing maps).")
-    split: Literal["train", "val", "test"] = Field("train", description="Which split's persons to edit.")
-    catalog: Optional[Path] = Field(None, description="Attribute catalog folder (catalog.jsonl) of reference images.")
+        description="Folder written by `dp train`, or a hub id (default: the shipped toy model)",
+        examples=["runs/dp/model"])
+    dataset: Optional[Path] = Field(None, description="Person dataset (folder or annotation file) with parsing maps"
+                                                      " (default: none)", examples=["toy-world"])
+    split: Literal["train", "val", "test"] = Field("train", description="Split whose persons are edited: train | val | "
+                                                                        "test")
+    catalog: Optional[Path] = Field(None, description="Folder with catalog.jsonl of reference images (default: "
+                                                      "none)", examples=["toy-world/catalog"])
     types: list[str] = Field(["hair", "uppercloth", "bottomcloth"],
-                             description="Attribute types a variant may replace ('hair_uppercloth' also accepted).")
-    attributes_per_variant: int = Field(1, ge=1, description="How many of `types` one variant replaces.")
-    variants_per_person: int = Field(1, ge=1, description="New identities made from each person.")
-    persons: Optional[int] = Field(None, ge=1, description="How many persons to edit (seeded sample); unset: all.")
-    max_images_per_person: Optional[int] = Field(None, ge=1, description="Cap on images per variant; unset: all.")
-    output_dir: Path = Field(Path("edit-out"), description="Where images/, masks/ and edits.jsonl go.")
-    seed: int = Field(0, description="Seed of the variant plan and of each image's noise.")
+                             description="Attribute types a variant may replace (\"hair_uppercloth\" also works)")
+    attributes_per_variant: int = Field(1, ge=1, description="How many of those types one variant replaces")
+    variants_per_person: int = Field(1, ge=1, description="New identities made from each person (one set of "
+                                                          "references each)")
+    persons: Optional[int] = Field(None, ge=1, description="How many persons (seeded sample); default: all",
+                                               examples=[100])
+    max_images_per_person: Optional[int] = Field(None, ge=1, description="Cap on a variant's images; default: all "
+                                                                         "of the person's images", examples=[4])
+    output_dir: Path = Field(Path("edit-out"), description="Output folder: images/, masks/, edits.jsonl (+ "
+                                                           "contact_sheet.png)")
+    seed: int = Field(0, description="Seed of the plan and (with the image id) of each image's noise")
     scheduler: Literal["ddim", "dpm-solver++", "euler", "pndm", "unipc"] = Field(
-        "ddim", description="Diffusers sampler, built from the model's scheduler config.")
-    steps: int = Field(25, ge=1, le=1000, description="Denoising steps.")
-    guidance_scale: float = Field(5.0, ge=0, description="Classifier-free guidance scale (1 = off).")
+        "ddim", description="Sampler: ddim | dpm-solver++ | euler | pndm | unipc (built from the model's config)")
+    steps: int = Field(25, ge=1, le=1000, description="Denoising steps")
+    guidance_scale: float = Field(5.0, ge=0, description="Classifier-free guidance (1 = off)")
     delayed_conditioning: float = Field(
-        0.0, ge=0, le=1, description="Fraction of the steps that use the text-only embedding (FastComposer).")
-    mask_dilation: int = Field(4, ge=0, description="Pixels the edit mask grows by (lets a skirt replace trousers).")
-    feather: int = Field(2, ge=0, description="Pixels of soft edge when pasting the source back.")
-    composite: bool = Field(True, description="Paste the source pixels back outside the feathered edit mask.")
-    keep_adjectives: bool = Field(False, description="Keep the replaced attribute's adjectives in the prompt.")
-    label_in_prompt: bool = Field(False, description="Write each reference's label in place of the replaced "
-                                  "phrase ('a red and yellow skirt' -> 'a white skirt'; wins over keep_adjectives).")
-    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the best-verified one is kept.")
-    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score below which an edit is marked failed "
-                             "(left out of exports, not annotated).")
-    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Weights and activations dtype.")
-    batch_size: int = Field(8, ge=1, description="Images per pipeline call (per process).")
-    device: str = Field("auto", description="auto (the process's GPU if any, else CPU), cpu, cuda, cuda:1, ...")
-    contact_sheet: bool = Field(False, description="Also write contact_sheet.png (original | references | edit).")
-    contact_sheet_rows: int = Field(16, ge=1, description="Rows (edited images) on the contact sheet.")
+        0.0, ge=0, le=1, description="Fraction of the steps with the text-only embedding (FastComposer); 0 measured"
+                                     " best (flag --start-merge-step N, the seed's step index, sets it to N / "
+                                     "steps)")
+    mask_dilation: int = Field(4, ge=0, description="Pixels the edit mask grows by (lets a skirt replace trousers)")
+    feather: int = Field(2, ge=0, description="Soft-edge pixels when pasting the source back")
+    composite: bool = Field(True, description="Paste the source pixels back outside the feathered edit mask")
+    keep_adjectives: bool = Field(False, description="Keep \"red and yellow\" in \"a red and yellow skirt\" when "
+                                                     "replacing it")
+    label_in_prompt: bool = Field(False, description='Write the reference\'s label over the replaced phrase ("a '
+                                                     "white skirt\"); wins over keep_adjectives")
+    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit (batched); the verifier's best one is"
+                                                        " kept")
+    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score (0..1) below which an edit is marked "
+                                                          "failed: not exported, not annotated")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Precision: fp32 | fp16 | bf16")
+    batch_size: int = Field(8, ge=1, description="Images per pipeline call (candidates included), per process")
+    device: str = Field("auto", description="Device: auto (this process's GPU, else CPU) | cpu | cuda | cuda:1")
+    contact_sheet: bool = Field(False, description="Also write contact_sheet.png (original | references | edit)")
+    contact_sheet_rows: int = Field(16, ge=1, description="Edited images on the contact sheet")
 
     @field_validator("types", mode="before")
     @classmethod

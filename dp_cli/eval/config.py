@@ -12,32 +12,39 @@ from dp_cli.data.images import CLIP_MEAN, CLIP_STD
 
 
 class EvalConfig(Section):
-    """Retrieval, edit-quality and caption-quality evaluation."""
+    """`dp eval retrieval | edits | captions` (each key is also a flag where it makes sense).
+    Flags win over env vars, env vars over this table. Relative paths resolve against this file's folder."""
 
     model: Optional[str] = path_or_hub(
-        default=None, description="CLIP model (hub id or local folder) for retrieval embeddings and the CLIP "
-                                  "scores of edits; none: CLIP scores are skipped",
+        default=None, description="CLIP model (hub id or local folder) for retrieval embeddings and the CLIP scores"
+                                  " of edits; left out: CLIP scores are skipped",
+                                  examples=["openai/clip-vit-base-patch16"],
         json_schema_extra={"env": "DP_EVAL_MODEL"})
     dataset: Optional[Path] = Field(None, description="Person dataset folder for retrieval (queries: its captions, "
-                                                      "gallery: its images)")
-    split: str = Field("test", description="Dataset split evaluated by `dp eval retrieval`")
-    queries: Optional[Path] = Field(None, description="Query (text) embedding file (.npy + ids sidecar, or "
-                                                      ".safetensors), instead of a model")
-    gallery: Optional[Path] = Field(None, description="Gallery (image) embedding file, with --queries")
+                                                      "gallery: its images)", examples=["data/toy"])
+    split: str = Field("test", description="Dataset split evaluated by `dp eval retrieval`: train, val or test")
+    queries: Optional[Path] = Field(None, description="Query (text) embedding file (.safetensors, .npz, or .npy + "
+                                                      "NAME.ids.txt), instead of a model",
+                                                      examples=["runs/irra/queries.npy"])
+    gallery: Optional[Path] = Field(None, description="Gallery (image) embedding file, with queries",
+                                          examples=["runs/irra/gallery.npy"])
     ks: list[int] = Field([1, 5, 10], description="Ranks k reported as Rank-k")
-    chunk: Optional[int] = Field(None, description="Queries per similarity chunk; none: about 8M entries per chunk")
+    chunk: Optional[int] = Field(None, description="Queries per similarity chunk (memory bound); left out: about 8M"
+                                                   " similarity entries per chunk", examples=[512])
     cmc_max_rank: int = Field(50, description="Last rank of the CMC curve (JSON and figure)")
     batch_size: int = Field(64, description="Images or captions per CLIP forward pass")
-    image_size: list[int] = Field([384, 128], description="CLIP input size [height, width] (IRRA uses 384x128; "
-                                                          "position embeddings are interpolated when it differs)")
-    mean: list[float] = Field(list(CLIP_MEAN), description="Per-channel normalisation mean (RGB, 0..1)")
-    std: list[float] = Field(list(CLIP_STD), description="Per-channel normalisation std (RGB, 0..1)")
+    image_size: list[int] = Field([384, 128], description="CLIP input size [height, width] for retrieval (IRRA: "
+                                                          "384x128; position embeddings are interpolated)")
+    mean: list[float] = Field(list(CLIP_MEAN), description="Per-channel normalisation mean (RGB, 0..1; CLIP's "
+                                                           "values)")
+    std: list[float] = Field(list(CLIP_STD), description="Per-channel normalisation std (RGB, 0..1; CLIP's values)")
     max_text_length: int = Field(77, description="Tokens per caption (longer captions are truncated)")
     device: str = Field("auto", description="Torch device: auto (cuda when available), cpu, cuda, cuda:1 ...",
                         json_schema_extra={"env": "DP_EVAL_DEVICE"})
-    dilate: int = Field(3, description="Pixels the edit mask grows by before preservation is measured outside it")
-    ssim_sigma: float = Field(1.5, description="Gaussian window sigma of SSIM (window 11 px at 1.5)")
-    figure: Optional[Path] = Field(None, description="Write the CMC curve of `dp eval retrieval` to this PNG")
+    dilate: int = Field(3, description="Pixels the edit mask grows by before PSNR/SSIM are measured outside it")
+    ssim_sigma: float = Field(1.5, description="Gaussian window sigma of SSIM (an 11-pixel window at 1.5)")
+    figure: Optional[Path] = Field(None, description="Write the CMC curve of `dp eval retrieval` to this PNG",
+                                         examples=["cmc.png"])
 
     @field_validator("ks")
     @classmethod

@@ -14,28 +14,32 @@ IMAGE_MODES = ("link", "copy")
 
 
 class SegmentConfig(Section):
-    """Settings of `dp segment` and `dp segment import`."""
+    """`dp segment` (run a parsing model) and `dp segment import` (convert maps you have).
+    Flags win over env vars, env vars over this table. Relative paths resolve against this file's folder."""
 
     model: str = path_or_hub(
         default=DEFAULT_MODEL, description="Semantic-segmentation model: hub id or local folder "
-        "(transformers AutoModelForSemanticSegmentation + its image processor config).",
+                                           "(AutoModelForSemanticSegmentation + image processor config); "
+                                           "HF_HUB_OFFLINE=1 uses the cache only",
         json_schema_extra={"env": "DP_SEGMENT_MODEL"})
-    batch_size: int = Field(8, ge=1, description="Images per forward pass.")
-    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps; "
-                                            "under accelerate/torchrun each process uses its own GPU.",
+    batch_size: int = Field(8, ge=1, description="Images per forward pass")
+    device: str = Field("auto", description="Device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
                         json_schema_extra={"env": "DP_SEGMENT_DEVICE"})
-    label_set: str = Field("auto", description="Label set of the model or of imported maps: auto (model: its "
-                           "id2label names; import: the dataset's header, or atr with --maps), atr, lip, "
-                           "or custom (the [segment.labels] table).")
-    labels: dict[int, str] = Field({}, description="For label_set = custom: source label "
-                                   "id -> our label name (ATR or LIP name), e.g. {0 = \"background\", 1 = \"hair\"}.")
-    cleanup: bool = Field(False, description="Clean maps: drop tiny islands and fill small background holes.")
-    min_island_pixels: int = Field(32, ge=0, description="Clean-up: components smaller than this are "
-                                   "reassigned to their most common neighbour label.")
-    max_hole_pixels: int = Field(256, ge=0, description="Clean-up: enclosed background regions up to this "
-                                 "size, surrounded by one label, are filled with it.")
-    images: str = Field("link", description="How source images enter the output dataset: link (hard link, "
-                        "copy when linking is impossible) or copy.")
+    label_set: str = Field("auto", description="Label set of the model or the imported maps: auto (model: its "
+                                               "id2label names; import: the dataset's header, or atr with --maps), "
+                                               "atr, lip, or custom (the labels table below)")
+    labels: dict[int, str] = Field({}, description="For label_set = \"custom\": source label id -> our label name (an"
+                                                   " ATR or LIP name), for example",
+                                                   examples=[{0: "background", 1: "hair", 2: "upper-clothes",
+                                                              3: "pants", 4: "left-shoe"}])
+    cleanup: bool = Field(False, description="Clean maps: drop tiny islands and fill small enclosed background "
+                                             "holes")
+    min_island_pixels: int = Field(32, ge=0, description="Clean-up: components smaller than this many pixels take "
+                                                         "their most common neighbour label")
+    max_hole_pixels: int = Field(256, ge=0, description="Clean-up: background regions up to this many pixels, "
+                                                        "enclosed by one label, are filled with it")
+    images: str = Field("link", description="How source images enter the output dataset: link (hard link; a copy "
+                                            "where linking fails) or copy")
 
     @field_validator("device")
     @classmethod

@@ -28,7 +28,9 @@ def parse_resolution(value: str | int) -> tuple[int, int]:
 
 
 class TrainConfig(Section):
-    """Settings of `dp train` (the seed's `train.py` flags, plus data and runtime options)."""
+    """`dp train` - every key is also a kebab-case flag (max_train_steps -> --max-train-steps);
+    the seed's spellings of its flags (--pretrained_model_hf, --MAX_REFERENCE_ATTRIBUTE_NUM, ...) work too.
+    Defaults are the paper's settings; relative paths resolve against this file's folder."""
 
     # --- models and data -------------------------------------------------------------------------
     pretrained_model: str = path_or_hub(
@@ -38,24 +40,29 @@ class TrainConfig(Section):
         default="openai/clip-vit-large-patch14",
         description="CLIP vision model (hub id or folder) that encodes reference attribute images")
     revision: Optional[str] = Field(
-        default=None, description="Hub revision (branch, tag or commit) of pretrained_model; unused for a folder")
+        default=None, description="Hub revision (branch, tag or commit) of pretrained_model; unused for a folder",
+                      examples=["main"])
     image_encoder_revision: Optional[str] = Field(
-        default=None, description="Hub revision (branch, tag or commit) of image_encoder; unused for a folder")
+        default=None, description="Hub revision (branch, tag or commit) of image_encoder; unused for a folder",
+                      examples=["main"])
     load_model: Optional[Path] = Field(
-        default=None, description="DP model folder (from dp train or DPModel.save_pretrained) whose UNet, text "
-                                  "encoder, image encoder and fusion weights training starts from; not a resume: "
-                                  "step 0, fresh optimizer")
+        default=None, description="DP model folder (OUTPUT_DIR/model of a run) whose UNet, text encoder, image "
+                                  "encoder and fusion weights training starts from; not a resume: step 0, fresh "
+                                  "optimizer (VAE, tokenizer, schedule: pretrained_model)", examples=["runs/dp/model"])
     dataset: Optional[Path] = Field(
-        default=None, description="Person dataset folder with parsing maps (native format, or an importable one)")
+        default=None, description="Person dataset folder with parsing maps (native format, or an importable one)",
+                      examples=["data/toy"])
     split: str = Field(default="train", description="Dataset split to train on")
     output_dir: Path = Field(default=Path("dp-model"),
                              description="Run folder: checkpoints, logs and the final model (in output_dir/model)")
     logging_dir: Optional[Path] = Field(default=None,
-                                        description="Tracker log folder (default: output_dir/logs)")
+                                        description="Tracker log folder (default: output_dir/logs)",
+                                        examples=["dp-model/logs"])
     # --- schedule --------------------------------------------------------------------------------
     max_train_steps: int = Field(default=30000, ge=1, description="Optimizer steps to train (at most)")
     num_train_epochs: Optional[int] = Field(
-        default=None, ge=1, description="Stop after this many epochs if that comes before max_train_steps")
+        default=None, ge=1, description="Stop after this many epochs if that comes before max_train_steps",
+                            examples=[100])
     train_batch_size: int = Field(default=32, ge=1, description="Batch size per device")
     gradient_accumulation_steps: int = Field(default=1, ge=1, description="Batches accumulated per optimizer step")
     lr: float = Field(default=1e-5, gt=0, description="Learning rate (image encoder, fusion module, text encoder)")
@@ -70,12 +77,14 @@ class TrainConfig(Section):
     adam_epsilon: float = Field(default=1e-8, gt=0, description="AdamW epsilon")
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping norm (0 = no clipping)")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
-        default="no", description="Mixed precision; on CPU only 'no' or 'bf16'", json_schema_extra={"env": "DP_MIXED_PRECISION"})
+        default="no", description="Mixed precision; on CPU only 'no' or 'bf16'",
+        json_schema_extra={"env": "DP_MIXED_PRECISION"})
     seed: int = Field(default=42, description="Random seed (data order, noise, timesteps)")
     # --- model -----------------------------------------------------------------------------------
     img_token_num: int = Field(default=1, ge=1, description="Image tokens per reference attribute")
     max_reference_attributes: int = Field(default=3, ge=1,
-                                          description="Most reference attributes per image (MAX_REFERENCE_ATTRIBUTE_NUM)")
+                                          description="Most reference attributes per image "
+                                                      "(MAX_REFERENCE_ATTRIBUTE_NUM)")
     resolution: str = Field(default="128", description="Training resolution: 'N' (square) or 'HxW' (height x width)")
     prediction_type: Literal["epsilon", "v_prediction"] = Field(
         default="epsilon", description="What the UNet predicts: the noise (epsilon) or v (v_prediction)")
@@ -84,7 +93,8 @@ class TrainConfig(Section):
     disable_flash_attention: bool = Field(default=False, description="Use the plain attention processor, not SDPA")
     train_image_encoder: bool = Field(default=True, description="Train the last layers of the CLIP image encoder")
     image_encoder_trainable_layers: int = Field(
-        default=2, ge=0, description="How many last vision layers train (0: the whole encoder, as upstream)")
+        default=2, ge=0, description="How many last vision layers train (0: the whole encoder, embeddings included,"
+                                     " as upstream)")
     train_text_encoder: bool = Field(default=False, description="Train the CLIP text encoder too")
     gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in the UNet")
     reference_attribute_types: Union[str, list[str]] = Field(
@@ -97,7 +107,8 @@ class TrainConfig(Section):
     attribute_localization_loss: Literal["balanced_l1"] = Field(default="balanced_l1",
                                                                 description="Localization loss kind")
     attribute_loc_layers: int = Field(default=5, ge=1, le=7,
-                                      description="Middle of SD-1.5's 7 cross-attention blocks, by name, that are localized")
+                                      description="Middle UNet blocks (of SD-1.5's 7 with cross-attention, by name;"
+                                                  " 5 = down 1-2, mid, up 1-2) that are localized")
     attribute_loc_normalize: bool = Field(default=False, description="Normalise attention maps before the loss")
     uncondition_prob: float = Field(default=0.0, ge=0, le=1,
                                     description="Probability of an empty caption (trains classifier-free guidance)")
@@ -107,11 +118,16 @@ class TrainConfig(Section):
     caption_augmentation_prob: float = Field(default=0.5, ge=0, le=1,
                                              description="Probability of dropping one phrase's adjectives")
     reference_augmentation: bool = Field(
-        default=True, description="Vary reference crops: plain light or noise backgrounds, padding, scale")
+        default=True, description="Vary reference crops: plain light or noise backgrounds, padding, scale (so "
+                                  "catalog photos, prepared at edit time, look like what the image encoder saw in "
+                                  "training)")
     random_flip: bool = Field(default=False, description="Random horizontal flips (turns latent caching off)")
-    cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every step")
+    cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every "
+                                                          "step")
     dataloader_num_workers: Union[int, Literal["auto"]] = Field(
-        default="auto", description="DataLoader worker processes; auto: 0 on CPU, up to 4 per process on a GPU")
+        default="auto", description="DataLoader worker processes, or \"auto\": 0 on CPU, up to 4 per process on a GPU"
+                                    " (reference crops + CLIP preprocessing take ~0.2 s per SD-1.5 batch of 32 on "
+                                    "the main process; benchmarks/README.md)")
     pin_memory: bool = Field(default=True, description="Pin host memory of batches (GPU only)")
     strict: bool = Field(default=False, description="Fail on a corrupt or missing file instead of skipping it")
     # --- checkpoints and logging -----------------------------------------------------------------
@@ -121,9 +137,10 @@ class TrainConfig(Section):
     keep_interval: Optional[int] = Field(default=10000, ge=1,
                                          description="Checkpoints at multiples of this step are never deleted")
     checkpoints_total_limit: Optional[int] = Field(
-        default=None, ge=1, description="Keep at most N checkpoints when keep_only_last_checkpoint is off")
+        default=None, ge=1, description="Keep at most N checkpoints when keep_only_last_checkpoint is off",
+                            examples=[5])
     resume_from_checkpoint: Optional[str] = Field(
-        default=None, description="'latest' or a checkpoint folder to continue the same run from")
+        default=None, description="'latest' or a checkpoint folder to continue the same run from", examples=["latest"])
     report_to: Literal[REPORT_TO] = Field(default="none", description="Trackers: none, tensorboard, wandb or all")
     log_every: int = Field(default=10, ge=1, description="Log losses to the trackers every N steps")
 

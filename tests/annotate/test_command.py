@@ -5,6 +5,7 @@ import tomllib
 
 from conftest import REPO, invoke, make_rows, read_lines, write_rows
 
+from dp_cli import docs_build
 from dp_cli.annotate.config import AnnotateConfig
 from dp_cli.config import ProjectFile, resolve_section
 
@@ -15,7 +16,7 @@ def test_help_runs():
 
 
 def test_toml_fragment_loads_and_documents_every_key():
-    text = (REPO / "docs/toml/annotate.toml").read_text()
+    text = docs_build.table_toml("annotate")
     documented = set(re.findall(r"^#? ?(\w+) = ", text, re.M))
     assert documented == set(AnnotateConfig.model_fields)
     cfg = resolve_section(AnnotateConfig, "annotate", ProjectFile(REPO / "dp.toml", tomllib.loads(text)))

@@ -93,3 +93,18 @@ def test_export_leaves_out_failed_edits_counts_them_and_keeps_them_on_request(dp
     result = dp("--json", "export", "-d", root, "-o", tmp_path / "o2", "--edits", edits, "--include-failed-edits")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["generated_records"] == 2
+
+
+def test_bad_values_of_both_tables_are_reported_together(dp, tmp_path):
+    (tmp_path / "dp.toml").write_text('[data]\nformat = "bogus"\n\n[export]\nformat = "bogus"\n')
+    result = dp("--config", tmp_path / "dp.toml", "export", "--out", tmp_path / "o")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "[data] format" in lines[0] and "[export] format" in lines[0], result.stderr
+
+
+def test_a_broken_project_file_is_reported_once(dp, tmp_path):
+    (tmp_path / "dp.toml").write_text('[data\n')
+    result = dp("--config", tmp_path / "dp.toml", "export", "--out", tmp_path / "o")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("invalid TOML") == 1, result.stderr

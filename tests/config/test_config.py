@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field, field_validator, model_validator
 
 from dp_cli import config as C
+from dp_cli.config import tomllib
 from dp_cli.errors import ConfigError
 
 
@@ -33,13 +34,14 @@ class Demo(C.Section):
 def project(tmp_path, monkeypatch):
     monkeypatch.delenv("DP_TEST_STEPS", raising=False)
     monkeypatch.delenv(C.CONFIG_ENV, raising=False)
-    monkeypatch.setitem(C.SECTIONS, "demo_table", "tests:Demo")
+    monkeypatch.setitem(C.SECTIONS, "demo_table", Demo)
 
-    def write(text: str, name: str = "proj/dp.toml") -> C.ProjectFile:
+    def write(text: str, name: str = "proj/dp.toml", checked: bool = True) -> C.ProjectFile:
+        """The project file read by load_project (checked), or only parsed, for resolve_section's own checks."""
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        return C.load_project(path, explicit=True)
+        return C.load_project(path, explicit=True) if checked else C.ProjectFile(path.resolve(), tomllib.loads(text))
 
     return write
 
@@ -73,10 +75,13 @@ def test_hub_ids_stay_as_they_are(project):
 
 
 def test_unknown_key_has_did_you_mean(project):
-    p = project("[demo_table]\nstesp = 3\n")
+    p = project("[demo_table]\nstesp = 3\n", checked=False)
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Demo, "demo_table", p)
     assert info.value.problems == [f"{p.path}: [demo_table] stesp: unknown key (did you mean 'steps'?)"]
+    with pytest.raises(ConfigError) as info:  # reading the file finds it too
+        project("[demo_table]\nstesp = 3\n")
+    assert info.value.problems == ["[demo_table] stesp: unknown key (did you mean 'steps'?)"]
 
 
 def test_wrong_type_names_table_key_and_value(project):
@@ -86,11 +91,14 @@ def test_wrong_type_names_table_key_and_value(project):
 
 
 def test_all_problems_reported_together(project):
-    p = project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n")
+    p = project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n", checked=False)
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Demo, "demo_table", p)
     problems = info.value.problems
     assert len(problems) == 3
+    with pytest.raises(ConfigError) as read:  # reading the file reports the same three
+        project("[demo_table]\nstesp = 3\nsteps = 'many'\nrate = 2.0\n")
+    assert len(read.value.problems) == 3
     assert any("stesp: unknown key" in x for x in problems)
     assert any("steps:" in x and "'many'" in x for x in problems)
     assert any("rate: must be between 0 and 1 (got 2.0)" in x for x in problems)
@@ -126,12 +134,41 @@ def test_env_var_declared_on_field():
 
 def test_bad_option_value_read_from_its_variable_names_the_variable(monkeypatch):
     monkeypatch.setenv("DP_TEST_STEPS", "many")
-    with pytest.raises(ConfigError) as info:  # the CLI passes what Typer read from DP_TEST_STEPS as a flag
-        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "many"})
+    with pytest.raises(ConfigError) as info:  # the option was not given: the CLI passes None, the variable is read here
+        C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": None})
     assert "env DP_TEST_STEPS: [demo_table] steps" in str(info.value)
     with pytest.raises(ConfigError) as info:  # typed on the command line: a flag
         C.resolve_section(Demo, "demo_table", C.ProjectFile(None), {"steps": "lots"})
     assert "flags: [demo_table] steps" in str(info.value)
+
+
+def test_only_the_config_reads_the_settings_variables():
+    """Options of settings are built from their fields without Typer's envvar, so a value set in the environment
+    reaches resolve_section as the variable's (and is blamed on it), never disguised as a flag."""
+    import click
+    import typer.main
+
+    from dp_cli.app import app
+
+    def params(cmd):
+        yield from ((cmd, p) for p in cmd.params)
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from params(sub)
+
+    read = [f"{c.name} {p.name}: {p.envvar}" for c, p in params(typer.main.get_command(app))
+            if isinstance(p, click.Option) and p.envvar and p.envvar != C.CONFIG_ENV]
+    assert read == []
+
+
+def test_a_setting_option_shows_the_field_text_variable_and_default():
+    from typer.testing import CliRunner
+
+    from dp_cli.app import app
+    from dp_cli.segment.config import SegmentConfig
+
+    out = " ".join(CliRunner().invoke(app, ["segment", "--help"], env={"COLUMNS": "240"}).output.split())
+    text = " ".join(SegmentConfig.model_fields["device"].description.split())
+    assert f"{text} [env var: DP_SEGMENT_DEVICE] [default: auto]" in out
 
 
 def test_unknown_table_and_unknown_keys_reported_together(tmp_path):
@@ -218,7 +255,7 @@ class Pair(C.Section):
 
 
 def test_cross_key_error_names_the_keys_without_dumping_the_table(project, monkeypatch):
-    monkeypatch.setitem(C.SECTIONS, "pair_table", "tests:Pair")
+    monkeypatch.setitem(C.SECTIONS, "pair_table", Pair)
     p = project("[pair_table]\nlow = 5\n")
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Pair, "pair_table", p, {"high": 3})

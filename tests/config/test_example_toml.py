@@ -1,10 +1,11 @@
-"""dp.toml.example loads, covers every key of every section, and is made of docs/toml/ fragments."""
+"""dp.toml.example loads, covers every key of every section, and is written from the section models."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from dp_cli import docs_build
 from dp_cli.config import SECTIONS, load_project, resolve_section, section_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +28,13 @@ def test_example_documents_every_key():
         assert not missing, f"[{table}] undocumented: {missing}"
 
 
-def test_example_is_the_fragments_in_pipeline_order():
+def test_example_is_the_tables_in_pipeline_order():
     text = EXAMPLE.read_text()
     order = ["data", "toy", "segment", "train", "edit", "annotate", "export", "eval", "baseline", "demo"]
-    body = "".join((ROOT / "docs" / "toml" / f"{t}.toml").read_text() + "\n" for t in order)
-    assert text.endswith(body), "regenerate dp.toml.example from docs/toml/*.toml (see its header)"
+    assert list(SECTIONS) == order
+    body = "".join(docs_build.table_toml(t) + "\n" for t in order)
+    assert text.endswith(body) and text == docs_build.example_config(), \
+        "regenerate dp.toml.example with `make example-config`"
 
 
 def test_shipped_example_configs_load():

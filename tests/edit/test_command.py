@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from dp_cli import docs_build
 from dp_cli.app import app
 from dp_cli.config import ProjectFile, resolve_section
 from dp_cli.edit.config import EditConfig
@@ -157,7 +158,7 @@ def test_dataset_and_catalog_from_the_shared_data_table(model_dir, world, tmp_pa
 
 
 def test_toml_fragment_loads_and_documents_every_key():
-    text = (REPO / "docs/toml/edit.toml").read_text()
+    text = docs_build.table_toml("edit")
     documented = set(re.findall(r"^#? ?(\w+) = ", text, re.M))
     assert documented == set(EditConfig.model_fields)
     cfg = resolve_section(EditConfig, "edit", ProjectFile(REPO / "dp.toml", tomllib.loads(text)))

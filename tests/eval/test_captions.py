@@ -87,10 +87,10 @@ def test_cmc_figure_draws_curves():
 
 
 def test_documented_eval_table_loads_and_covers_every_field():
+    from dp_cli import docs_build
     from dp_cli.eval.config import EvalConfig
 
-    path = Path(__file__).resolve().parents[2] / "docs" / "toml" / "eval.toml"
-    text = path.read_text()
+    text = docs_build.table_toml("eval")
     table = tomllib.loads(text).get("eval", {})
     EvalConfig.model_validate(table)
     for name in EvalConfig.model_fields:

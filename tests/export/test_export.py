@@ -30,7 +30,7 @@ def test_native_to_tbps_keeps_what_the_format_carries(tbps, tmp_path, target):
     src = load_dataset(tbps("native"))
     export_dataset(src, target, tmp_path / target)
     back = load_dataset(tmp_path / target)
-    # ids, parsing maps and extra are what TBPS formats cannot carry (docs/readme/export.md).
+    # ids, parsing maps and extra are what TBPS formats cannot carry (docs/export.md).
     keep = lambda r: (f"imgs/{r.image}", r.person_id, r.split, r.captions)  # noqa: E731
     assert [(r.image, r.person_id, r.split, r.captions) for r in back.records] == [keep(r) for r in src.records]
     assert all(r.parsing is None and r.extra == {} for r in back.records)

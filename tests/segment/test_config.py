@@ -1,4 +1,4 @@
-"""docs/toml/segment.toml loads into SegmentConfig, shows every default, and bad values are named."""
+"""The [segment] table of dp.toml.example loads into SegmentConfig, shows every default, and bad values are named."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from dp_cli import docs_build
 from dp_cli.config import ProjectFile, resolve_section
 from dp_cli.errors import ConfigError
 from dp_cli.segment.config import SegmentConfig
 
-FRAGMENT = Path(__file__).resolve().parents[2] / "docs" / "toml" / "segment.toml"
+FRAGMENT = Path(__file__).resolve().parents[2] / "dp.toml"  # where a copy of the table would be
 
 
 def test_fragment_documents_every_field_with_its_default():
-    text = FRAGMENT.read_text()
+    text = docs_build.table_toml("segment")
     tables = tomllib.loads(text)
     assert list(tables) == ["segment"] and set(tables["segment"]) == set(SegmentConfig.model_fields)
     cfg = resolve_section(SegmentConfig, "segment", ProjectFile(FRAGMENT, tables))
