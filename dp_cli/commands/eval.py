@@ -122,9 +122,10 @@ def _retrieval_inputs(cfg, save_to: Optional[Path]):
 
 
 def _embed(cfg, fmt: Optional[str]):
-    from dp_cli.eval.embeddings import embed_dataset, load_person_dataset
+    from dp_cli.data.loading import load_dataset
+    from dp_cli.eval.embeddings import embed_dataset
 
-    ds = load_person_dataset(cfg.dataset, fmt)
+    ds = load_dataset(cfg.dataset, fmt)
     clip, tokenizer = _load_clip(cfg)
     recs = ds.split(cfg.split)
     total = len(recs) + sum(len(r.captions) for r in recs)
@@ -188,10 +189,10 @@ def captions(
 ) -> None:
     """Caption quality: new attributes named, replaced ones gone, length and vocabulary vs the source captions."""
     from dp_cli.eval.captions import evaluate_captions, source_captions_for
-    from dp_cli.eval.embeddings import load_person_dataset
+    from dp_cli.data.loading import load_dataset
 
     if dataset is not None:
-        source = [c for r in load_person_dataset(dataset).records for c in r.captions]
+        source = [c for r in load_dataset(dataset).records for c in r.captions]
     else:
         source = source_captions_for(edits_path)
     quality = evaluate_captions(annotations, edits_path, source)

@@ -11,11 +11,15 @@ from dp_cli.errors import DataError
 AUTO = "auto"
 
 
-def load_dataset(path: str | Path, format: str | None = None) -> PersonDataset:
-    """Read a dataset folder or annotation file; the format is named, or detected from the file."""
+NOT_FOUND_HINT = "pass --dataset, or set [data] dataset in dp.toml; `dp toy` makes one"
+
+
+def load_dataset(path: str | Path, format: str | None = None, hint: str = NOT_FOUND_HINT) -> PersonDataset:
+    """Read a dataset folder or annotation file; the format is named, or detected from the file.
+    `hint` is what a missing path's error tells the user to do (each command names its own setting)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: dataset not found", hint="pass --dataset, or set [data] dataset in dp.toml")
+        raise DataError(f"{path}: dataset not found", hint=hint)
     fmt, annotation_file = resolve_format(path, format)
     return fmt.read(annotation_file)
 

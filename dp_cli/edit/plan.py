@@ -98,15 +98,6 @@ def load_catalog(root: Path) -> list[CatalogItem]:
     return items
 
 
-def load_dataset(path: Path) -> PersonDataset:
-    """A dataset folder or annotation file in any format dp reads (detected)."""
-    from dp_cli.data.loading import load_dataset as load_any
-
-    if not Path(path).exists():
-        raise DataError(f"{path}: dataset not found", hint="set [edit] dataset or --dataset; `dp toy` makes one")
-    return load_any(path)
-
-
 def job_seed(seed: int, job_id: str) -> int:
     """A stable per-image seed (same plan, same seed, whatever the sharding)."""
     return (seed * 1_000_003 + zlib.crc32(job_id.encode("utf-8"))) % (2**31)

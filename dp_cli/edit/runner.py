@@ -19,7 +19,8 @@ import numpy as np
 from dp_cli.data.handoff import FAILED, PASSED, EditReference, EditRow
 from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
-from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, load_dataset, plan_jobs, present_types
+from dp_cli.data.loading import load_dataset
+from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
 from dp_cli.distributed import distributed_without_cuda, pick_device
 from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
@@ -256,7 +257,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
     from dp_cli.fsutil import check_outputs
 
     check_outputs({"--output-dir": cfg.output_dir}, {"--dataset": cfg.dataset, "--catalog": cfg.catalog})
-    dataset = load_dataset(cfg.dataset)
+    dataset = load_dataset(cfg.dataset, hint="set [edit] dataset or --dataset; `dp toy` makes one")
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
                      types_of=lambda records: present_types(dataset, records, cfg.types))
     check_jobs(dataset, jobs)

@@ -176,13 +176,13 @@ def _against_source(descs: list[str], source: list[str] | None) -> tuple[TextSta
 
 def source_captions_for(edits: str | Path) -> list[str] | None:
     """Captions of the source datasets named by an edit manifest (None when none can be read)."""
-    from dp_cli.eval.embeddings import load_person_dataset
+    from dp_cli.data.loading import load_dataset
 
     roots = {row.source_dataset for row in read_edit_rows(edits, ())} - {None, ""}
     caps: list[str] = []
     for root in sorted(roots):
         try:
-            ds = load_person_dataset(Path(root))
+            ds = load_dataset(Path(root))
         except DataError:
             continue
         caps += [c for r in ds.records for c in r.captions]

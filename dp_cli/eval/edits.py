@@ -269,10 +269,10 @@ class _Sources:
         if not root:
             return None, None
         if root not in self._cache:
-            from dp_cli.eval.embeddings import load_person_dataset
+            from dp_cli.data.loading import load_dataset
 
             try:
-                ds = load_person_dataset(Path(root))
+                ds = load_dataset(Path(root))
                 self._cache[root] = (ds, ds.by_id())
             except DataError:
                 self._cache[root] = None

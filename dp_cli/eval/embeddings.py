@@ -263,9 +263,3 @@ def embed_dataset(model, tokenizer, dataset, split: str = "test", size: Sequence
                         gallery_ids=[r.person_id for r in records], query_keys=[k for k, _, _ in captions],
                         gallery_keys=[r.id for r in records])
 
-
-def load_person_dataset(root: Path, format: str | None = None):
-    """A person dataset in any format dp reads (dp_cli.data.loading.load_dataset)."""
-    from dp_cli.data.loading import load_dataset
-
-    return load_dataset(Path(root), format)

@@ -47,15 +47,6 @@ class ScanReport:
     without_parsing: int = 0
 
 
-def load_person_dataset(path: Path) -> PersonDataset:
-    """Any dataset `dp` reads (native, or an importable format)."""
-    from dp_cli.data.loading import load_dataset
-
-    if not Path(path).exists():
-        raise DataError(f"{path}: dataset folder not found", hint="check --dataset, or build one with `dp toy`")
-    return load_dataset(Path(path))
-
-
 def scan_split(dataset: PersonDataset, split: str, *, strict: bool, need_parsing: bool) -> ScanReport:
     """Keep the records whose files open; count (or, strict, fail on) the missing and corrupt ones."""
     records = dataset.split(split)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from dp_cli.data.loading import load_dataset
 from dp_cli.distributed import distributed_without_cuda
 from dp_cli.errors import ConfigError, TrainingError
 from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
@@ -272,10 +273,10 @@ def configure_model(cfg: TrainConfig, model) -> None:
 def build_data(run: Run, on_info: Callable[[str], None]) -> None:
     """Scan the split, build the dataset (with cached latents when possible) and its loader."""
     from dp_cli.train.data import (ReferenceSpec, TrainDataset, cache_key, load_or_build_latent_cache,
-                                   load_person_dataset, scan_split)
+                                   scan_split)
 
     cfg, acc, model = run.cfg, run.accelerator, run.model
-    dataset = load_person_dataset(cfg.dataset)
+    dataset = load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
     run.scan = scan_split(dataset, cfg.split, strict=cfg.strict, need_parsing=cfg.attribute_loc or cfg.mask_loss)
     enc = model.image_encoder
     run.data = TrainDataset(

@@ -12,7 +12,8 @@ from PIL import Image
 
 from dp_cli.errors import DataError
 from dp_cli.data.reference import training_reference
-from dp_cli.train.data import ReferenceSpec, TrainDataset, load_person_dataset, scan_split
+from dp_cli.data.loading import load_dataset as load_person_dataset
+from dp_cli.train.data import ReferenceSpec, TrainDataset, scan_split
 
 HEIGHT, WIDTH = 64, 32
 TYPES = ("hair", "uppercloth", "bottomcloth")
