@@ -15,7 +15,7 @@ from dp_cli.errors import ConfigError, ModelError
 from dp_models.attention_capture import capture_installed, install_capture, uninstall_capture
 from dp_models.fusion import FusionModule
 from dp_models.image_encoder import ReferenceImageEncoder
-from dp_models.loading import (SD_PARTS, ensure_hub_reachable, float32_kwargs, model_errors, require_parts,
+from dp_models.loading import (SD_PARTS, checked_ref, ensure_hub_reachable, float32_kwargs, model_errors, require_parts,
                                resolve_ref)
 from dp_models.losses import LOCALIZATION_KINDS, denoising_loss, localization_loss
 
@@ -193,7 +193,7 @@ class DPModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_hub: str, **kwargs) -> "DPModel":
         """Load a folder written by save_pretrained (or its hub copy)."""
-        ref, local = resolve_ref(path_or_hub, "DP model")
+        ref, local = checked_ref(path_or_hub, "DP model")
         if local:
             require_parts(ref, SD_PARTS + ("image_encoder", "fusion", CONFIG_NAME), "DP model folder",
                           "write it with `dp train` (its final folder) or DPModel.save_pretrained")
@@ -201,7 +201,6 @@ class DPModel(nn.Module):
         else:
             from huggingface_hub import hf_hub_download
 
-            ensure_hub_reachable(ref, "DP model")
             with model_errors(ref, CONFIG_NAME):
                 config = DPConfig.load(hf_hub_download(ref, CONFIG_NAME))
         parts = _load_sd_parts(ref, False, **kwargs)

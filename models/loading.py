@@ -31,6 +31,14 @@ def resolve_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
     raise ModelError(f"{what} folder {s} does not exist", hint="give an existing folder or a hub id like owner/name")
 
 
+def checked_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
+    """The one check before any from_pretrained: `resolve_ref`, then, for a hub id, `ensure_hub_reachable`."""
+    ref, local = resolve_ref(ref, what)
+    if not local:
+        ensure_hub_reachable(ref, what)
+    return ref, local
+
+
 OFFLINE_HINT = ("without internet: set HF_HUB_OFFLINE=1 to use models already in the local Hugging Face cache, "
                 "or pass a local model folder")
 _REACHABLE: dict[str, bool] = {}  # hub endpoint -> answered the probe (once per process)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dp_cli.baseline.config import BaselineConfig
 from dp_cli.baseline.data import RetrievalItem, generated_items
 from dp_cli.data.dataset import PersonDataset
-from dp_cli.errors import ConfigError, DataError, ModelError
+from dp_cli.errors import ConfigError, DataError
 
 
 def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]]:
@@ -38,12 +38,7 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
 
 def check_clip_model(cfg: BaselineConfig) -> None:
     """A --clip-model that is neither an existing folder nor a hub id fails before any training."""
-    from dp_models.loading import ensure_hub_reachable, resolve_ref
+    from dp_cli.eval.embeddings import check_clip_ref
 
     if cfg.clip_model is not None:
-        try:
-            ref, local = resolve_ref(cfg.clip_model, "CLIP model")
-            if not local:
-                ensure_hub_reachable(ref, "CLIP model")  # seconds, not half a minute of retries
-        except ModelError as exc:
-            raise ModelError(f"{cfg.clip_model}: cannot load a CLIP model: {exc.message}", hint=exc.hint) from None
+        check_clip_ref(cfg.clip_model)

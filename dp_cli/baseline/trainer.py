@@ -15,7 +15,7 @@ from dp_cli.baseline.config import BaselineConfig
 from dp_cli.baseline.data import RetrievalItem, RetrievalTrainSet, load_image, make_collate
 from dp_cli.baseline.losses import itc_loss, sdm_loss
 from dp_cli.data.dataset import PersonDataset
-from dp_cli.errors import ModelError, TrainingError
+from dp_cli.errors import TrainingError
 
 ProgressFn = Callable[[int, int, float], None]  # (step, total, loss)
 
@@ -41,12 +41,11 @@ def load_clip(cfg: BaselineConfig):
 
     if cfg.clip_model is None:
         return _tiny_clip(cfg)
-    try:
+    from dp_models.loading import model_errors
+
+    with model_errors(str(cfg.clip_model), "CLIP model and tokenizer"):
         model = CLIPModel.from_pretrained(cfg.clip_model)
         tokenizer = CLIPTokenizer.from_pretrained(cfg.clip_model)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{cfg.clip_model}: cannot load a CLIP model and tokenizer ({str(exc).splitlines()[0]})",
-                         hint="give a hub id or a folder with config.json, weights and tokenizer files") from None
     return model, tokenizer
 
 

@@ -158,22 +158,24 @@ def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:
     """A CLIPModel and its tokenizer from a hub id or a local folder (HF_HUB_OFFLINE respected)."""
     from transformers import AutoTokenizer, CLIPModel
 
-    from dp_models.loading import ensure_hub_reachable, resolve_ref
+    from dp_models.loading import model_errors
 
-    try:  # a local path that does not exist says so (not "Repo id must be in the form ...")
-        ref, local = resolve_ref(model_ref, "CLIP model")
-        if not local:
-            ensure_hub_reachable(ref, "CLIP model")  # seconds, not half a minute of retries
+    ref = check_clip_ref(model_ref)
+    with model_errors(ref, "CLIP model and tokenizer"):
+        model = CLIPModel.from_pretrained(ref)
+        tokenizer = AutoTokenizer.from_pretrained(ref)
+    return model.to(resolve_device(device)).eval(), tokenizer
+
+
+def check_clip_ref(model_ref: str) -> str:
+    """A CLIP model reference that is an existing folder or a reachable hub id (HF_HUB_OFFLINE respected);
+    a local path that does not exist says so (not "Repo id must be in the form ...")."""
+    from dp_models.loading import checked_ref
+
+    try:
+        return checked_ref(model_ref, "CLIP model")[0]
     except ModelError as exc:
         raise ModelError(f"{model_ref}: cannot load a CLIP model: {exc.message}", hint=exc.hint) from None
-    try:
-        model = CLIPModel.from_pretrained(model_ref)
-        tokenizer = AutoTokenizer.from_pretrained(model_ref)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{model_ref}: cannot load a CLIP model and tokenizer ({first})",
-                         hint="give a local folder saved with save_pretrained, or a hub id reachable from here") from None
-    return model.to(resolve_device(device)).eval(), tokenizer
 
 
 def preprocess_images(images: Sequence, size: Sequence[int], mean: Sequence[float], std: Sequence[float]):

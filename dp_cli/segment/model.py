@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 
 from dp_cli.data.attributes import LABEL_SETS
 from dp_cli.errors import ModelError
-from dp_cli.segment.labels import lut_from_names, lut_for_set
+from dp_cli.segment.labels import lut_from_names
 
 
 @dataclass
@@ -49,21 +48,18 @@ def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    from dp_models.loading import model_errors
+
     config = _load_config(ref)
-    try:
+    with model_errors(ref, "segmentation model"):
         model, info = AutoModelForSemanticSegmentation.from_pretrained(ref, output_loading_info=True)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise ModelError(f"{ref}: cannot load the segmentation model: {_first_line(exc)}") from None
     head = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_base_prefix(model)))
     if head:
         raise ModelError(f"{ref}: the checkpoint has no trained segmentation head (missing {head[0]} and "
                          f"{len(head) - 1} more weights; architectures {config.architectures})",
                          hint="use a *ForSemanticSegmentation checkpoint such as mattmdjaga/segformer_b2_clothes")
-    try:
+    with model_errors(ref, "image processor (preprocessor_config.json)"):
         processor = AutoImageProcessor.from_pretrained(ref, **_pil_backend())
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise ModelError(f"{ref}: cannot load the image processor (preprocessor_config.json): "
-                         f"{_first_line(exc)}") from None
     lut = model_lut(ref, config, label_set, labels or {})
     from dp_cli.distributed import pick_device
 
@@ -78,18 +74,11 @@ def _load_config(ref: str) -> Any:
 
     if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().exists():
         raise ModelError(f"{ref}: model folder not found", hint="check the path, or give a hub id like org/name")
-    if not Path(ref).expanduser().is_dir():  # a hub id: fail fast (no half minute of retries) when unreachable
-        from dp_models.loading import ensure_hub_reachable
+    from dp_models.loading import checked_ref, model_errors
 
-        ensure_hub_reachable(ref, "segmentation model")
-
-    try:
+    checked_ref(ref, "segmentation model")  # a hub id: fail fast (no half minute of retries) when unreachable
+    with model_errors(ref, "the model config"):
         config = AutoConfig.from_pretrained(ref)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        hint = ("HF_HUB_OFFLINE is set: use a model in the cache or a local folder" if offline else
-                "give a hub id or a folder with config.json; without internet use a local folder")
-        raise ModelError(f"{ref}: cannot load the model config: {_first_line(exc)}", hint=hint) from None
     if type(config) not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING:
         raise ModelError(f"{ref}: a {config.model_type!r} model has no semantic-segmentation head",
                          hint="use a segmentation model such as mattmdjaga/segformer_b2_clothes")
@@ -127,8 +116,3 @@ def _pil_backend() -> dict[str, Any]:
 
 def _base_prefix(model: Any) -> str:
     return getattr(model, "base_model_prefix", "") + "." if getattr(model, "base_model_prefix", "") else "\0"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
