@@ -145,7 +145,6 @@ def test_bad_option_value_read_from_its_variable_names_the_variable(monkeypatch)
 def test_only_the_config_reads_the_settings_variables():
     """Options of settings are built from their fields without Typer's envvar, so a value set in the environment
     reaches resolve_section as the variable's (and is blamed on it), never disguised as a flag."""
-    import click
     import typer.main
 
     from dp_cli.app import app
@@ -156,7 +155,7 @@ def test_only_the_config_reads_the_settings_variables():
             yield from params(sub)
 
     read = [f"{c.name} {p.name}: {p.envvar}" for c, p in params(typer.main.get_command(app))
-            if isinstance(p, click.Option) and p.envvar and p.envvar != C.CONFIG_ENV]
+            if p.param_type_name == "option" and p.envvar and p.envvar != C.CONFIG_ENV]
     assert read == []
 
 
