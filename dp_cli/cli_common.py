@@ -95,13 +95,16 @@ def setting_option(model: type[Section], name: str, *param_decls: str, **kwargs:
         text += f" \\[env var: {env}]"
     default = field.get_default(call_default_factory=True)
     if default not in (None, "", [], {}):
-        kwargs.setdefault("show_default", _shown(default))
+        kwargs.setdefault("show_default", _shown(default, name, param_decls))
     return typer.Option(*param_decls, help=text, **kwargs)
 
 
-def _shown(default: Any) -> str:
+def _shown(default: Any, name: str, param_decls: tuple[str, ...]) -> str:
+    """The default as `--help` shows it; for a switch, the name of the side that is on by default."""
     if isinstance(default, bool):
-        return "yes" if default else "no"
+        flag = f"--{name.replace('_', '-')}"
+        on, off = next((d.split("/") for d in param_decls if "/" in d), (flag, f"--no-{flag[2:]}"))
+        return on if default else off
     if isinstance(default, (list, tuple)):
         return ",".join(map(str, default))
     return str(default)

@@ -39,7 +39,8 @@ SECTIONS: dict[str, "str | type[Section]"] = registry.tables()
 class Section(BaseModel):
     """Base of every `[table]` model: unknown keys are errors; fields carry their own docs."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # defer_build: the validators are built when a table is first resolved, not when `dp --help` imports it
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), defer_build=True)
 
 
 def env_var(model: type[Section], name: str) -> str | None:

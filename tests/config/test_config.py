@@ -145,7 +145,6 @@ def test_bad_option_value_read_from_its_variable_names_the_variable(monkeypatch)
 def test_only_the_config_reads_the_settings_variables():
     """Options of settings are built from their fields without Typer's envvar, so a value set in the environment
     reaches resolve_section as the variable's (and is blamed on it), never disguised as a flag."""
-    import click
     import typer.main
 
     from dp_cli.app import app
@@ -156,7 +155,7 @@ def test_only_the_config_reads_the_settings_variables():
             yield from params(sub)
 
     read = [f"{c.name} {p.name}: {p.envvar}" for c, p in params(typer.main.get_command(app))
-            if isinstance(p, click.Option) and p.envvar and p.envvar != C.CONFIG_ENV]
+            if p.param_type_name == "option" and p.envvar and p.envvar != C.CONFIG_ENV]
     assert read == []
 
 
@@ -260,3 +259,17 @@ def test_cross_key_error_names_the_keys_without_dumping_the_table(project, monke
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Pair, "pair_table", p, {"high": 3})
     assert info.value.problems == [f"{p.path}: [pair_table] (section): low=5 is more than high=3"]
+
+
+def test_setting_option_takes_text_variable_and_default_from_the_field():
+    from dp_cli.annotate.config import AnnotateConfig
+    from dp_cli.cli_common import setting_option
+    from dp_cli.export.config import ExportConfig
+
+    steps = setting_option(Demo, "steps", "--steps")
+    assert (steps.help, steps.envvar, steps.show_default) == ("Steps. \\[env var: DP_TEST_STEPS]", None, "10")
+    assert setting_option(Demo, "data").show_default is True  # no default: Typer's (the option's None: nothing)
+    assert setting_option(ExportConfig, "link", "--link/--copy").show_default == "--copy"
+    assert setting_option(ExportConfig, "include_failed_edits").show_default == "--no-include-failed-edits"
+    prompt = setting_option(AnnotateConfig, "prompt_file")  # brackets stay text under rich markup
+    assert "\\[system]/\\[user]" in prompt.help and "[system]" in AnnotateConfig.model_fields["prompt_file"].description
