@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -13,6 +12,8 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+
+from dp_cli.distributed import is_main_process
 
 
 @dataclass
@@ -37,11 +38,6 @@ def scrub(text: str) -> str:
 def err_console() -> Console:
     """A console on stderr (created per call so tests capturing stderr see the output)."""
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def is_main_process() -> bool:
-    """True on rank 0 (or when not distributed)."""
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) in ("0", "")
 
 
 def info(message: str) -> None:

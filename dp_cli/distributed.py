@@ -1,31 +1,53 @@
-"""One way to build the Accelerator, so `accelerate launch` and `torchrun` work on CPUs as on GPUs."""
+"""The one runtime seam: launched processes, the main-process check, the process state, the Accelerator and
+the device rule, so `accelerate launch`, `torchrun` and MPI work on CPUs as on GPUs, in every command.
+
+accelerate only turns `torchrun --nproc_per_node N` into a gloo process group on CPU when asked for the CPU
+explicitly; otherwise every process believes it is alone (and rank 0).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+# What the launchers set (torchrun / accelerate launch, then MPI), in the order accelerate reads them.
+_WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "LOCAL_RANK")
 
-def make_accelerator(**kwargs: Any):
-    """An `accelerate.Accelerator`; on a machine without a GPU it is told `cpu=True`.
 
-    accelerate only turns `torchrun --nproc_per_node N` into a gloo process group on CPU when asked
-    for the CPU explicitly; otherwise every process believes it is alone (and rank 0).
-    """
-    import torch
-    from accelerate import Accelerator
+def world_size() -> int:
+    """How many processes were launched together (1 when run alone), from the launcher's environment."""
+    return max(int(os.environ.get(k) or 1) for k in _WORLD_SIZE_VARS)
 
-    if "cpu" not in kwargs and not torch.cuda.is_available():
-        kwargs["cpu"] = True
-    return Accelerator(**kwargs)
+
+def is_main_process() -> bool:
+    """True on rank 0 (or when not distributed); read from the environment, so it costs no torch import."""
+    rank = next((os.environ[k] for k in _RANK_VARS if k in os.environ), "0")
+    return rank in ("0", "")
 
 
 def distributed_without_cuda() -> bool:
-    """torchrun / accelerate launch on CPUs: accelerate then needs cpu=True to pick gloo (MULTI_CPU)."""
-    import os
-
+    """Several processes on CPUs: accelerate then needs cpu=True to pick gloo (MULTI_CPU)."""
     import torch
 
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return not torch.cuda.is_available() and world_size() > 1
+
+
+def process_state(device: str | None = None):
+    """This process's `accelerate.PartialState` (rank, process count, barriers); on the CPU when several
+    processes run without CUDA or when `device` is 'cpu'."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=distributed_without_cuda() or device == "cpu")
+
+
+def make_accelerator(**kwargs: Any):
+    """An `accelerate.Accelerator`, told `cpu=True` when several processes run without CUDA (unless the
+    caller says otherwise)."""
+    from accelerate import Accelerator
+
+    kwargs.setdefault("cpu", distributed_without_cuda())
+    return Accelerator(**kwargs)
 
 
 def pick_device(name: str | None, state: Any = None) -> str:

@@ -21,7 +21,7 @@ from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
 from dp_cli.data.loading import load_dataset
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
-from dp_cli.distributed import distributed_without_cuda, pick_device
+from dp_cli.distributed import pick_device, process_state
 from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
@@ -247,8 +247,6 @@ class PreparedEdit:
 
 def prepare_dataset_edit(cfg) -> PreparedEdit:
     """Plan the jobs and check every input, then load the model: errors come before any output."""
-    from accelerate import PartialState
-
     if cfg.dataset is None or cfg.catalog is None:
         missing = " and ".join(k for k in ("dataset", "catalog") if getattr(cfg, k) is None)
         raise DataError(f"dataset mode needs a {missing}",
@@ -262,7 +260,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
                      types_of=lambda records: present_types(dataset, records, cfg.types))
     check_jobs(dataset, jobs)
     model_ref = resolve_model(cfg.model)
-    state = PartialState(cpu=distributed_without_cuda())
+    state = process_state(cfg.device)
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
     return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +10,7 @@ import numpy as np
 
 from dp_cli.data.attributes import LABEL_SETS
 from dp_cli.data.dataset import PersonDataset, resolve_inside
+from dp_cli.distributed import pick_device, process_state
 from dp_cli.errors import DataError, UsageError
 from dp_cli.segment.cleanup import clean_map
 from dp_cli.segment.config import SegmentConfig
@@ -30,30 +30,6 @@ def _settings(cfg: SegmentConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
-_WORLD_SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")  # torchrun, MPI
-
-
-class _Dist:
-    """This process's share of the work under accelerate launch / torchrun (one process otherwise)."""
-
-    def __init__(self, device: str):
-        self.state = None
-        if max(int(os.environ.get(k) or 1) for k in _WORLD_SIZE_VARS) > 1:
-            from accelerate import PartialState
-
-            self.state = PartialState(cpu=device == "cpu")
-        self.rank = self.state.process_index if self.state else 0
-        self.world = self.state.num_processes if self.state else 1
-        self.is_main = self.rank == 0
-
-    def device(self, device: str) -> str:
-        return str(self.state.device) if self.state and device == "auto" else device
-
-    def wait(self) -> None:
-        if self.state:
-            self.state.wait_for_everyone()
-
-
 def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, overwrite: bool = False,
                     on_progress: Progress | None = None, on_total: Callable[[int, int], None] | None = None
                     ) -> SegmentResult:
@@ -64,12 +40,12 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     provenance = {"source": "model", "model": cfg.model, "label_set": cfg.label_set,
                   "labels": {str(k): v for k, v in sorted(cfg.labels.items())}, **_settings(cfg)}
     resuming = check_out(dataset, out, provenance, overwrite)
-    dist = _Dist(cfg.device)
-    if dist.is_main and not resuming:
+    state = process_state(cfg.device)
+    if state.is_main_process and not resuming:
         begin_run(out, provenance, redo=overwrite)
     todo_all = [img for img in paths if overwrite or not (out / paths[img]).exists()]
-    dist.wait()  # every process lists the same work before any map is written
-    todo = todo_all[dist.rank::dist.world]
+    state.wait_for_everyone()  # every process lists the same work before any map is written
+    todo = todo_all[state.process_index::state.num_processes]
     if on_total:
         on_total(len(todo), len(paths) - len(todo_all))
     # 2. Segment the images still to do, batch by batch; each map is written atomically
@@ -78,7 +54,7 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     if todo:
         from dp_cli.segment.model import load_segmenter
 
-        seg = load_segmenter(cfg.model, dist.device(cfg.device), cfg.label_set, cfg.labels)
+        seg = load_segmenter(cfg.model, pick_device(cfg.device, state), cfg.label_set, cfg.labels)
         start = time.perf_counter()  # images/s measures segmentation, not model loading
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
@@ -91,11 +67,11 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
                 on_progress(len(chunk))
     seconds = time.perf_counter() - start
     # 3. Main process: wait for the others, then write the dataset pointing to every map
-    dist.wait()
+    state.wait_for_everyone()
     result = SegmentResult(out, len(paths), len(todo_all), len(paths) - len(todo_all), 0, seconds)
-    if dist.is_main:
+    if state.is_main_process:
         result = _finish_run(dataset, out, layout, found, cfg, provenance, result)
-    dist.wait()
+    state.wait_for_everyone()
     return result
 
 
