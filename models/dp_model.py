@@ -15,7 +15,7 @@ from dp_cli.errors import ConfigError, ModelError
 from dp_models.attention_capture import capture_installed, install_capture, uninstall_capture
 from dp_models.fusion import FusionModule
 from dp_models.image_encoder import ReferenceImageEncoder
-from dp_models.loading import (SD_PARTS, checked_ref, ensure_hub_reachable, float32_kwargs, model_errors, require_parts,
+from dp_models.loading import (SD_PARTS, checked_ref, float32_kwargs, model_errors, require_parts,
                                resolve_ref)
 from dp_models.losses import LOCALIZATION_KINDS, denoising_loss, localization_loss
 
@@ -174,11 +174,9 @@ class DPModel(nn.Module):
                               **kwargs) -> "DPModel":
         """Build from an SD-1.5-layout model and a CLIP vision model (hub ids or folders, each at its own hub
         revision); fusion fresh."""
-        ref, local = resolve_ref(pretrained_model, "pretrained model")
-        enc_ref, enc_local = resolve_ref(image_encoder, "image encoder")
-        for r, is_local, what in ((ref, local, "pretrained model"), (enc_ref, enc_local, "image encoder")):
-            if not is_local:
-                ensure_hub_reachable(r, what)
+        resolve_ref(image_encoder, "image encoder")  # both references' typos before any hub request
+        ref, local = checked_ref(pretrained_model, "pretrained model", revision)
+        enc_ref, enc_local = checked_ref(image_encoder, "image encoder", image_encoder_revision)
         parts = _load_sd_parts(ref, local, revision=revision, **kwargs)
         if enc_local:
             require_parts(enc_ref, ("config.json",), "image encoder folder", "it needs a CLIP vision model")

@@ -31,12 +31,33 @@ def resolve_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
     raise ModelError(f"{what} folder {s} does not exist", hint="give an existing folder or a hub id like owner/name")
 
 
-def checked_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
-    """The one check before any from_pretrained: `resolve_ref`, then, for a hub id, `ensure_hub_reachable`."""
+def checked_ref(ref: str | os.PathLike, what: str, revision: str | None = None) -> tuple[str, bool]:
+    """The one check before any from_pretrained: `resolve_ref`, then, for a hub id, `ensure_hub_reachable`.
+    When the hub cannot be reached but the model is in the local Hugging Face cache (a cluster node without
+    internet), its cached snapshot folder is used instead, as (folder, True)."""
     ref, local = resolve_ref(ref, what)
-    if not local:
+    if local:
+        return ref, True
+    try:
         ensure_hub_reachable(ref, what)
-    return ref, local
+    except ModelError:
+        snapshot = cached_snapshot(ref, revision)
+        if snapshot is None:
+            raise
+        logging.getLogger("dp").warning("the Hugging Face hub cannot be reached: %s %s comes from the local cache "
+                                        "(%s)", what, ref, snapshot)
+        return snapshot, True
+    return ref, False
+
+
+def cached_snapshot(ref: str, revision: str | None = None) -> str | None:
+    """The local Hugging Face cache's snapshot folder of hub id `ref` (at `revision`), or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(ref, revision=revision, local_files_only=True)
+    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, a broken cache entry: not cached
+        return None
 
 
 OFFLINE_HINT = ("without internet: set HF_HUB_OFFLINE=1 to use models already in the local Hugging Face cache, "

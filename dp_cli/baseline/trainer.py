@@ -41,11 +41,13 @@ def load_clip(cfg: BaselineConfig):
 
     if cfg.clip_model is None:
         return _tiny_clip(cfg)
+    from dp_cli.eval.embeddings import check_clip_ref
     from dp_models.loading import model_errors
 
-    with model_errors(str(cfg.clip_model), "CLIP model and tokenizer"):
-        model = CLIPModel.from_pretrained(cfg.clip_model)
-        tokenizer = CLIPTokenizer.from_pretrained(cfg.clip_model)
+    ref = check_clip_ref(cfg.clip_model)  # a folder, a reachable hub id, or the id's cached snapshot
+    with model_errors(ref, "CLIP model and tokenizer"):
+        model = CLIPModel.from_pretrained(ref)
+        tokenizer = CLIPTokenizer.from_pretrained(ref)
     return model, tokenizer
 
 

@@ -50,16 +50,17 @@ def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[
     hf_logging.disable_progress_bar()
     from dp_models.loading import model_errors
 
-    config = _load_config(ref)
+    source = _model_source(ref)
+    config = _load_config(ref, source)
     with model_errors(ref, "segmentation model"):
-        model, info = AutoModelForSemanticSegmentation.from_pretrained(ref, output_loading_info=True)
+        model, info = AutoModelForSemanticSegmentation.from_pretrained(source, output_loading_info=True)
     head = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_base_prefix(model)))
     if head:
         raise ModelError(f"{ref}: the checkpoint has no trained segmentation head (missing {head[0]} and "
                          f"{len(head) - 1} more weights; architectures {config.architectures})",
                          hint="use a *ForSemanticSegmentation checkpoint such as mattmdjaga/segformer_b2_clothes")
     with model_errors(ref, "image processor (preprocessor_config.json)"):
-        processor = AutoImageProcessor.from_pretrained(ref, **_pil_backend())
+        processor = AutoImageProcessor.from_pretrained(source, **_pil_backend())
     lut = model_lut(ref, config, label_set, labels or {})
     from dp_cli.distributed import pick_device
 
@@ -68,17 +69,23 @@ def load_segmenter(ref: str, device: str, label_set: str = "auto", labels: dict[
     return Segmenter(model, processor, lut, dev, ref)
 
 
-def _load_config(ref: str) -> Any:
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
+def _model_source(ref: str) -> str:
+    """What to load `ref` from: its folder, the hub id, or (hub unreachable) the id's cached snapshot."""
+    from dp_models.loading import checked_ref
 
     if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().exists():
         raise ModelError(f"{ref}: model folder not found", hint="check the path, or give a hub id like org/name")
-    from dp_models.loading import checked_ref, model_errors
+    return checked_ref(ref, "segmentation model")[0]  # a hub id: fail fast, no half minute of retries
 
-    checked_ref(ref, "segmentation model")  # a hub id: fail fast (no half minute of retries) when unreachable
+
+def _load_config(ref: str, source: str) -> Any:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING
+
+    from dp_models.loading import model_errors
+
     with model_errors(ref, "the model config"):
-        config = AutoConfig.from_pretrained(ref)
+        config = AutoConfig.from_pretrained(source)
     if type(config) not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING:
         raise ModelError(f"{ref}: a {config.model_type!r} model has no semantic-segmentation head",
                          hint="use a segmentation model such as mattmdjaga/segformer_b2_clothes")

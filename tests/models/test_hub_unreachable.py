@@ -105,3 +105,35 @@ def test_hub_warnings_are_quieted_unless_the_dp_logger_asks_for_detail():
     finally:
         logging.getLogger("dp").setLevel(logging.NOTSET)
         console.STATE = console.AppState()
+
+
+def _cache_snapshot(cache: Path, repo_id: str, source: Path, commit: str = "0" * 40) -> Path:
+    """`source` placed in a Hugging Face hub cache as repo_id's snapshot of `main` (the cache's own layout)."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(source, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo / "snapshots" / commit
+
+
+def test_unreachable_hub_falls_back_to_the_local_cache(dead_hub, monkeypatch, tmp_path, tiny_dir, caplog):
+    """A cluster node without internet loads a model that is in its Hugging Face cache without HF_HUB_OFFLINE."""
+    from huggingface_hub import constants
+
+    from dp_cli.errors import ModelError
+    from dp_models import loading
+    from dp_models.dp_model import DPConfig, DPModel
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    sd = _cache_snapshot(cache, "someone/sd-tiny", tiny_dir / "sd")
+    _cache_snapshot(cache, "someone/clip-tiny", tiny_dir / "clip-vision")
+    with caplog.at_level("WARNING", logger="dp"):
+        assert loading.checked_ref("someone/sd-tiny", "pretrained model") == (str(sd.resolve()), True)
+    assert "comes from the local cache" in caplog.text
+    model = DPModel.from_pretrained_parts("someone/sd-tiny", "someone/clip-tiny", DPConfig())
+    assert model.unet.config.cross_attention_dim == model.text_encoder.config.hidden_size
+    with pytest.raises(ModelError, match="cannot be reached"):  # not cached: the one-line error as before
+        loading.checked_ref("someone/not-cached", "pretrained model")
