@@ -100,6 +100,13 @@ def settings_of(cfg) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in SETTING_KEYS}
 
 
+def sampler_kwargs(cfg) -> dict[str, Any]:
+    """The edit settings a DPEditPipeline call takes (dataset and one-image edits alike)."""
+    return dict(num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation, feather=cfg.feather,
+                composite=cfg.composite, keep_adjectives=cfg.keep_adjectives, label_in_prompt=cfg.label_in_prompt)
+
+
 @functools.lru_cache(maxsize=512)
 def prepared_reference(path: str, mask: str | None = None):
     """A catalog image in the encoder's training form (dp_cli.data.reference), prepared once per run.
@@ -108,9 +115,9 @@ def prepared_reference(path: str, mask: str | None = None):
     same in every job, and in every run wherever the catalog lies."""
     from dp_cli.data.reference import load_mask_file, noise_seed, prepare_reference
 
-    image = _open_reference(Path(path))
+    image, crc = _open_reference(Path(path))
     fg = load_mask_file(Path(mask), image.size) if mask else None
-    seed = noise_seed(zlib.crc32(Path(path).read_bytes()), zlib.crc32(Path(mask).read_bytes()) if mask else "")
+    seed = noise_seed(crc, zlib.crc32(Path(mask).read_bytes()) if mask else "")
     return prepare_reference(image, fg, seed=seed, name=f"reference {path}")
 
 
@@ -120,15 +127,20 @@ def prepared_item(item):
 
 
 def _open_reference(path: Path):
-    """The picture with its alpha channel when it has one (load_rgb drops it)."""
+    """(the picture, with its alpha channel when it has one; the crc32 of its bytes): the file is read once."""
+    from io import BytesIO
+
     from PIL import Image
 
-    image = load_rgb(path, "reference image")  # the one-line errors for missing / corrupt files
-    with Image.open(path) as im:
-        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+    try:
+        data = path.read_bytes()
+        with Image.open(BytesIO(data)) as im:
             im.load()
-            return im.convert("RGBA")
-    return image
+            alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            return im.convert("RGBA" if alpha else "RGB"), zlib.crc32(data)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        load_rgb(path, "reference image")  # raises its one-line error for a missing or corrupt file
+        raise
 
 
 def reference_warnings(jobs: list[EditJob]) -> list[str]:
@@ -173,10 +185,7 @@ def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
     rep = lambda xs: [x for x in xs for _ in range(n)]  # noqa: E731
     seeds = [candidate_seed(j.seed, k) for j in jobs for k in range(n)]
     result = pipe(rep(images), rep(masks), rep([j.caption for j in jobs]), rep(refs), seed=seeds,
-                  num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                  delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation,
-                  feather=cfg.feather, composite=cfg.composite, keep_adjectives=cfg.keep_adjectives,
-                  label_in_prompt=cfg.label_in_prompt)
+                  **sampler_kwargs(cfg))
     return [_best(result, i, n, np.asarray(images[i]), regions[i], job, preps[i], seeds, cfg)
             for i, job in enumerate(jobs)]
 

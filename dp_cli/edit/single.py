@@ -66,7 +66,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     """Edit one image; everything is checked before the output is written (atomically)."""
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.distributed import pick_device
-    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_item, resolve_model
+    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_item, resolve_model, sampler_kwargs
     from dp_cli.edit.verify import best_candidate
     from dp_models.edit_pipeline import Reference
 
@@ -103,10 +103,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device))
     n = cfg.candidates
     seeds = [candidate_seed(cfg.seed, k) for k in range(n)]
-    result = pipe([source] * n, [mask] * n, [caption] * n, [refs] * n, seed=seeds, num_inference_steps=cfg.steps,
-                  guidance_scale=cfg.guidance_scale, delayed_conditioning=cfg.delayed_conditioning,
-                  mask_dilation=cfg.mask_dilation, feather=cfg.feather, composite=cfg.composite,
-                  keep_adjectives=cfg.keep_adjectives, label_in_prompt=cfg.label_in_prompt)
+    result = pipe([source] * n, [mask] * n, [caption] * n, [refs] * n, seed=seeds, **sampler_kwargs(cfg))
 
     # 3. Verify each candidate, keep the best, write it
     types = [s.type for s in specs]
