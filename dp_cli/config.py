@@ -255,8 +255,9 @@ def _resolve_paths(model: type[Section], key: str, value: Any, base: Path) -> An
 
 def _looks_like_hub_id(v: Any) -> bool:
     """Hub ids like 'org/name' stay as they are when no such local path exists."""
-    s = str(v)
-    return s.count("/") == 1 and not s.startswith((".", "/", "~")) and not Path(s).exists()
+    from dp_models.loading import is_hub_id
+
+    return is_hub_id(v) and not Path(str(v)).exists()
 
 
 def one_of(value: str, choices, what: str = "", also: str = "") -> str:

@@ -18,6 +18,12 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def is_hub_id(ref: str | os.PathLike) -> bool:
+    """Shaped like a hub id 'owner/name' (not a relative or absolute path); says nothing of existence."""
+    s = str(ref)
+    return bool(_HUB_ID.match(s)) and not s.startswith((".", "/", "~"))
+
+
 def resolve_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
     """(reference, is_local): an existing folder, or a hub id 'owner/name'; anything else is a ModelError."""
     s = str(ref)
@@ -26,7 +32,7 @@ def resolve_ref(ref: str | os.PathLike, what: str) -> tuple[str, bool]:
         return str(p), True
     if p.exists():
         raise ModelError(f"{what} {s} is a file, not a model folder", hint="give the folder that holds the model")
-    if _HUB_ID.match(s) and not s.startswith((".", "/", "~")):
+    if is_hub_id(s):
         return s, False
     raise ModelError(f"{what} folder {s} does not exist", hint="give an existing folder or a hub id like owner/name")
 

@@ -57,9 +57,10 @@ class EditSummary:
 def resolve_model(model: str | None) -> str:
     """The model to load: the one named, else the toy model shipped with dp, else a clear error."""
     if model:
-        hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+        from dp_models.loading import is_hub_id
+
         folder = Path(model).expanduser()
-        if not folder.exists() and not hub_like:
+        if not folder.exists() and not is_hub_id(model):
             raise ModelError(f"model folder {model} not found",
                              hint="pass --model with a folder written by `dp train`, or a hub id")
         if not (folder / "dp_config.json").exists() and (folder / "model" / "dp_config.json").exists():
