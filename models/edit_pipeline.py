@@ -209,16 +209,18 @@ class DPEditPipeline:
 
     @classmethod
     def from_pretrained(cls, path_or_hub: str, scheduler: str = "ddim", device: str | torch.device = "cpu",
-                        precision: str = "fp32") -> "DPEditPipeline":
-        """Load a model folder written by `dp train` (or a hub id) and build the named scheduler."""
+                        precision: str = "fp32", compile: str = "none") -> "DPEditPipeline":
+        """Load a model folder written by `dp train` (or a hub id) and build the named scheduler; `compile`: a
+        torch.compile mode for the UNet and encoders ("none": eager)."""
         from dp_models.dp_model import DPModel
 
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         model = DPModel.from_pretrained(path_or_hub).eval().requires_grad_(False)  # our own copy, for inference
         model.unet.set_attn_processor(AttnProcessor2_0())  # SDPA everywhere (our own fresh copy)
-        return cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device,
-                   precision=precision)
+        pipe = cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device, precision=precision)
+        model.compile_parts(compile)  # after the move to the device and dtype
+        return pipe
 
     @property
     def resolution(self) -> tuple[int, int]:

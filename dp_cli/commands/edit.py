@@ -55,6 +55,8 @@ def command(
     min_score: Annotated[Optional[float], typer.Option(help="Verifier score under which an edit fails.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or bf16.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per pipeline call (per process).")] = None,
+    compile: Annotated[Optional[str], typer.Option(
+        help="torch.compile the UNet and encoders: none, default, reduce-overhead or max-autotune.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
     contact_sheet: Annotated[Optional[bool], typer.Option(
         "--contact-sheet/--no-contact-sheet", help="Also write contact_sheet.png.")] = None,
@@ -81,7 +83,7 @@ def command(
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
                    keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
                    min_score=min_score, precision=precision,
-                   batch_size=batch_size, device=device, contact_sheet=contact_sheet)
+                   batch_size=batch_size, compile=compile, device=device, contact_sheet=contact_sheet)
     if start_merge_step is not None:
         cfg = cfg.with_start_merge_step(start_merge_step)
     one_image = (image, parsing, caption, attribute, out)

@@ -88,6 +88,8 @@ def command(
     train_text_encoder: Annotated[Optional[bool], _O("--train-text-encoder/--no-train-text-encoder")] = None,
     gradient_checkpointing: Annotated[Optional[bool],
         _O("--gradient-checkpointing/--no-gradient-checkpointing")] = None,
+    compile: Annotated[Optional[str], _O("--compile",
+        help="torch.compile the UNet and encoders: none, default, reduce-overhead or max-autotune.")] = None,
     reference_attribute_types: Annotated[Optional[str], _O("--reference-attribute-types",
         help="e.g. hair_uppercloth_bottomcloth.")] = None,
     mask_loss: Annotated[Optional[bool], _O("--mask-loss/--no-mask-loss")] = None,

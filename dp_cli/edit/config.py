@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dp_cli.config import Section, path_or_hub
 from dp_cli.errors import ConfigError
+from dp_cli.train.config import COMPILE_MODES
 
 
 class EditConfig(Section):
@@ -45,6 +46,9 @@ class EditConfig(Section):
                              "(left out of exports, not annotated).")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Weights and activations dtype.")
     batch_size: int = Field(8, ge=1, description="Images per pipeline call (per process).")
+    compile: Literal[COMPILE_MODES] = Field(
+        "none", description="torch.compile the UNet and encoders: none, default, reduce-overhead (plus CUDA graphs "
+                            "on a GPU) or max-autotune; the first batches compile (minutes).")
     device: str = Field("auto", description="auto (the process's GPU if any, else CPU), cpu, cuda, cuda:1, ...")
     contact_sheet: bool = Field(False, description="Also write contact_sheet.png (original | references | edit).")
     contact_sheet_rows: int = Field(16, ge=1, description="Rows (edited images) on the contact sheet.")

@@ -238,3 +238,19 @@ def test_each_distinct_reference_is_encoded_once_and_the_edit_is_unchanged(model
     fresh = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
     alone = fresh(image, m, caption, [BLUE], seed=6, **KW).images[0]
     assert np.abs(np.asarray(alone, dtype=int) - np.asarray(first[2], dtype=int)).max() <= 1
+
+
+@pytest.mark.slow  # compiling the UNet and the encoders takes about a minute on one CPU thread
+def test_compiled_pipeline_gives_the_eager_edit(model_dir, person, quiet_compile_trace):
+    image, labels, caption = person
+    m = hair_mask(labels)
+    eager = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
+    compiled = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim", compile="default")
+    args = ([image, image], [m, m], [caption, caption], [[GOLD], [BLUE]])
+    want = eager(*args, seed=[3, 4], **KW)
+    for _ in range(2):  # compiling, then the cached graphs
+        got = compiled(*args, seed=[3, 4], **KW)
+        torch.testing.assert_close(got.latents, want.latents, atol=1e-4, rtol=1e-4)
+        for a, b in zip(got.images, want.images, strict=True):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+    assert compiled.model.unet._compiled_call_impl is not None and eager.model.unet._compiled_call_impl is None
