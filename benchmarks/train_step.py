@@ -1,7 +1,7 @@
 """Training-step cost on the toy config, measured in one run (hand-run; prints ratios).
 
     .venv/bin/python benchmarks/train_step.py [--rounds 5] [--steps 4] [--threads N] [--config examples/toy/train.toml]
-                                              [--resolution HxW] [--compile MODE]
+                                              [--resolution HxW] [--compile MODE] [--workers N]
     python benchmarks/train_step.py --sd15      # GPU: SD-1.5 size, the seed's settings (128, batch 32, bf16)
 
 Builds the tiny model and a toy world at the config's resolution in a temporary folder, prepares the
@@ -12,7 +12,10 @@ loading once and runs every variant on it, in an order that rotates from round t
   - full:  one real training step (data loading, encoders, fusion, UNet, losses, backward, optimizer;
            the batch's loading time is added to each variant's step);
   - noloc: the same step with the localization loss off.
-Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%.
+Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%. Also printed: samples/s
+and the hours 30,000 steps (a CUHK-PEDES run, the seed's schedule) would take at the measured full step.
+--compile MODE sets [train] compile (the UNet and encoders through torch.compile; the bare step then runs
+the compiled UNet too, and the warm-up, which compiles, is reported apart).
 
 With --sd15 the model is SD-1.5 / CLIP ViT-L/14 with random weights (benchmarks/sd15.py) and the
 settings are `dp train`'s defaults, which are the seed's (resolution 128, batch 32, 5 localization
@@ -110,6 +113,8 @@ def bare_inputs(run, it):
 def bare_step(run, inputs) -> float:
     noisy, noise, t, context = inputs
     unet = run.model.unet
+    if run.model.attention_store is not None:  # the bare UNet captures nothing
+        run.model.attention_store.set_token_positions(None)
     sync()
     start = time.perf_counter()
     with run.accelerator.autocast():
@@ -134,13 +139,19 @@ def peak_memory_mib() -> dict:
     return out
 
 
+PROJECTED_STEPS = 30_000  # a CUHK-PEDES run (the seed's max_train_steps)
+
+
 def measure(run, rounds: int, steps: int) -> dict:
     it = batches(run)
     variants = [("full", True), ("noloc", False)]
-    for counter, (_, loc) in enumerate(variants + variants[:1]):  # warm-up: allocations, capture install
+    warm = time.perf_counter()
+    for counter, (_, loc) in enumerate(variants + variants[:1]):  # warm-up: allocations, capture install, compiling
         full_step(run, next(it), counter, loc)
     inputs = bare_inputs(run, it)
     bare_step(run, inputs)
+    bare_step(run, inputs)
+    warm = time.perf_counter() - warm
     times: dict[str, list[float]] = {"bare": [], "load": [], **{name: [] for name, _ in variants}}
     for r in range(rounds * steps):
         # every variant runs the same batch with the same draws (noise, timesteps, mask coin), in an order
@@ -155,11 +166,14 @@ def measure(run, rounds: int, steps: int) -> dict:
     batch = run.cfg.train_batch_size
     out = {"config": {"resolution": run.cfg.resolution, "batch": batch, "device": str(run.accelerator.device),
                       "threads": torch.get_num_threads(), "mixed_precision": run.cfg.mixed_precision,
-                      "latent_cache": bool(run.latent_cache), "workers": run.loader.num_workers},
+                      "latent_cache": bool(run.latent_cache), "workers": run.loader.num_workers,
+                      "compile": run.cfg.compile},
+           "warm_up_s": round(warm, 1),
            "median_s": {k: round(v, 4) for k, v in med.items()},
            "full_over_bare": round(med["full"] / med["bare"], 3),
            "loc_overhead": round(med["full"] / med["noloc"] - 1, 3),
            "samples_per_s": round(batch / med["full"], 2),
+           "projected_hours_30k_steps": round(PROJECTED_STEPS * med["full"] / 3600, 2),
            **{k: round(v, 1) for k, v in peak_memory_mib().items()}}
     return out
 
@@ -198,6 +212,8 @@ def main() -> None:
                         help="also print torch.profiler's top operators of 2 full steps with and without loc")
     parser.add_argument("--precision", choices=["no", "fp16", "bf16"], default=None,
                         help="override mixed precision (--sd15 default: bf16)")
+    parser.add_argument("--compile", default=None, help="override [train] compile (none, default, reduce-overhead, "
+                                                       "max-autotune)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,7 +226,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dp-bench-") as tmp:
         overrides = {k: v for k, v in {"resolution": args.resolution, "train_batch_size": args.batch,
                                         "mixed_precision": args.precision or ("bf16" if args.sd15 else None),
-                                        "dataloader_num_workers": args.workers}.items()
+                                        "dataloader_num_workers": args.workers, "compile": args.compile}.items()
                      if v is not None}
         if args.sd15 and not torch.cuda.is_available():
             print("note: --sd15 without a GPU runs on the CPU (slow; use a small --batch for a smoke test)",
@@ -225,6 +241,8 @@ def main() -> None:
     print(f"full step / bare UNet fwd+bwd: {result['full_over_bare']:.2f} (target <= 1.3)")
     print(f"localization loss overhead:    {100 * result['loc_overhead']:.1f}% (target <= 10%)")
     print(f"samples/s: {result['samples_per_s']}, peak host RSS: {result['host_peak_rss_mib']:.0f} MiB")
+    print(f"{PROJECTED_STEPS:,} steps at batch {result['config']['batch']} per process: "
+          f"{result['projected_hours_30k_steps']:.1f} h (warm-up {result['warm_up_s']} s)")
 
 
 if __name__ == "__main__":
