@@ -2,9 +2,13 @@
 
 Prints, measured in one run: images/s at batch 1 and at batch 8; the full edit time (prompt and
 reference encoding, VAE encode/decode, masks, compositing) over the bare denoising loop (the UNet
-calls x steps with classifier-free guidance) at the same batch (target <= 1.15).
+calls x steps with classifier-free guidance) at the same batch (target <= 1.15); the hours 100,000
+edits (three variants per CUHK-PEDES person) would take at that rate. Every call gets new reference
+pictures, shared by groups of 3 images (CUHK-PEDES has about 3 images per person, and a variant's
+references are encoded once for all its images), so the reference cache helps only as much as it would
+in a real run.
 
-    .venv/bin/python benchmarks/edit_throughput.py [--model DIR] [--steps 25] [--repeats 3]
+    .venv/bin/python benchmarks/edit_throughput.py [--model DIR] [--steps 25] [--repeats 3] [--compile MODE]
     .venv/bin/python benchmarks/edit_throughput.py --sd15    # GPU: SD-1.5-size random weights, 256x128, fp16
 
 Without --model: the shipped toy model (dp_cli/assets/toy-model) if present, else a tiny random model
@@ -53,14 +57,21 @@ def sd15_model(height: int, width: int):
                    FusionModule(768, 768), DPConfig(resolution=(height, width)))
 
 
+IMAGES_PER_VARIANT = 3  # CUHK-PEDES: 40,206 images of 13,003 persons
+PROJECTED_EDITS = 100_000  # three variants per CUHK-PEDES person
+CALLS = iter(range(10**9))  # each call's references are new pictures
+
+
 def inputs(n: int, height: int, width: int):
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)) for _ in range(n)]
     mask = np.zeros((height, width), bool)
     mask[height // 2:, :] = True
-    refs = [[Reference("bottomcloth", Image.new("RGB", (64, 64), (240, 240, 240)), "white skirt"),
-             Reference("hair", Image.new("RGB", (64, 64), (212, 172, 52)), "gold hair")] for _ in range(n)]
-    return images, [mask] * n, [CAPTION] * n, refs
+    call = next(CALLS)
+    variants = [[Reference("bottomcloth", Image.new("RGB", (64, 64), (240, call % 256, v)), "white skirt"),
+                 Reference("hair", Image.new("RGB", (64, 64), (212, call // 256 % 256, v)), "gold hair")]
+                for v in range(-(-n // IMAGES_PER_VARIANT))]
+    return images, [mask] * n, [CAPTION] * n, [variants[i // IMAGES_PER_VARIANT] for i in range(n)]
 
 
 def sync(device: torch.device) -> None:
@@ -114,7 +125,8 @@ def report(pipe, steps: int, repeats: int, label: str, batches=(1, 8)) -> None:
     for batch in batches:
         full, bare = measure(pipe, batch, steps, repeats)
         print(f"  batch {batch}: {batch / full:8.2f} images/s   full edit / bare denoising loop = "
-              f"{full / bare:.3f} (target <= 1.15)   [{full * 1000:.0f} ms vs {bare * 1000:.0f} ms]")
+              f"{full / bare:.3f} (target <= 1.15)   [{full * 1000:.0f} ms vs {bare * 1000:.0f} ms]   "
+              f"{PROJECTED_EDITS:,} edits: {PROJECTED_EDITS * full / batch / 3600:.1f} h")
 
 
 def main() -> None:
@@ -124,23 +136,31 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--sd15", action="store_true", help="also SD-1.5 size at 256x128 fp16 (needs a GPU)")
+    ap.add_argument("--sd15-only", action="store_true", help="only the SD-1.5 size (with --sd15)")
+    ap.add_argument("--batches", type=int, nargs="+", default=None,
+                    help="batch sizes (default: 1 8 for the toy model, 1 8 16 at SD-1.5 size)")
+    ap.add_argument("--compile", default="none", help="torch.compile mode of the UNet and encoders (warm-up compiles)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     toy = REPO / "dp_cli" / "assets" / "toy-model"
-    with tempfile.TemporaryDirectory() as tmp:
-        ref = args.model or (str(toy) if toy.is_dir() else tiny_model(Path(tmp), 128, 64))
-        pipe = DPEditPipeline.from_pretrained(ref, scheduler="ddim", device=device)
-        report(pipe, args.steps, args.repeats, f"toy config ({'given' if args.model else Path(ref).name})")
+    compiled = f", compile {args.compile}" if args.compile != "none" else ""
+    if not args.sd15_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            ref = args.model or (str(toy) if toy.is_dir() else tiny_model(Path(tmp), 128, 64))
+            pipe = DPEditPipeline.from_pretrained(ref, scheduler="ddim", device=device, compile=args.compile)
+            report(pipe, args.steps, args.repeats, f"toy config ({'given' if args.model else Path(ref).name}"
+                   f"{compiled})", batches=args.batches or (1, 8))
     if args.sd15:
         if device != "cuda":
             print("SD-1.5 size: skipped (no GPU here)")
             return
-        model = sd15_model(256, 128)
+        model = sd15_model(256, 128).eval().requires_grad_(False)
         pipe = DPEditPipeline(model, make_scheduler("ddim", model.noise_scheduler.config), device=device,
                               precision="fp16")
-        report(pipe, 25, args.repeats, "SD-1.5 size (random weights)", batches=(1, 8, 16))
+        model.compile_parts(args.compile)
+        report(pipe, 25, args.repeats, f"SD-1.5 size (random weights{compiled})", batches=args.batches or (1, 8, 16))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Training-step cost on the toy config, measured in one run (hand-run; prints ratios).
 
     .venv/bin/python benchmarks/train_step.py [--rounds 5] [--steps 4] [--threads N] [--config examples/toy/train.toml]
-                                              [--resolution HxW] [--recompute]
+                                              [--resolution HxW] [--compile MODE] [--workers N]
     python benchmarks/train_step.py --sd15      # GPU: SD-1.5 size, the seed's settings (128, batch 32, bf16)
 
 Builds the tiny model and a toy world at the config's resolution in a temporary folder, prepares the
@@ -11,11 +11,11 @@ loading once and runs every variant on it, in an order that rotates from round t
   - bare:  UNet forward + backward on the same latents and a precomputed text embedding;
   - full:  one real training step (data loading, encoders, fusion, UNet, losses, backward, optimizer;
            the batch's loading time is added to each variant's step);
-  - noloc: the same step with the localization loss off;
-  - recompute (with --recompute): the full step with the capture's fp32 recomputation of the flagged
-    probabilities (Q.K^T + logsumexp; the path autocast/half precision take, and the only one before
-    the one-call capture), to compare both capture paths within one run.
-Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%.
+  - noloc: the same step with the localization loss off.
+Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%. Also printed: samples/s
+and the hours 30,000 steps (a CUHK-PEDES run, the seed's schedule) would take at the measured full step.
+--compile MODE sets [train] compile (the UNet and encoders through torch.compile; the bare step then runs
+the compiled UNet too, and the warm-up, which compiles, is reported apart).
 
 With --sd15 the model is SD-1.5 / CLIP ViT-L/14 with random weights (benchmarks/sd15.py) and the
 settings are `dp train`'s defaults, which are the seed's (resolution 128, batch 32, 5 localization
@@ -76,23 +76,16 @@ def batches(run):
         epoch += 1
 
 
-def full_step(run, batch: dict, counter: int, loc: bool, recompute: bool = False) -> float:
+def full_step(run, batch: dict, counter: int, loc: bool) -> float:
     """Seconds of one training step on `batch` (its loading is timed apart, see `measure`)."""
-    import dp_models.attention_capture as capture
     from dp_cli.train.loop import micro_step
 
     run.cfg = run.cfg.model_copy(update={"attribute_loc": loc})
-    one_call = capture._full_precision
-    if recompute:  # benchmark-only switch: take the fp32 recomputation path in full precision too
-        capture._full_precision = lambda query: False
-    try:
-        sync()
-        t = time.perf_counter()
-        micro_step(run, dict(batch), counter)  # a shallow copy: micro_step pops keys of its batch
-        sync()
-        return time.perf_counter() - t
-    finally:
-        capture._full_precision = one_call
+    sync()
+    t = time.perf_counter()
+    micro_step(run, dict(batch), counter)  # a shallow copy: micro_step pops keys of its batch
+    sync()
+    return time.perf_counter() - t
 
 
 def load_batch(it) -> tuple[dict, float]:
@@ -120,6 +113,8 @@ def bare_inputs(run, it):
 def bare_step(run, inputs) -> float:
     noisy, noise, t, context = inputs
     unet = run.model.unet
+    if run.model.attention_store is not None:  # the bare UNet captures nothing
+        run.model.attention_store.set_token_positions(None)
     sync()
     start = time.perf_counter()
     with run.accelerator.autocast():
@@ -144,14 +139,20 @@ def peak_memory_mib() -> dict:
     return out
 
 
-def measure(run, rounds: int, steps: int, recompute: bool = False) -> dict:
+PROJECTED_STEPS = 30_000  # a CUHK-PEDES run (the seed's max_train_steps)
+
+
+def measure(run, rounds: int, steps: int) -> dict:
     it = batches(run)
-    variants = [("full", True, False), ("noloc", False, False)] + ([("recompute", True, True)] if recompute else [])
-    for counter, (_, loc, rec) in enumerate(variants + variants[:1]):  # warm-up: allocations, capture install
-        full_step(run, next(it), counter, loc, rec)
+    variants = [("full", True), ("noloc", False)]
+    warm = time.perf_counter()
+    for counter, (_, loc) in enumerate(variants + variants[:1]):  # warm-up: allocations, capture install, compiling
+        full_step(run, next(it), counter, loc)
     inputs = bare_inputs(run, it)
     bare_step(run, inputs)
-    times: dict[str, list[float]] = {"bare": [], "load": [], **{name: [] for name, _, _ in variants}}
+    bare_step(run, inputs)
+    warm = time.perf_counter() - warm
+    times: dict[str, list[float]] = {"bare": [], "load": [], **{name: [] for name, _ in variants}}
     for r in range(rounds * steps):
         # every variant runs the same batch with the same draws (noise, timesteps, mask coin), in an order
         # that rotates each round: batch content, epoch starts and load changes hit all of them alike
@@ -159,20 +160,21 @@ def measure(run, rounds: int, steps: int, recompute: bool = False) -> dict:
         times["load"].append(load)
         times["bare"].append(bare_step(run, inputs))
         for k in range(len(variants)):
-            name, loc, rec = variants[(r + k) % len(variants)]
-            times[name].append(load + full_step(run, batch, 10 + r, loc, rec))
+            name, loc = variants[(r + k) % len(variants)]
+            times[name].append(load + full_step(run, batch, 10 + r, loc))
     med = {k: statistics.median(v) for k, v in times.items()}
     batch = run.cfg.train_batch_size
     out = {"config": {"resolution": run.cfg.resolution, "batch": batch, "device": str(run.accelerator.device),
                       "threads": torch.get_num_threads(), "mixed_precision": run.cfg.mixed_precision,
-                      "latent_cache": bool(run.latent_cache), "workers": run.loader.num_workers},
+                      "latent_cache": bool(run.latent_cache), "workers": run.loader.num_workers,
+                      "compile": run.cfg.compile},
+           "warm_up_s": round(warm, 1),
            "median_s": {k: round(v, 4) for k, v in med.items()},
            "full_over_bare": round(med["full"] / med["bare"], 3),
            "loc_overhead": round(med["full"] / med["noloc"] - 1, 3),
            "samples_per_s": round(batch / med["full"], 2),
+           "projected_hours_30k_steps": round(PROJECTED_STEPS * med["full"] / 3600, 2),
            **{k: round(v, 1) for k, v in peak_memory_mib().items()}}
-    if recompute:
-        out["recompute_loc_overhead"] = round(med["recompute"] / med["noloc"] - 1, 3)
     return out
 
 
@@ -201,8 +203,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps per variant per round (interleaved)")
     parser.add_argument("--persons", type=int, default=40)
     parser.add_argument("--resolution", default=None, help="override the config's resolution, e.g. 128x64")
-    parser.add_argument("--recompute", action="store_true",
-                        help="also time the full step with the capture's fp32 recomputation path")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--sd15", action="store_true",
                         help="SD-1.5 size with dp train's default settings, bf16 (meant for a GPU)")
@@ -212,6 +212,8 @@ def main() -> None:
                         help="also print torch.profiler's top operators of 2 full steps with and without loc")
     parser.add_argument("--precision", choices=["no", "fp16", "bf16"], default=None,
                         help="override mixed precision (--sd15 default: bf16)")
+    parser.add_argument("--compile", default=None, help="override [train] compile (none, default, reduce-overhead, "
+                                                       "max-autotune)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -224,7 +226,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dp-bench-") as tmp:
         overrides = {k: v for k, v in {"resolution": args.resolution, "train_batch_size": args.batch,
                                         "mixed_precision": args.precision or ("bf16" if args.sd15 else None),
-                                        "dataloader_num_workers": args.workers}.items()
+                                        "dataloader_num_workers": args.workers, "compile": args.compile}.items()
                      if v is not None}
         if args.sd15 and not torch.cuda.is_available():
             print("note: --sd15 without a GPU runs on the CPU (slow; use a small --batch for a smoke test)",
@@ -232,15 +234,15 @@ def main() -> None:
         config = None if args.sd15 else args.config
         persons = max(args.persons, args.batch or 0, 32 if args.sd15 else 0)
         run = build_run(config, Path(tmp), persons, overrides, sd15=args.sd15)
-        result = measure(run, args.rounds, args.steps, args.recompute)
+        result = measure(run, args.rounds, args.steps)
         if args.profile:
             profile(run)
     print(json.dumps(result, indent=2))
     print(f"full step / bare UNet fwd+bwd: {result['full_over_bare']:.2f} (target <= 1.3)")
     print(f"localization loss overhead:    {100 * result['loc_overhead']:.1f}% (target <= 10%)")
-    if args.recompute:
-        print(f"  with the fp32 recomputation: {100 * result['recompute_loc_overhead']:.1f}%")
     print(f"samples/s: {result['samples_per_s']}, peak host RSS: {result['host_peak_rss_mib']:.0f} MiB")
+    print(f"{PROJECTED_STEPS:,} steps at batch {result['config']['batch']} per process: "
+          f"{result['projected_hours_30k_steps']:.1f} h (warm-up {result['warm_up_s']} s)")
 
 
 if __name__ == "__main__":

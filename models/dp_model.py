@@ -164,6 +164,15 @@ class DPModel(nn.Module):
         n = self.config.image_encoder_trainable_layers if self.config.train_image_encoder else None
         self.image_encoder.set_trainable_layers(n)  # 0: all of it; ConfigError when n > layers
 
+    def compile_parts(self, mode: str) -> None:
+        """torch.compile the UNet, the text encoder and the image encoder's vision model in place
+        (`Module.compile`: weights, state-dict keys and attention processors stay); "none" leaves them eager,
+        another mode is torch.compile's (which rejects unknown ones)."""
+        if mode == "none":
+            return
+        for part in (self.unet, self.text_encoder, self.image_encoder.vision):
+            part.compile(mode=mode)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
@@ -230,14 +239,17 @@ class DPModel(nn.Module):
 
     # ---- forward pieces -----------------------------------------------------------------------------
     def encode_prompt(self, input_ids: torch.Tensor, ref_pixel_values: torch.Tensor | None = None,
-                      token_positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Text encoder (+ fusion of the reference images into the flagged tokens) -> [B, L, D]."""
+                      token_positions: torch.Tensor | None = None,
+                      ref_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Text encoder (+ fusion of the reference images, or of their image-encoder embeddings `ref_embeds`
+        [B, A, D] when already computed, into the flagged tokens) -> [B, L, D]."""
         text = self.text_encoder(input_ids.to(self.text_encoder.device))[0]
-        if ref_pixel_values is None or token_positions is None:
+        if token_positions is None or (ref_pixel_values is None and ref_embeds is None):
             return text
         positions = token_positions.to(text.device)
-        images = self.image_encoder(ref_pixel_values.to(text.device), valid=positions >= 0)
-        return self.fusion(text, images, positions)
+        if ref_embeds is None:
+            ref_embeds = self.image_encoder(ref_pixel_values.to(text.device), valid=positions >= 0)
+        return self.fusion(text, ref_embeds.to(text.device), positions)
 
     @torch.no_grad()
     def vae_latents(self, pixel_values: torch.Tensor, sample: bool = True,

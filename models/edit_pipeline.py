@@ -7,7 +7,9 @@ Read top to bottom: helpers (prompt building, masks, schedulers), then `DPEditPi
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -36,6 +38,7 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "unipc": ("UniPCMultistepScheduler", {}),
 }
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+REFERENCE_CACHE_SIZE = 256  # reference embeddings kept across calls (jobs of a variant come one after another)
 
 
 def make_scheduler(name: str, base_config: Any) -> "SchedulerMixin":
@@ -131,6 +134,11 @@ def _labels_for_phrases(caption: str, found: list) -> tuple[str, dict[str, tuple
     return "".join(parts), spans
 
 
+def _picture_key(image: Image.Image) -> tuple:
+    """Identifies a picture by its content (the same prepared reference in every job of a variant)."""
+    return image.mode, image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+
+
 def feather_alpha(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Alpha in [0, 1]: 1 on the mask, a Gaussian fall-off of radius `pixels` outside it, exact 0 beyond."""
     hard = mask.astype(np.float32)
@@ -187,16 +195,18 @@ class DPEditPipeline:
 
     @classmethod
     def from_pretrained(cls, path_or_hub: str, scheduler: str = "ddim", device: str | torch.device = "cpu",
-                        precision: str = "fp32") -> "DPEditPipeline":
-        """Load a model folder written by `dp train` (or a hub id) and build the named scheduler."""
+                        precision: str = "fp32", compile: str = "none") -> "DPEditPipeline":
+        """Load a model folder written by `dp train` (or a hub id) and build the named scheduler; `compile`: a
+        torch.compile mode for the UNet and encoders ("none": eager)."""
         from dp_models.dp_model import DPModel
 
         from diffusers.models.attention_processor import AttnProcessor2_0
 
-        model = DPModel.from_pretrained(path_or_hub).eval()
+        model = DPModel.from_pretrained(path_or_hub).eval().requires_grad_(False)  # our own copy, for inference
         model.unet.set_attn_processor(AttnProcessor2_0())  # SDPA everywhere (our own fresh copy)
-        return cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device,
-                   precision=precision)
+        pipe = cls(model, make_scheduler(scheduler, model.noise_scheduler.config), device=device, precision=precision)
+        model.compile_parts(compile)  # after the move to the device and dtype
+        return pipe
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -256,21 +266,39 @@ class DPEditPipeline:
 
     def encode(self, prompts: list[EditPrompt], references: list[list[Reference]]):
         """(uncond, text-only, fused) prompt embeddings, each [B, L, D]."""
-        from dp_models.image_encoder import preprocess_reference
         from dp_models.tokens import flag_noun_tokens
 
-        m, a = self.model, self.max_attributes
+        m = self.model
         ids, positions = flag_noun_tokens(m.tokenizer, [p.text for p in prompts], [p.spans for p in prompts],
-                                          max_attributes=a)
-        enc = m.image_encoder
-        refs = torch.zeros(len(prompts), a, 3, enc.image_size, enc.image_size)
-        for b, rs in enumerate(references):
-            pix = preprocess_reference([r.image.convert("RGB") for r in rs], enc.image_size, enc.mean, enc.std)
-            refs[b, :len(rs)] = pix
+                                          max_attributes=self.max_attributes)
         ids, positions = ids.to(self.device), positions.to(self.device)
-        fused = m.encode_prompt(ids, refs.to(self.device, self.dtype), positions)
+        fused = m.encode_prompt(ids, token_positions=positions, ref_embeds=self.reference_embeddings(references))
         text_only = m.encode_prompt(ids)
         return self.uncond_embedding(ids.shape[1]).expand(len(prompts), -1, -1), text_only, fused
+
+    def reference_embeddings(self, references: list[list[Reference]]) -> torch.Tensor:
+        """[B, A, D] image-encoder embeddings (zeros in empty slots), each distinct picture encoded once: a
+        variant's references are the same for all its person's images. Kept across calls while the image
+        encoder is frozen (not when a training run samples with a trainable one)."""
+        from dp_models.image_encoder import preprocess_reference
+
+        enc = self.model.image_encoder
+        cache = self.__dict__.setdefault("_references", OrderedDict())
+        if any(p.requires_grad for p in enc.parameters()):
+            cache.clear()
+        keys = [[_picture_key(r.image) for r in rs] for rs in references]
+        new = {k: r.image for rs, ks in zip(references, keys) for r, k in zip(rs, ks) if k not in cache}
+        if new:
+            pix = preprocess_reference([im.convert("RGB") for im in new.values()], enc.image_size, enc.mean, enc.std)
+            cache.update(zip(new, enc(pix[None].to(self.device, self.dtype))[0]))
+        out = torch.zeros(len(references), self.max_attributes, enc.embed_dim, device=self.device, dtype=self.dtype)
+        for b, ks in enumerate(keys):
+            for a, k in enumerate(ks):
+                cache.move_to_end(k)
+                out[b, a] = cache[k]
+        while len(cache) > REFERENCE_CACHE_SIZE:
+            cache.popitem(last=False)
+        return out
 
     def uncond_embedding(self, length: int) -> torch.Tensor:
         """The empty prompt's embedding [1, L, D] for classifier-free guidance (cached while the text

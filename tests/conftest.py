@@ -208,3 +208,11 @@ def hl():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def quiet_compile_trace(monkeypatch):
+    """torch.compile writes a DEBUG trace record per graph; pytest's log capture would keep them all (minutes)."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("torch.__trace"), "propagate", False)

@@ -52,6 +52,7 @@ def command(
     min_score: Annotated[Optional[float], setting_option(EditConfig, "min_score")] = None,
     precision: Annotated[Optional[str], setting_option(EditConfig, "precision")] = None,
     batch_size: Annotated[Optional[int], setting_option(EditConfig, "batch_size")] = None,
+    compile: Annotated[Optional[str], setting_option(EditConfig, "compile")] = None,
     device: Annotated[Optional[str], setting_option(EditConfig, "device")] = None,
     contact_sheet: Annotated[Optional[bool], setting_option(
         EditConfig, "contact_sheet", "--contact-sheet/--no-contact-sheet")] = None,
@@ -78,7 +79,7 @@ def command(
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
                    keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
                    min_score=min_score, precision=precision,
-                   batch_size=batch_size, device=device, contact_sheet=contact_sheet)
+                   batch_size=batch_size, compile=compile, device=device, contact_sheet=contact_sheet)
     if start_merge_step is not None:
         cfg = cfg.with_start_merge_step(start_merge_step)
     one_image = (image, parsing, caption, attribute, out)

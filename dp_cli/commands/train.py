@@ -93,6 +93,7 @@ def command(
     gradient_checkpointing: Annotated[Optional[bool],
         setting_option(
             TrainConfig, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing")] = None,
+    compile: Annotated[Optional[str], setting_option(TrainConfig, "compile", "--compile")] = None,
     reference_attribute_types: Annotated[Optional[str], setting_option(
         TrainConfig, "reference_attribute_types", "--reference-attribute-types")] = None,
     mask_loss: Annotated[Optional[bool], setting_option(TrainConfig, "mask_loss", "--mask-loss/--no-mask-loss")] = None,

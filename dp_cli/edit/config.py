@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dp_cli.config import Section, path_or_hub
 from dp_cli.errors import ConfigError
+from dp_cli.train.config import COMPILE_MODES
 
 
 class EditConfig(Section):
@@ -61,6 +62,9 @@ class EditConfig(Section):
                                                           "failed: not exported, not annotated")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Precision: fp32 | fp16 | bf16")
     batch_size: int = Field(8, ge=1, description="Images per pipeline call (candidates included), per process")
+    compile: Literal[COMPILE_MODES] = Field(
+        "none", description="torch.compile the UNet and encoders: none, default, reduce-overhead (plus CUDA graphs "
+                            "on a GPU) or max-autotune; the first batches compile (minutes)")
     device: str = Field("auto", description="Device: auto (this process's GPU, else CPU) | cpu | cuda | cuda:1")
     contact_sheet: bool = Field(False, description="Also write contact_sheet.png (original | references | edit)")
     contact_sheet_rows: int = Field(16, ge=1, description="Edited images on the contact sheet")

@@ -78,7 +78,7 @@ def load_pipeline(model_ref: str, cfg, device: str):
 
     try:
         return DPEditPipeline.from_pretrained(model_ref, scheduler=cfg.scheduler, device=device,
-                                              precision=cfg.precision)
+                                              precision=cfg.precision, compile=cfg.compile)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

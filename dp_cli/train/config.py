@@ -12,6 +12,8 @@ from dp_cli.config import Section, path_or_hub
 
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 REPORT_TO = ("none", "tensorboard", "wandb", "all")
+# torch.compile modes of the UNet and encoders (train and edit); none: eager
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
 def parse_resolution(value: str | int) -> tuple[int, int]:
@@ -97,6 +99,9 @@ class TrainConfig(Section):
                                      " as upstream)")
     train_text_encoder: bool = Field(default=False, description="Train the CLIP text encoder too")
     gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in the UNet")
+    compile: Literal[COMPILE_MODES] = Field(
+        default="none", description="torch.compile the UNet and encoders: none, default, reduce-overhead (plus CUDA "
+                                    "graphs on a GPU) or max-autotune; the first steps compile (minutes)")
     reference_attribute_types: Union[str, list[str]] = Field(
         default="hair_uppercloth_bottomcloth", description="Attribute types with references: 'a_b_c' or a list")
     # --- losses ----------------------------------------------------------------------------------

@@ -268,6 +268,7 @@ def configure_model(cfg: TrainConfig, model) -> None:
         model.unet.enable_gradient_checkpointing()
         if cfg.train_text_encoder:
             model.text_encoder.gradient_checkpointing_enable()
+    model.compile_parts(cfg.compile)
 
 
 def build_data(run: Run, on_info: Callable[[str], None]) -> None:

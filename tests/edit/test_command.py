@@ -74,6 +74,24 @@ def test_dataset_mode_writes_images_masks_and_the_manifest(edited, world):
     assert (edited / "contact_sheet.png").is_file()
 
 
+def test_a_dataset_edit_encodes_each_distinct_reference_once(model_dir, world, tmp_path, monkeypatch):
+    """One image per pipeline call: the references of a variant are encoded for its first image only."""
+    from dp_cli.edit.runner import prepare_dataset_edit, run_dataset_edit
+
+    cfg = EditConfig(model=str(model_dir), dataset=world, catalog=world / "catalog", output_dir=tmp_path / "out",
+                     batch_size=1, variants_per_person=2, steps=1, mask_dilation=1, feather=1)
+    prepared = prepare_dataset_edit(cfg)
+    enc = prepared.pipe.model.image_encoder
+    encoded, forward = [], enc.forward
+    monkeypatch.setattr(enc, "forward", lambda pix, valid=None: encoded.append(pix.shape[:2].numel())
+                        or forward(pix, valid))
+    summary = run_dataset_edit(cfg, prepared=prepared)
+    distinct = {(r.image, r.mask) for j in prepared.jobs for r in j.references}
+    per_job = sum(len(j.references) for j in prepared.jobs)
+    assert summary.written == len(prepared.jobs) > len(encoded) and per_job > len(distinct)
+    assert sum(encoded) == len(distinct)
+
+
 def test_rerun_skips_finished_images(edited, model_dir, world):
     before = digest(edited)
     res = invoke(["--json", *dataset_args(model_dir, world, edited)])

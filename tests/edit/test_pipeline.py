@@ -192,3 +192,65 @@ def test_label_in_prompt_writes_the_reference_labels_over_the_replaced_phrases()
                           [("uppercloth", "black coat with a hood"), ("hat", "white cap")], label_in_prompt=True)
     assert p.text == "a woman wearing a black coat with a hood and a white cap."
     assert [p.text[s:e] for s, e in p.spans] == ["coat", "cap"]
+
+
+def _count_encoded(monkeypatch, pipe) -> list[int]:
+    """How many reference pictures each image-encoder call encodes."""
+    enc = pipe.model.image_encoder
+    seen, forward = [], enc.forward
+
+    def counting(pixel_values, valid=None):
+        seen.append(int(valid.sum()) if valid is not None else pixel_values.shape[0] * pixel_values.shape[1])
+        return forward(pixel_values, valid)
+
+    monkeypatch.setattr(enc, "forward", counting)
+    return seen
+
+
+def test_each_distinct_reference_is_encoded_once_and_the_edit_is_unchanged(model_dir, person, monkeypatch):
+    from dp_models.image_encoder import preprocess_reference
+    from dp_models.tokens import flag_noun_tokens
+
+    image, labels, caption = person
+    m = hair_mask(labels)
+    gold_copy = Reference("hair", GOLD.image.copy(), "gold hair")  # the same picture in another object
+    refs = [[GOLD], [gold_copy], [BLUE]]
+    pipe = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
+    seen = _count_encoded(monkeypatch, pipe)
+    prompts = [build_edit_prompt(caption, [("hair", r[0].label)]) for r in refs]
+    _, _, fused = pipe.encode(prompts, refs)
+    assert seen == [2]  # gold once, blue once
+    # the fused embedding equals the previous computation: every image's references encoded in its own slot
+    model, enc = pipe.model, pipe.model.image_encoder
+    ids, positions = flag_noun_tokens(model.tokenizer, [p.text for p in prompts], [p.spans for p in prompts],
+                                      max_attributes=pipe.max_attributes)
+    pix = torch.zeros(3, pipe.max_attributes, 3, enc.image_size, enc.image_size)
+    pix[:, 0] = preprocess_reference([r[0].image for r in refs], enc.image_size, enc.mean, enc.std)
+    with torch.no_grad():
+        torch.testing.assert_close(fused, model.encode_prompt(ids, pix, positions), atol=1e-6, rtol=1e-5)
+    # later calls with the same pictures encode nothing; same seeds give identical images
+    seen.clear()
+    first = pipe([image] * 3, [m] * 3, [caption] * 3, refs, seed=[5, 5, 6], **KW).images
+    again = pipe(image, m, caption, [gold_copy], seed=5, **KW).images[0]
+    assert seen == []
+    assert np.array_equal(np.asarray(first[0]), np.asarray(first[1]))
+    assert np.array_equal(np.asarray(first[0]), np.asarray(again))
+    fresh = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
+    alone = fresh(image, m, caption, [BLUE], seed=6, **KW).images[0]
+    assert np.abs(np.asarray(alone, dtype=int) - np.asarray(first[2], dtype=int)).max() <= 1
+
+
+@pytest.mark.slow  # compiling the UNet and the encoders takes about a minute on one CPU thread
+def test_compiled_pipeline_gives_the_eager_edit(model_dir, person, quiet_compile_trace):
+    image, labels, caption = person
+    m = hair_mask(labels)
+    eager = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim")
+    compiled = DPEditPipeline.from_pretrained(str(model_dir), scheduler="ddim", compile="default")
+    args = ([image, image], [m, m], [caption, caption], [[GOLD], [BLUE]])
+    want = eager(*args, seed=[3, 4], **KW)
+    for _ in range(2):  # compiling, then the cached graphs
+        got = compiled(*args, seed=[3, 4], **KW)
+        torch.testing.assert_close(got.latents, want.latents, atol=1e-4, rtol=1e-4)
+        for a, b in zip(got.images, want.images, strict=True):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+    assert compiled.model.unet._compiled_call_impl is not None and eager.model.unet._compiled_call_impl is None

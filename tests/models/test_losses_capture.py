@@ -150,14 +150,41 @@ def test_capture_values_and_gradients_match_plain_attention(heads, dim_head):
     assert store.maps[0][1, 0].abs().max() == 0
 
 
-def test_capture_under_autocast_keeps_fp32_probabilities():
+def _fp32_recomputation(attn, hidden, context, positions, mask):
+    """The capture's previous path under autocast / half precision: the whole fp32 score matrix, its row
+    logsumexp, and the flagged columns exponentiated against it (head-averaged, -1 slots zero)."""
+    b, h = hidden.shape[0], attn.heads
+    q, k = (t.view(b, -1, h, t.shape[-1] // h).transpose(1, 2) for t in (attn.to_q(hidden), attn.to_k(context)))
+    with torch.autocast("cpu", enabled=False):
+        scores = q.float() @ k.float().transpose(-1, -2) * attn.scale + mask[:, None].float()
+        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+        cols = positions.clamp_min(0)[:, None, None, :].expand(-1, h, scores.shape[2], -1)
+        probs = torch.exp(torch.gather(scores, -1, cols) - lse).mean(dim=1)
+    return (probs * (positions >= 0)[:, None, :]).transpose(1, 2)
+
+
+@pytest.mark.parametrize("mode", ["fp32", "autocast-bf16", "bf16-weights"])
+def test_capture_equals_the_fp32_recomputation_in_every_precision(mode):
+    """One SDPA call gives the flagged probabilities in the compute dtype; they equal the old fp32
+    recomputation from the same q and k (bf16: up to its rounding), and their gradients follow."""
     positions = torch.tensor([[1, 4, 6], [3, -1, -1]])
     attn, store = _one_layer(2, 8, positions)
-    hidden, context = torch.randn(2, 12, 16), torch.randn(2, 10, 12)
-    with torch.no_grad():
-        _, ref_probs = _plain_attention(attn, hidden, context, positions, torch.zeros(2, 1, 10))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = attn(hidden, encoder_hidden_states=context)
+    dtype = torch.bfloat16 if mode == "bf16-weights" else torch.float32
+    attn.to(dtype)
+    hidden = torch.randn(2, 12, 16, dtype=dtype, requires_grad=True)
+    context = torch.randn(2, 10, 12, dtype=dtype)
+    mask = torch.zeros(2, 1, 10, dtype=dtype)
+    mask[1, 0, 7:] = float("-inf")
+    w_probs = torch.randn(2, 3, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "autocast-bf16"):
+        out = attn(hidden, encoder_hidden_states=context, attention_mask=mask)
+        old = _fp32_recomputation(attn, hidden, context, positions, mask)
     (probs,) = store.maps
-    assert out.dtype == torch.bfloat16 and probs.dtype == torch.float32  # scores recomputed in fp32
-    torch.testing.assert_close(probs, ref_probs, atol=5e-3, rtol=5e-2)  # q, k themselves are bf16
+    assert out.dtype == (torch.float32 if mode == "fp32" else torch.bfloat16) and probs.dtype == torch.float32
+    tol = dict(atol=1e-6, rtol=1e-5) if mode == "fp32" else dict(atol=2e-3, rtol=1.6e-2)  # bf16: 8-bit mantissa
+    torch.testing.assert_close(probs, old, **tol)
+    assert probs[1, 1:].abs().max() == 0 and (probs[1, 0] > 0).all()
+    (got,) = torch.autograd.grad((probs * w_probs).sum(), hidden)
+    (want,) = torch.autograd.grad((old * w_probs).sum(), hidden)
+    torch.testing.assert_close(got.float(), want.float(), **({"atol": 1e-5, "rtol": 1e-4} if mode == "fp32"
+                                                              else {"atol": 5e-3, "rtol": 5e-2}))

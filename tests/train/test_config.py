@@ -61,3 +61,21 @@ def test_optimizer_groups_use_fused_adamw_and_fall_back_to_foreach(monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", no_fused)
     opt = build_optimizer(cfg, model, num_processes=1)
     assert all(g["foreach"] and not g.get("fused") for g in opt.param_groups)
+
+
+def test_compile_setting_reaches_the_model_parts():
+    from dp_cli.config import ProjectFile, resolve_section
+    from dp_cli.train.loop import configure_model
+
+    assert TrainConfig().compile == "none"
+    with pytest.raises(ValidationError, match="reduce-overhead"):
+        TrainConfig(compile="fast")
+    toml = ProjectFile(None, {"train": {"compile": "reduce-overhead"}})
+    assert resolve_section(TrainConfig, "train", toml).compile == "reduce-overhead"
+    cfg = resolve_section(TrainConfig, "train", toml, {"compile": "default"})  # the flag wins
+    assert cfg.compile == "default"
+    modes = []
+    model = SimpleNamespace(compile_parts=modes.append)
+    configure_model(cfg, model)
+    configure_model(TrainConfig(), model)
+    assert modes == ["default", "none"]

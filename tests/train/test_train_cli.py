@@ -89,6 +89,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(dp, train_args
 @pytest.mark.parametrize("over, needle, code", [
     ({"reference_attribute_types": "hair_wings"}, "unknown attribute type", 2),
     ({"resolution": "64x40"}, "not divisible by 16", 1),
+    ({"compile": "fast"}, "compile", 2),
     ({"image_encoder_trainable_layers": "5"}, "image_encoder_trainable_layers", 1),
     ({"dataset": "no-such-folder"}, "not found", 1),
     ({"dataset": None}, "dataset: not set", 1),
