@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from dp_cli.data.loading import load_dataset
-from dp_cli.distributed import distributed_without_cuda
+from dp_cli.distributed import make_accelerator
 from dp_cli.errors import ConfigError, TrainingError
 from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
 from dp_cli.train.config import TrainConfig
@@ -108,7 +108,7 @@ def train(cfg: TrainConfig, on_step: Callable[[StepEvent], None] | None = None,
 # ---------------------------------------------------------------------------------------------- setup
 def setup(cfg: TrainConfig):
     """Check what can be checked without models, then build the accelerator."""
-    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate import DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration, set_seed
 
     problems = []
@@ -121,8 +121,8 @@ def setup(cfg: TrainConfig):
         raise ConfigError("invalid [train] settings", problems)
     log_with = None if cfg.report_to == "none" else cfg.report_to
     _reset_accelerate_state()
-    accelerator = Accelerator(
-        cpu=distributed_without_cuda(), gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+    accelerator = make_accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision, log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
