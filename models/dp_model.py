@@ -164,14 +164,15 @@ class DPModel(nn.Module):
         n = self.config.image_encoder_trainable_layers if self.config.train_image_encoder else None
         self.image_encoder.set_trainable_layers(n)  # 0: all of it; ConfigError when n > layers
 
-    def compile_parts(self, mode: str) -> None:
+    def compile_parts(self, mode: str, backend: str = "inductor") -> None:
         """torch.compile the UNet, the text encoder and the image encoder's vision model in place
         (`Module.compile`: weights, state-dict keys and attention processors stay); "none" leaves them eager,
-        another mode is torch.compile's (which rejects unknown ones)."""
+        another mode is torch.compile's (which rejects unknown ones). `backend` is torch.compile's too
+        ("aot_eager" traces forward and backward graphs as inductor does, without generating code)."""
         if mode == "none":
             return
         for part in (self.unet, self.text_encoder, self.image_encoder.vision):
-            part.compile(mode=mode)
+            part.compile(mode=mode, backend=backend) if backend == "inductor" else part.compile(backend=backend)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
