@@ -292,10 +292,12 @@ class DPEditPipeline:
             pix = preprocess_reference([im.convert("RGB") for im in new.values()], enc.image_size, enc.mean, enc.std)
             cache.update(zip(new, enc(pix[None].to(self.device, self.dtype))[0]))
         out = torch.zeros(len(references), self.max_attributes, enc.embed_dim, device=self.device, dtype=self.dtype)
-        for b, ks in enumerate(keys):
-            for a, k in enumerate(ks):
-                cache.move_to_end(k)
-                out[b, a] = cache[k]
+        slots = [(b, a, k) for b, ks in enumerate(keys) for a, k in enumerate(ks)]
+        for _, _, k in slots:
+            cache.move_to_end(k)
+        if slots:  # one copy for the batch, not one per slot (each would be a kernel launch on a GPU)
+            b_idx, a_idx, ks = zip(*slots)
+            out[list(b_idx), list(a_idx)] = torch.stack([cache[k] for k in ks]).to(out.dtype)
         while len(cache) > REFERENCE_CACHE_SIZE:
             cache.popitem(last=False)
         return out
