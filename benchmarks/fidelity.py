@@ -109,7 +109,8 @@ def run(args, n: int, root: Path, truth: Path, world: Path) -> dict:
                      types=["uppercloth", "bottomcloth", "hair"], attributes_per_variant=1, variants_per_person=2,
                      output_dir=root / f"edits-n{n}", seed=args.seed, steps=args.steps, guidance_scale=4.0,
                      mask_dilation=1, feather=1, candidates=n, min_score=args.min_score,
-                     delayed_conditioning=args.delayed_conditioning)
+                     delayed_conditioning=args.delayed_conditioning,
+                     **({} if args.reference_scale is None else {"reference_scale": args.reference_scale}))
     start = time.perf_counter()
     summary = run_dataset_edit(cfg)
     seconds = time.perf_counter() - start
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--strip-truth", action="store_true")
     ap.add_argument("--min-score", type=float, default=0.5)
     ap.add_argument("--delayed-conditioning", type=float, default=0.0)
+    ap.add_argument("--reference-scale", type=float, default=None, help="default: dp edit's")
     ap.add_argument("--model", default=None, help="default: the shipped toy model")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--keep", type=Path, default=None, help="write here instead of a temporary folder")

@@ -219,7 +219,7 @@ class DPEditPipeline:
 
     # ------------------------------------------------------------------ steps
     def check_inputs(self, images, masks, captions, references, seeds, num_inference_steps, guidance_scale,
-                     delayed_conditioning, mask_dilation, feather) -> None:
+                     delayed_conditioning, mask_dilation, feather, reference_scale: float = 1.0) -> None:
         """Every argument checked loudly: a ValueError naming the argument and the bad value."""
         n = len(images)
         if n == 0:
@@ -244,6 +244,8 @@ class DPEditPipeline:
             raise ValueError(f"guidance_scale={guidance_scale!r}: must be >= 0 (1 = no guidance)")
         if not 0.0 <= delayed_conditioning <= 1.0:
             raise ValueError(f"delayed_conditioning={delayed_conditioning!r}: a fraction of the steps in [0, 1]")
+        if not 0.0 <= reference_scale <= 10.0:
+            raise ValueError(f"reference_scale={reference_scale!r}: must be in [0, 10] (1 = as trained)")
         for name, v in (("mask_dilation", mask_dilation), ("feather", feather)):
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name}={v!r}: must be an integer number of pixels >= 0")
@@ -399,8 +401,10 @@ class DPEditPipeline:
                  seed: int | list[int] = 0, num_inference_steps: int = 25, guidance_scale: float = 5.0,
                  delayed_conditioning: float = 0.3, mask_dilation: int = 4, feather: int = 2,
                  composite: bool = True, keep_adjectives: bool = False,
-                 label_in_prompt: bool = False) -> EditPipelineOutput:
-        """Edit a batch: `mask` is each image's union of the edited attributes' masks (bool, h x w)."""
+                 label_in_prompt: bool = False, reference_scale: float = 1.0) -> EditPipelineOutput:
+        """Edit a batch: `mask` is each image's union of the edited attributes' masks (bool, h x w).
+        `reference_scale` s extrapolates the references' part of the prompt embedding: text-only +
+        s * (fused - text-only); 1 is the model as trained, 0 ignores the references."""
         # 0. Normalise single inputs to batches of one
         single = isinstance(image, Image.Image)
         images = [image] if single else list(image)
@@ -411,7 +415,7 @@ class DPEditPipeline:
 
         # 1. Check inputs
         self.check_inputs(images, masks, captions, refs, seeds, num_inference_steps, guidance_scale,
-                          delayed_conditioning, mask_dilation, feather)
+                          delayed_conditioning, mask_dilation, feather, reference_scale)
 
         # 2. Build the prompts: adjectives of replaced attributes out, phrases for missing nouns in
         prompts = [build_edit_prompt(c, [(r.type, r.label) for r in rs], keep_adjectives, label_in_prompt)
@@ -419,6 +423,8 @@ class DPEditPipeline:
 
         # 3. Encode the prompts (unconditional, text-only for delayed conditioning, fused)
         uncond, text_only, fused = self.encode(prompts, refs)
+        if reference_scale != 1.0:
+            fused = text_only + reference_scale * (fused - text_only)
 
         # 4. Encode the sources to latents at the model resolution
         source_latents = self.encode_images(to_pixels(images, self.resolution))

@@ -41,6 +41,7 @@ def command(
     delayed_conditioning: Annotated[Optional[float], setting_option(EditConfig, "delayed_conditioning")] = None,
     start_merge_step: Annotated[Optional[int], typer.Option(min=0, help="Step from which the references "
         "take over: the same as --delayed-conditioning N/steps (give one of the two).")] = None,
+    reference_scale: Annotated[Optional[float], setting_option(EditConfig, "reference_scale")] = None,
     mask_dilation: Annotated[Optional[int], setting_option(EditConfig, "mask_dilation")] = None,
     feather: Annotated[Optional[int], setting_option(EditConfig, "feather")] = None,
     composite: Annotated[Optional[bool], setting_option(EditConfig, "composite", "--composite/--no-composite")] = None,
@@ -76,6 +77,7 @@ def command(
                    attributes_per_variant=attributes_per_variant, variants_per_person=variants_per_person,
                    persons=persons, output_dir=output_dir, seed=seed, scheduler=scheduler, steps=steps,
                    guidance_scale=guidance_scale, delayed_conditioning=delayed_conditioning,
+                   reference_scale=reference_scale,
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
                    keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
                    min_score=min_score, precision=precision,

@@ -26,8 +26,8 @@ from dp_cli.errors import DataError, ModelError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
-SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "mask_dilation", "feather",
-                "composite", "keep_adjectives", "label_in_prompt", "precision", "candidates", "min_score")
+SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "reference_scale", "mask_dilation",
+                "feather", "composite", "keep_adjectives", "label_in_prompt", "precision", "candidates", "min_score")
 
 ProgressFn = Callable[[int, int, float], None]  # (done, total, images per second)
 
@@ -104,7 +104,8 @@ def settings_of(cfg) -> dict[str, Any]:
 def sampler_kwargs(cfg) -> dict[str, Any]:
     """The edit settings a DPEditPipeline call takes (dataset and one-image edits alike)."""
     return dict(num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                delayed_conditioning=cfg.delayed_conditioning, mask_dilation=cfg.mask_dilation, feather=cfg.feather,
+                delayed_conditioning=cfg.delayed_conditioning, reference_scale=cfg.reference_scale,
+                mask_dilation=cfg.mask_dilation, feather=cfg.feather,
                 composite=cfg.composite, keep_adjectives=cfg.keep_adjectives, label_in_prompt=cfg.label_in_prompt)
 
 

@@ -71,6 +71,7 @@ def test_dataset_mode_writes_images_masks_and_the_manifest(edited, world):
             noun_in_prompt = ref["label"].split()[-1] in row["prompt"]
             assert noun_in_prompt or ref["added_phrase"] is False
         assert row["settings"]["steps"] == 2 and row["settings"]["scheduler"] == "ddim"
+        assert row["settings"]["reference_scale"] == 1.5  # the default, recorded
     assert (edited / "contact_sheet.png").is_file()
 
 

@@ -120,6 +120,20 @@ def test_a_different_reference_changes_the_edited_region_only(pipe, person):
     assert np.array_equal(a[~used], b[~used])
 
 
+def test_reference_scale_extrapolates_the_references_part_of_the_prompt(pipe, person):
+    """0 is the text-only prompt at every step (= delayed conditioning 1), 1 the model as trained, and a larger
+    scale moves the edit further from the text-only one along the references' direction."""
+    image, labels, caption = person
+    m = hair_mask(labels)
+    edit = lambda **kw: np.asarray(pipe(image, m, caption, [GOLD], seed=5, **KW, **kw).images[0], dtype=int)  # noqa: E731
+    text_only = edit(delayed_conditioning=1.0)
+    assert np.array_equal(edit(delayed_conditioning=0.0, reference_scale=0.0), text_only)
+    as_trained = edit(delayed_conditioning=0.0)
+    assert np.array_equal(edit(delayed_conditioning=0.0, reference_scale=1.0), as_trained)
+    stronger = edit(delayed_conditioning=0.0, reference_scale=2.0)
+    assert np.abs(stronger - text_only).sum() > np.abs(as_trained - text_only).sum() > 0
+
+
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_every_scheduler_runs_and_keeps_the_outside(pipe, person, name):
     image, labels, caption = person
@@ -145,6 +159,7 @@ def test_bf16_runs(model_dir, person):
     (dict(references=[]), "at least one reference"),
     (dict(num_inference_steps=0), "num_inference_steps=0"),
     (dict(delayed_conditioning=1.5), "delayed_conditioning=1.5"),
+    (dict(reference_scale=-1.0), "reference_scale=-1.0"),
     (dict(caption="  "), "caption"),
     (dict(seed=[1, 2]), "seed: 2 given for 1"),
 ])
