@@ -305,16 +305,15 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
 
 
 def loader_workers(cfg: TrainConfig, acc) -> int:
-    """dataloader_num_workers, with auto: on CPU one worker when a core is left beside the torch threads of this
-    machine's processes (loading then overlaps the step; none when the step already uses every core) and, on a
-    GPU, up to 4 per process from the cores left (cutting reference crops for a GPU batch takes ~0.2 s)."""
+    """dataloader_num_workers, with auto = 0 on CPU (the processes already share the cores) and, on a GPU, up
+    to 4 per process from the cores left (cutting reference crops for a GPU batch takes ~0.2 s)."""
     if cfg.dataloader_num_workers != "auto":
         return cfg.dataloader_num_workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local = max(int(os.environ.get("LOCAL_WORLD_SIZE") or acc.num_processes), 1)  # processes on this machine
     if acc.device.type == "cpu":
-        return 1 if cores > local * torch.get_num_threads() else 0
-    return max(0, min(4, cores // local - 1))
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE") or acc.num_processes)  # processes on this machine
+    return max(0, min(4, cores // max(local, 1) - 1))
 
 
 @torch.no_grad()
