@@ -1,7 +1,7 @@
 """Training-step cost on the toy config, measured in one run (hand-run; prints ratios).
 
     .venv/bin/python benchmarks/train_step.py [--rounds 5] [--steps 4] [--threads N] [--config examples/toy/train.toml]
-                                              [--resolution HxW] [--compile MODE] [--workers N]
+                                              [--resolution HxW] [--compile MODE] [--workers N] [--loader-blocks N]
     python benchmarks/train_step.py --sd15      # GPU: SD-1.5 size, the seed's settings (128, batch 32, bf16)
 
 Builds the tiny model and a toy world at the config's resolution in a temporary folder, prepares the
@@ -14,6 +14,9 @@ loading once and runs every variant on it, in an order that rotates from round t
   - noloc: the same step with the localization loss off.
 Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%. Also printed: samples/s
 and the hours 30,000 steps (a CUHK-PEDES run, the seed's schedule) would take at the measured full step.
+--loader-blocks N also times whole epochs of real steps (loader wait included) with 0 and 1 DataLoader worker
+in N alternating blocks each: with a worker, train_step's ratio reads low because the worker slows the bare
+step too, so whether a worker pays is read here.
 --compile MODE sets [train] compile (the UNet and encoders through torch.compile; the bare step then runs
 the compiled UNet too, and the warm-up, which compiles, is reported apart).
 
@@ -196,6 +199,24 @@ def profile(run, steps: int = 2) -> None:
         print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=48))
 
 
+def loader_end_to_end(run, blocks: int) -> dict:
+    """Seconds per real step (loader wait + step over whole epochs) with 0 and 1 DataLoader worker, in
+    alternating blocks: what a worker saves or costs in training, beside the step it competes with."""
+    from dp_cli.train.loop import micro_step
+
+    loaders = {w: torch.utils.data.DataLoader(run.data, batch_size=run.cfg.train_batch_size, shuffle=True,
+                                              num_workers=w, drop_last=True) for w in (0, 1)}
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for block in range(blocks):
+        for w in (0, 1) if block % 2 == 0 else (1, 0):
+            start, n = time.perf_counter(), 0
+            for batch in loaders[w]:  # one epoch: a worker starts per epoch, as in training
+                micro_step(run, batch, 1000 + n)
+                n += 1
+            times[w].append((time.perf_counter() - start) / n)
+    return {f"end_to_end_s_per_step_workers_{w}": round(statistics.median(v), 4) for w, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "toy" / "train.toml")
@@ -210,6 +231,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="override dataloader_num_workers")
     parser.add_argument("--profile", action="store_true",
                         help="also print torch.profiler's top operators of 2 full steps with and without loc")
+    parser.add_argument("--loader-blocks", type=int, default=0,
+                        help="also time whole epochs of real steps with 0 and 1 DataLoader worker, N blocks each")
     parser.add_argument("--precision", choices=["no", "fp16", "bf16"], default=None,
                         help="override mixed precision (--sd15 default: bf16)")
     parser.add_argument("--compile", default=None, help="override [train] compile (none, default, reduce-overhead, "
@@ -235,6 +258,8 @@ def main() -> None:
         persons = max(args.persons, args.batch or 0, 32 if args.sd15 else 0)
         run = build_run(config, Path(tmp), persons, overrides, sd15=args.sd15)
         result = measure(run, args.rounds, args.steps)
+        if args.loader_blocks:
+            result.update(loader_end_to_end(run, args.loader_blocks))
         if args.profile:
             profile(run)
     print(json.dumps(result, indent=2))
@@ -243,6 +268,9 @@ def main() -> None:
     print(f"samples/s: {result['samples_per_s']}, peak host RSS: {result['host_peak_rss_mib']:.0f} MiB")
     print(f"{PROJECTED_STEPS:,} steps at batch {result['config']['batch']} per process: "
           f"{result['projected_hours_30k_steps']:.1f} h (warm-up {result['warm_up_s']} s)")
+    if "end_to_end_s_per_step_workers_0" in result:
+        print(f"end to end, s per step: {result['end_to_end_s_per_step_workers_0']} without a DataLoader worker, "
+              f"{result['end_to_end_s_per_step_workers_1']} with one")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ class TrainDataset(Dataset):
         self.latent_cache = latent_cache
         self.augment = TRAIN_AUGMENT if reference_augmentation else Augment()
         self.runtime_skipped: list[tuple[str, str]] = []
+        self._paths: dict[int, tuple[Path, Path | None]] = {}  # resolving follows links: once per record
 
     def __len__(self) -> int:
         return len(self.records)
@@ -126,7 +127,7 @@ class TrainDataset(Dataset):
         """One example; its randomness is a function of (seed, epoch, i)."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         rec = self.records[i]
-        image, parsing = self.load(rec)
+        image, parsing = self.load(*self.paths(i))
         flip = self.random_flip and rng.random() < 0.5
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -136,19 +137,27 @@ class TrainDataset(Dataset):
             caption, parsing = "", None
         caption, attrs = self.attributes(caption, image, parsing, rng)
         input_ids, positions = self.tokenize(caption, [(m.start, m.end) for m, _, _ in attrs])
-        out = self.pack(image, attrs, positions)
+        cached = self.latent_cache is not None and not flip  # the step reads the latents, not the pixels
+        out = self.pack(image, attrs, positions, vae_pixels=not cached)
         out["input_ids"] = input_ids
         out["index"] = torch.tensor(i)
-        if self.latent_cache is not None and not flip:
+        if cached:
             out["latent_dist"] = self.latent_cache[i]
         return out
 
-    def load(self, rec: PersonRecord) -> tuple[Image.Image, np.ndarray | None]:
-        with Image.open(self.dataset.image_path(rec)) as im:
+    def paths(self, i: int) -> tuple[Path, Path | None]:
+        """The image and parsing-map files of record i."""
+        if i not in self._paths:
+            rec = self.records[i]
+            self._paths[i] = (self.dataset.image_path(rec), self.dataset.parsing_path(rec))
+        return self._paths[i]
+
+    def load(self, image_path: Path, parsing_path: Path | None) -> tuple[Image.Image, np.ndarray | None]:
+        with Image.open(image_path) as im:
             image = im.convert("RGB")
         parsing = None
-        if rec.parsing:
-            with Image.open(self.dataset.parsing_path(rec)) as pm:
+        if parsing_path is not None:
+            with Image.open(parsing_path) as pm:
                 pm = pm if pm.mode in ("L", "P", "I") else pm.convert("L")
                 if pm.size != image.size:
                     pm = pm.resize(image.size, Image.Resampling.NEAREST)
@@ -189,7 +198,8 @@ class TrainDataset(Dataset):
                                     max_attributes=self.max_attributes)
         return ids[0], pos[0]
 
-    def pack(self, image: Image.Image, attrs: list, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+    def pack(self, image: Image.Image, attrs: list, positions: torch.Tensor,
+             vae_pixels: bool = True) -> dict[str, torch.Tensor]:
         from dp_models.image_encoder import preprocess_reference
 
         h, w = self.size
@@ -206,8 +216,10 @@ class TrainDataset(Dataset):
                 valid[k] = True
                 refs[k] = pixels[k]
         positions = torch.where(valid, positions, torch.full_like(positions, -1))
-        return {"pixel_values": to_vae_pixels(image, self.size), "token_positions": positions,
-                "ref_pixel_values": refs, "attr_masks": masks, "attr_valid": valid}
+        out = {"token_positions": positions, "ref_pixel_values": refs, "attr_masks": masks, "attr_valid": valid}
+        if vae_pixels:
+            out["pixel_values"] = to_vae_pixels(image, self.size)
+        return out
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -230,7 +242,7 @@ class PixelView(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         rec = self.train.records[i]
         try:
-            with Image.open(self.train.dataset.image_path(rec)) as im:
+            with Image.open(self.train.paths(i)[0]) as im:
                 return to_vae_pixels(im, self.train.size)
         except (OSError, ValueError):
             return torch.zeros(3, *self.train.size)  # the example itself is skipped at training time

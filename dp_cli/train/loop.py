@@ -84,6 +84,7 @@ class Run:
     resumed_from: Path | None = None
     latent_cache: Path | None = None
     trackers: bool = False
+    trainable: list = field(default_factory=list)  # the prepared module's trained parameters (clipped each step)
 
 
 class TrainingModule(torch.nn.Module):
@@ -180,6 +181,7 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     # 4. Prepare for the processes at hand
     run.module, run.optimizer, run.loader, run.scheduler = acc.prepare(
         run.module, run.optimizer, run.loader, run.scheduler)
+    run.trainable = [p for p in run.module.parameters() if p.requires_grad]
     # 5. Resume
     if cfg.resume_from_checkpoint == "latest" and run.resumed_from is None:
         on_info(f"no checkpoint in {cfg.output_dir} yet: starting from step 0")
@@ -435,7 +437,7 @@ def micro_step(run: Run, batch: dict, counter: int) -> dict[str, float]:
         if not bool(torch.isfinite(values).all()):
             _non_finite(run, values)
         if acc.sync_gradients and cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_([p for p in run.module.parameters() if p.requires_grad], cfg.max_grad_norm)
+            acc.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)

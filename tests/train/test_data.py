@@ -139,3 +139,16 @@ def test_latent_cache_is_reused_and_rebuilt_when_the_vae_changes(tiny_model, tin
         next(vae.parameters()).add_(0.01)
     _, path3, built3 = load_or_build_latent_cache(vae, data, tmp_path, _vae_fingerprint(vae), torch.device("cpu"))
     assert built3 and path3 != path
+
+
+def test_with_a_latent_cache_examples_carry_latents_not_pixels(tiny_dataset, tokenizer):
+    plain = make(tiny_dataset, tokenizer)
+    cached = make(tiny_dataset, tokenizer, latent_cache=torch.randn(len(plain), 8, HEIGHT // 4, WIDTH // 4))
+    a, b = plain[1], cached[1]
+    assert "pixel_values" in a and "pixel_values" not in b and torch.equal(b["latent_dist"], cached.latent_cache[1])
+    assert set(a) - {"pixel_values"} == set(b) - {"latent_dist"}
+    assert all(torch.equal(a[k], b[k]) for k in set(a) - {"pixel_values"})  # the rest is the same example
+    flipped = make(tiny_dataset, tokenizer, random_flip=True, latent_cache=cached.latent_cache)
+    examples = [flipped[i] for i in range(len(flipped))]
+    assert all(("pixel_values" in ex) != ("latent_dist" in ex) for ex in examples)  # a flipped image: its pixels
+    assert any("pixel_values" in ex for ex in examples) and any("latent_dist" in ex for ex in examples)

@@ -127,6 +127,16 @@ def test_accumulation_workers_and_skipped_files(dp, train_args, tmp_path, datase
     assert strict.exit_code == 1 and "p008" in strict.stderr
 
 
+def test_a_loader_worker_gives_the_losses_of_the_main_process(dp, train_args, tmp_path, losses_of):
+    runs = {}
+    for workers in (0, 1):  # 5 steps of 4 batches per epoch: the second epoch's examples too
+        out = tmp_path / f"workers{workers}"
+        result = dp("train", *train_args(out, max_train_steps=5, dataloader_num_workers=workers))
+        assert result.exit_code == 0, result.stderr
+        runs[workers] = losses_of(out)
+    assert sorted(runs[0]) == [1, 2, 3, 4, 5] and runs[1] == runs[0]
+
+
 def test_bf16_mixed_precision_on_cpu(dp, train_args, tmp_path, losses_of):
     out = tmp_path / "bf16"
     result = dp("train", *train_args(out, max_train_steps=2, mixed_precision="bf16"))
