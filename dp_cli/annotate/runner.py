@@ -132,10 +132,14 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
                         "done": stats.done - done0, "failed": stats.failed - failed0}
                 result.slices.append(info)
                 on_slice(info)
+            sink.complete()
         finally:
             sink.close()
     finally:
         await backend.aclose()
+    if stats.total and stats.failed_edits == stats.total:
+        result.notes.append(f"all {stats.total} edits failed dp edit's verifier: nothing was annotated "
+                            "(--include-failed-edits asks for them too)")
     return result
 
 

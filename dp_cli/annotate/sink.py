@@ -116,6 +116,12 @@ class Sink:
         await self.fail.append(row)
         self.failed_keys.add(row["key"])
 
+    def complete(self) -> None:
+        """The run finished: its output exists even when nothing was written to it (an empty annotations file
+        for the next stage, not a missing one)."""
+        if not self.out.stdout and not self.out.path.exists():
+            self.out.path.touch()
+
     def close(self) -> None:
         self.out.close()
         self.fail.close()

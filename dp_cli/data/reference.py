@@ -10,7 +10,8 @@ Where the foreground comes from (`PreparedReference.method`):
 - ``alpha``: the image's alpha channel, when it has a transparent part;
 - ``background``: a plain background estimated from the picture's border and flood-filled inwards from
   it, so a white garment on a white background is still found by its outline and shading (enclosed
-  background-coloured holes, like the face opening of a hair piece, are background too);
+  background-coloured holes, like the face opening of a hair piece, are background too; the light rim that
+  resizing or JPEG leaves around the garment, up to HALO_STEPS pixels deep, is peeled off);
 - ``whole``: the fallback when none of these finds a usable foreground (no plain background, or a
   foreground of almost nothing / almost everything): the picture is used as it is, with a warning.
 """
@@ -29,6 +30,8 @@ MIN_FOREGROUND = 0.01  # share of the picture below which "no foreground was fou
 MAX_FOREGROUND = 0.97  # share above which "the whole picture is foreground"
 BORDER_SPREAD_MAX = 12.0  # Lab distance: a border more varied than this is no plain background
 ANALYSIS_SIDE = 256  # the background estimate runs on a copy at most this large
+HALO_TOL = 8.0  # Lab distance: background-like pixels next to the background are a resampling halo ...
+HALO_STEPS = 2  # ... up to this many pixels deep (ringing of a resized or compressed product photo)
 LIGHT_BACKGROUNDS = (  # plain light colours of product photos, for training augmentation
     (255, 255, 255), (246, 246, 244), (240, 242, 246), (248, 244, 238), (236, 236, 236), (250, 248, 240))
 
@@ -87,7 +90,7 @@ def _flood_from_border(candidate: np.ndarray) -> np.ndarray:
         reached = grown
 
 
-def _grow(mask: np.ndarray, steps: int, shrink: bool = False) -> np.ndarray:
+def grow_mask(mask: np.ndarray, steps: int, shrink: bool = False) -> np.ndarray:
     """Binary dilation (or erosion) by a 3x3 square, `steps` times; the outside counts as background."""
     out = mask.copy()
     for _ in range(steps):
@@ -121,11 +124,20 @@ def background_foreground(rgb: np.ndarray) -> np.ndarray | None:
     # enclosed background-coloured areas wide enough to survive an opening (the face hole of a wig, a bag's
     # handle loop) are background too; small specks inside a garment stay foreground
     r = max(1, round(2 * min(small.shape[:2]) / 32))
-    holes = _grow(_grow(candidate & ~background, r, shrink=True), r) & candidate
-    fg = ~(background | holes)
+    holes = grow_mask(grow_mask(candidate & ~background, r, shrink=True), r) & candidate
+    fg = ~_peel_halo(background | holes, np.linalg.norm(lab - bg, axis=-1) <= max(tol, HALO_TOL))
     if scale != 1.0:
         fg = np.asarray(Image.fromarray(fg.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 127
     return fg
+
+
+def _peel_halo(background: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """`background` grown into the near-background pixels that touch it, HALO_STEPS deep: the light or dark
+    rim that resizing (Lanczos ringing) or JPEG leaves around a garment is not garment. A white garment on
+    white keeps its body: its outline and shading are not near-background, and the peel stops there."""
+    for _ in range(HALO_STEPS):
+        background = background | (grow_mask(background, 1) & near)
+    return background
 
 
 def alpha_foreground(image: Image.Image) -> np.ndarray | None:

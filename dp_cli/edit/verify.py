@@ -1,22 +1,23 @@
 """Did the edit take the reference? A verifier that reads images only (never a dataset's ground truth).
 
-For each edited attribute it compares three colour distributions in CIE Lab: the edited image inside
-the attribute's region (E), the source inside the same region (O), and the prepared reference's
-foreground (R). Distributions, not means, so striped or checked references compare fairly: the
-distance between two pixel sets is a symmetric, trimmed chamfer distance (each pixel to its nearest
-colour in the other set). An attribute's score is
+For each edited attribute it compares three sets of colours in CIE Lab: the edited image inside the
+attribute's region (E), the source inside the same region (O), and the prepared reference's core (R:
+its foreground less a one-pixel rim, whose pixels are blends with the photo's background). Three checks:
 
-    score = g * a * d(E, O) / (d(E, O) + d(E, R))      in [0, 1]
+- **moved towards the reference**: ratio = d(E, O) / (d(E, O) + d(E, R)) on the sets' mean colours,
+  above 0.5 when the edited region is nearer the reference than the source it replaced;
+- **wears its colours** (absolute agreement): a = clip((FAR - c(E, R)) / (FAR - NEAR), 0, 1), where c is
+  a symmetric trimmed chamfer distance between the two pixel sets (each pixel to its nearest colour in
+  the other set); a grey blur that is merely less far from the reference than the source gets 0;
+- **keeps its pattern**: for a reference whose colours spread (striped, checked: total Lab standard
+  deviation above SPREAD_MIN), p = clip(std(E) / (SPREAD_SHARE * std(R)), 0, 1); a flat region at the
+  stripes' mean colour gets 0.
 
-above 0.5 when the edited region is nearer the reference than the source it replaced. The gate
-g = clip((1 - d(E, R) / d(O, R)) / 0.1, 0, 1) takes the credit away from an edit that moved to some
-third colour, no nearer the reference than the source was (the ratio alone gives that ~0.5), and the
-absolute agreement a = clip((60 - d(E, R)) / 30, 0, 1) from a grey blur that is merely less far from
-the reference than the source (both scaled in; thresholds measured on the toy world). When the
-reference and the source have nearly the same colours the ratio says nothing, and the score is the
-absolute agreement alone (blended between the two by how far O is from R).
-An edit's score is its weakest attribute's. Scores are comparable across seeds of one edit, which is
-what best-of-N needs, and `min_score` turns them into pass / fail.
+An attribute's score is min(ratio, a, p). When the reference and the source have nearly the same colours
+the ratio says nothing, and the score is min(a, p) alone (blended between the two by how far O is from
+R). An edit's score is its weakest attribute's. Scores are comparable across seeds of one edit, which is
+what best-of-N needs, and `min_score` turns them into pass / fail. Thresholds were measured on toy
+worlds against their truth (benchmarks/fidelity.py; docs/toy-model.md).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from dp_cli.data.reference import PreparedReference, rgb_to_lab
+from dp_cli.data.reference import PreparedReference, grow_mask, rgb_to_lab
 
 SAMPLE = 400  # pixels per set (strided, deterministic)
 TRIM = 0.8  # the nearest-colour distances above this quantile are outliers (outlines, mask edges)
-NEAR, FAR = 30.0, 60.0  # Lab units: absolute agreement is 1 within NEAR of the reference, 0 beyond FAR
+NEAR, FAR = 40.0, 80.0  # Lab units: absolute agreement is 1 within NEAR of the reference, 0 beyond FAR
 SAME = 12.0  # d(O, R) below this: reference and source look alike, the ratio is not informative
 MIN_REGION = 4  # pixels: a smaller region cannot be judged
-GATE = 0.1  # the edit must close this share of the source's distance to the reference for full credit
+SPREAD_MIN = 15.0  # Lab units: a reference whose colours spread more than this has a pattern to keep ...
+SPREAD_SHARE = 0.3  # ... and the edited region must spread at least this share of it
 
 
 @dataclass
@@ -45,11 +47,14 @@ class AttributeCheck:
     d_reference: float | None = None  # edited region vs reference foreground
     d_original: float | None = None  # edited region vs the source region
     d_source_reference: float | None = None  # source region vs reference (how different the ask was)
+    d_colours: float | None = None  # chamfer distance, edited region's pixels vs the reference's
+    spread: tuple[float, float] | None = None  # colour standard deviation of the edited region, the reference
 
     def record(self) -> dict[str, Any]:
         r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
         return {"type": self.type, "score": r(self.score), "d_reference": r(self.d_reference),
-                "d_original": r(self.d_original), "d_source_reference": r(self.d_source_reference)}
+                "d_original": r(self.d_original), "d_source_reference": r(self.d_source_reference),
+                "d_colours": r(self.d_colours), "spread": None if self.spread is None else [r(v) for v in self.spread]}
 
 
 @dataclass
@@ -84,20 +89,33 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * (_directed(a, b) + _directed(b, a))
 
 
+def reference_core(reference: PreparedReference) -> np.ndarray:
+    """The reference's foreground pixels (RGB [N, 3]) less its one-pixel rim, unless that leaves under 30%."""
+    core = grow_mask(reference.mask, 1, shrink=True)
+    mask = core if core.sum() >= 0.3 * reference.mask.sum() else reference.mask
+    return np.asarray(reference.image.convert("RGB"))[mask]
+
+
+def _spread(lab: np.ndarray) -> float:
+    return float(np.sqrt(lab.var(0).sum()))
+
+
 def check_attribute(type_name: str, edited: np.ndarray, source: np.ndarray, region: np.ndarray,
                     reference: PreparedReference) -> AttributeCheck:
     """Score one attribute: `edited` and `source` RGB (same size), `region` bool, the prepared reference."""
-    ref_pixels = np.asarray(reference.image.convert("RGB"))[reference.mask]
+    ref_pixels = reference_core(reference)
     if region.sum() < MIN_REGION or len(ref_pixels) < MIN_REGION:
         return AttributeCheck(type_name, None)
     e, o, r = (rgb_to_lab(p.reshape(-1, 3)) for p in (edited[region], source[region], ref_pixels))
-    d_ref, d_orig, d_src = colour_distance(e, r), colour_distance(e, o), colour_distance(o, r)
-    progress = min(1.0, max(0.0, (1.0 - d_ref / max(d_src, 1e-6)) / GATE))
-    absolute = min(1.0, max(0.0, (FAR - d_ref) / (FAR - NEAR)))
-    ratio = progress * absolute * d_orig / max(d_orig + d_ref, 1e-6)
+    d_ref, d_orig, d_src = (float(np.linalg.norm(a.mean(0) - b.mean(0))) for a, b in ((e, r), (e, o), (o, r)))
+    d_colours = colour_distance(e, r)
+    absolute = min(1.0, max(0.0, (FAR - d_colours) / (FAR - NEAR)))
+    spread = (_spread(e), _spread(r))
+    pattern = 1.0 if spread[1] < SPREAD_MIN else min(1.0, spread[0] / (SPREAD_SHARE * spread[1]))
+    ratio = d_orig / max(d_orig + d_ref, 1e-6)
     w = min(1.0, d_src / SAME)
-    score = w * ratio + (1 - w) * absolute
-    return AttributeCheck(type_name, float(score), d_ref, d_orig, d_src)
+    score = w * min(ratio, absolute, pattern) + (1 - w) * min(absolute, pattern)
+    return AttributeCheck(type_name, float(score), d_ref, d_orig, d_src, d_colours, spread)
 
 
 def best_candidate(images, source: np.ndarray, regions: list[np.ndarray], types: list[str],

@@ -94,3 +94,20 @@ def test_edits_that_failed_verification_are_not_asked_unless_included(tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["done"] == 1  # only the failed one was left
     assert rows[1]["id"] in {r["id"] for r in read_lines(tmp_path / "ann.jsonl")}
+
+
+def test_when_every_edit_failed_verification_the_output_is_empty_and_the_run_says_why(tmp_path):
+    import json
+
+    rows = make_rows(2)
+    for row in rows:
+        row["status"] = "failed"
+    write_rows(tmp_path / "edits.jsonl", rows)
+    out = tmp_path / "ann.jsonl"
+    res = invoke(["--json", "annotate", "-i", str(tmp_path / "edits.jsonl"), "-o", str(out), "--backend", "offline"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["done"] == 0 and summary["skipped_failed_edits"] == 2
+    assert any("all 2 edits failed" in note for note in summary["notes"])
+    assert out.is_file() and out.read_text() == ""  # the next stage finds an (empty) annotations file
+    assert not (tmp_path / "ann.failed.jsonl").exists()

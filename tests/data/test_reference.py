@@ -120,3 +120,17 @@ def test_enclosed_background_hole_is_not_foreground():
     pixels = np.asarray(prep.image)[prep.mask].astype(int)
     assert (pixels.min(1) > 230).mean() < 0.06  # only the hole's anti-aliased rim (the hole itself was ~30%)
     assert prep.warning is None
+
+
+def test_resampling_halo_around_a_thin_garment_is_not_foreground():
+    """A small product photo resized with Lanczos rings: a one-to-two-pixel near-white rim around a thin hair
+    piece (about a fifth of its foreground before the peel). The rim is background; the garment is not eroded."""
+    bg = (240, 242, 246)
+    photo = render_item(Attribute("hair", "hair", "red", style="short"), 32, bg)
+    prep = prepare_reference(photo)
+    lab = rgb_to_lab(np.asarray(prep.image)[prep.mask])
+    near_background = np.linalg.norm(lab - rgb_to_lab(np.array(bg)), axis=1) <= 8
+    assert prep.method == "background" and near_background.mean() < 0.05
+    red = rgb_to_lab(np.asarray(photo)).reshape(-1, 3)
+    garment = np.linalg.norm(red - rgb_to_lab(np.array([200, 32, 38])), axis=1) < 25
+    assert prep.mask.sum() >= garment.sum()  # every clearly red pixel is still foreground

@@ -144,7 +144,7 @@ def test_unreachable_server_stops_the_demo_at_annotate(tiny_model, tmp_path, mon
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--model", str(tiny_model), "--backend", "openai", "--persons", "1",
-            "--steps", "1"]
+            "--steps", "1", "--min-score", "0"]  # the untrained model's edits pass, so annotate has work to ask for
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "cannot connect to the server" in result.output
     assert "--backend offline" in result.output

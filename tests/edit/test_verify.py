@@ -131,3 +131,22 @@ def test_a_reference_is_prepared_the_same_wherever_the_catalog_lies(world, tmp_p
     shutil.copy(src, copy)
     a, b = prepared_reference(str(src)), prepared_reference(str(copy))
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def test_a_pale_edit_does_not_match_the_reference_rim():
+    """A thin red hair piece's foreground ends in a rim of pink-white blends with the photo's background; a
+    region that turned pale must not pass by matching that rim, while a red one passes."""
+    ref = prepare_reference(render_item(Attribute("hair", "hair", "red", style="short"), 32, (240, 242, 246)))
+    source, region = _person((238, 200, 120))  # blond
+    pale, _ = _person((214, 206, 204))
+    red, _ = _person((190, 30, 34))
+    assert not verify_edit(pale, source, [region], ["hair"], [ref], 0.5).passed
+    assert verify_edit(red, source, [region], ["hair"], [ref], 0.5).passed
+
+
+def test_a_flat_region_does_not_keep_a_patterned_reference():
+    source, region = _person(GREEN)
+    ref = _reference("red", "checked", "white")
+    flat, _ = _person((220, 140, 140))  # near the checks' mean colour, no checks
+    v = verify_edit(flat, source, [region], ["uppercloth"], [ref], 0.5)
+    assert not v.passed and v.attributes[0].spread[0] < v.attributes[0].spread[1]
