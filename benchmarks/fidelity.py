@@ -7,12 +7,14 @@ edit never see it; the truth is joined back afterwards only to measure. Same wor
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity.py --candidates 1 2 4
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity.py --persons 30 --seed 99 --strip-truth
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity.py --candidates 1 --retries 0 1 3
 
 Prints one row per N: raw fidelity (edited region's mean colour closer to the reference than to the
 original, over edits whose colours differ; a patterned garment's colour is its two colours mixed by
 the pattern's share, and the same figures with its first colour only follow), by type, the share passing the verifier, fidelity among
 those that pass (what the export keeps), the verifier's precision / recall of "took the reference"
-against the truth, and seconds per edit (all measured in this run).
+against the truth, seconds per edit and seeds tried per edit (all measured in this run); one row per
+N and per --retries R.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def measure(rows: list[EditRow], quality) -> dict:
             "precision": f"{100 * tp / max(tp + fp, 1):.1f}%", "recall": f"{100 * tp / max(tp + fn, 1):.1f}%"}
 
 
-def run(args, n: int, root: Path, truth: Path, world: Path) -> dict:
+def run(args, n: int, retries: int, root: Path, truth: Path, world: Path) -> dict:
     from dp_cli.edit.config import EditConfig
     from dp_cli.edit.manifest import read_rows
     from dp_cli.edit.runner import run_dataset_edit
@@ -107,8 +109,8 @@ def run(args, n: int, root: Path, truth: Path, world: Path) -> dict:
 
     cfg = EditConfig(model=args.model, dataset=world, split="train", catalog=world / "catalog",
                      types=["uppercloth", "bottomcloth", "hair"], attributes_per_variant=1, variants_per_person=2,
-                     output_dir=root / f"edits-n{n}", seed=args.seed, steps=args.steps, guidance_scale=4.0,
-                     mask_dilation=1, feather=1, candidates=n, min_score=args.min_score,
+                     output_dir=root / (f"edits-n{n}" + (f"-r{retries}" if retries else "")), seed=args.seed, steps=args.steps, guidance_scale=4.0,
+                     mask_dilation=1, feather=1, candidates=n, retries=retries, min_score=args.min_score,
                      delayed_conditioning=args.delayed_conditioning,
                      **({} if args.reference_scale is None else {"reference_scale": args.reference_scale}))
     start = time.perf_counter()
@@ -117,13 +119,16 @@ def run(args, n: int, root: Path, truth: Path, world: Path) -> dict:
     manifest = summary.manifest
     joined, rows = join_truth(manifest, truth, world), read_rows(manifest)
     first = measure(rows, evaluate_edits(joined, pattern_aware=False))
-    return {"N": n, **measure(rows, evaluate_edits(joined)), "s/edit": f"{seconds / max(summary.rows, 1):.3f}",
+    tries = sum(len(r.candidates or [None]) for r in rows) / max(len(rows), 1)
+    return {"N": n, "retries": retries, **measure(rows, evaluate_edits(joined)),
+            "s/edit": f"{seconds / max(summary.rows, 1):.3f}", "seeds/edit": f"{tries:.2f}",
             "first-colour truth": {k: first[k] for k in ("raw", "fidelity_passed", "precision")}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--retries", type=int, nargs="+", default=[0], help="rounds of new seeds for failed edits")
     ap.add_argument("--persons", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--strip-truth", action="store_true")
@@ -139,7 +144,8 @@ def main() -> None:
     print(f"world: {args.persons} persons, seed {args.seed}, truth {'stripped' if args.strip_truth else 'kept'}; "
           f"min_score {args.min_score}")
     for n in args.candidates:
-        print(json.dumps(run(args, n, root, truth, world)), flush=True)
+        for retries in args.retries:
+            print(json.dumps(run(args, n, retries, root, truth, world)), flush=True)
     if args.keep is None:
         shutil.rmtree(root)
 

@@ -14,9 +14,9 @@ loading once and runs every variant on it, in an order that rotates from round t
   - noloc: the same step with the localization loss off.
 Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%. Also printed: samples/s
 and the hours 30,000 steps (a CUHK-PEDES run, the seed's schedule) would take at the measured full step.
---loader-blocks N also times whole epochs of real steps (loader wait included) with 0 and 1 DataLoader worker
-in N alternating blocks each: with a worker, train_step's ratio reads low because the worker slows the bare
-step too, so whether a worker pays is read here.
+--loader-blocks N also times whole epochs of real steps (loader wait included) with no DataLoader worker, one
+started per epoch and one persistent worker, in N rotating blocks each: with a worker, train_step's ratio
+reads low because the worker slows the bare step too, so whether a worker pays is read here.
 --compile MODE sets [train] compile (the UNet and encoders through torch.compile; the bare step then runs
 the compiled UNet too, and the warm-up, which compiles, is reported apart).
 
@@ -200,21 +200,26 @@ def profile(run, steps: int = 2) -> None:
 
 
 def loader_end_to_end(run, blocks: int) -> dict:
-    """Seconds per real step (loader wait + step over whole epochs) with 0 and 1 DataLoader worker, in
-    alternating blocks: what a worker saves or costs in training, beside the step it competes with."""
+    """Seconds per real step (loader wait + step over whole epochs) with no DataLoader worker, one started
+    per epoch, and one persistent worker (started once, as `dp train` runs it), in rotating blocks: what a
+    worker saves or costs in training, beside the step it competes with."""
     from dp_cli.train.loop import micro_step
 
-    loaders = {w: torch.utils.data.DataLoader(run.data, batch_size=run.cfg.train_batch_size, shuffle=True,
-                                              num_workers=w, drop_last=True) for w in (0, 1)}
-    times: dict[int, list[float]] = {0: [], 1: []}
+    def loader(workers: int, persistent: bool):
+        return torch.utils.data.DataLoader(run.data, batch_size=run.cfg.train_batch_size, shuffle=True,
+                                           num_workers=workers, drop_last=True, persistent_workers=persistent)
+
+    loaders = {"0": loader(0, False), "1": loader(1, False), "1_persistent": loader(1, True)}
+    times: dict[str, list[float]] = {k: [] for k in loaders}
+    names = list(loaders)
     for block in range(blocks):
-        for w in (0, 1) if block % 2 == 0 else (1, 0):
+        for name in names[block % 3:] + names[:block % 3]:
             start, n = time.perf_counter(), 0
-            for batch in loaders[w]:  # one epoch: a worker starts per epoch, as in training
+            for batch in loaders[name]:  # one epoch
                 micro_step(run, batch, 1000 + n)
                 n += 1
-            times[w].append((time.perf_counter() - start) / n)
-    return {f"end_to_end_s_per_step_workers_{w}": round(statistics.median(v), 4) for w, v in times.items()}
+            times[name].append((time.perf_counter() - start) / n)
+    return {f"end_to_end_s_per_step_workers_{k}": round(statistics.median(v), 4) for k, v in times.items()}
 
 
 def main() -> None:
@@ -270,7 +275,8 @@ def main() -> None:
           f"{result['projected_hours_30k_steps']:.1f} h (warm-up {result['warm_up_s']} s)")
     if "end_to_end_s_per_step_workers_0" in result:
         print(f"end to end, s per step: {result['end_to_end_s_per_step_workers_0']} without a DataLoader worker, "
-              f"{result['end_to_end_s_per_step_workers_1']} with one")
+              f"{result['end_to_end_s_per_step_workers_1']} with one started per epoch, "
+              f"{result['end_to_end_s_per_step_workers_1_persistent']} with one persistent worker")
 
 
 if __name__ == "__main__":

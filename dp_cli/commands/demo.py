@@ -19,6 +19,7 @@ def command(
     seed: Annotated[Optional[int], setting_option(DemoConfig, "seed")] = None,
     steps: Annotated[Optional[int], setting_option(DemoConfig, "steps")] = None,
     candidates: Annotated[Optional[int], setting_option(DemoConfig, "candidates")] = None,
+    retries: Annotated[Optional[int], setting_option(DemoConfig, "retries")] = None,
     min_score: Annotated[Optional[float], setting_option(DemoConfig, "min_score")] = None,
     backend: Annotated[Optional[str], setting_option(DemoConfig, "backend")] = None,
 ) -> None:
@@ -26,6 +27,6 @@ def command(
     from dp_cli.demo.run import run_demo
 
     cfg = settings(DemoConfig, "demo", out=out, model=model, persons=persons, seed=seed, steps=steps,
-                   candidates=candidates, min_score=min_score, backend=backend)
+                   candidates=candidates, retries=retries, min_score=min_score, backend=backend)
     result = run_demo(cfg, on_stage=lambda name: console.info(f"- {name}"))
     console.render_summary("dp demo", result.rows(), payload=result.payload())

@@ -50,6 +50,7 @@ def command(
     label_in_prompt: Annotated[Optional[bool], setting_option(
         EditConfig, "label_in_prompt", "--label-in-prompt/--no-label-in-prompt")] = None,
     candidates: Annotated[Optional[int], setting_option(EditConfig, "candidates")] = None,
+    retries: Annotated[Optional[int], setting_option(EditConfig, "retries")] = None,
     min_score: Annotated[Optional[float], setting_option(EditConfig, "min_score")] = None,
     precision: Annotated[Optional[str], setting_option(EditConfig, "precision")] = None,
     batch_size: Annotated[Optional[int], setting_option(EditConfig, "batch_size")] = None,
@@ -68,7 +69,7 @@ def command(
 
     Every edit is verified from the images; under --min-score it fails (not annotated, not exported).
 
-    --candidates N keeps the best-verified of N seeds.
+    --candidates N keeps the best-verified of N seeds; --retries R tries new seeds for an edit that fails.
     """
     if start_merge_step is not None and delayed_conditioning is not None:
         raise UsageError("--start-merge-step and --delayed-conditioning set the same thing (the step where the "
@@ -80,7 +81,7 @@ def command(
                    reference_scale=reference_scale,
                    mask_dilation=mask_dilation, feather=feather, composite=composite,
                    keep_adjectives=keep_adjectives, label_in_prompt=label_in_prompt, candidates=candidates,
-                   min_score=min_score, precision=precision,
+                   retries=retries, min_score=min_score, precision=precision,
                    batch_size=batch_size, compile=compile, device=device, contact_sheet=contact_sheet)
     if start_merge_step is not None:
         cfg = cfg.with_start_merge_step(start_merge_step)
@@ -114,7 +115,7 @@ def _single(cfg, image, parsing, caption, attribute, out, label_set) -> None:
                                     "verify": v.record()})
     if not v.passed:
         console.warn(f"the edit scored {v.score:.2f} < min_score {v.min_score:.2f}: it may not show the "
-                     "reference; try --candidates 4 or another --seed")
+                     "reference; try --retries 3, --candidates 4 or another --seed")
 
 
 def _dataset(cfg) -> None:

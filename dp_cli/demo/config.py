@@ -29,6 +29,8 @@ class DemoConfig(Section):
     guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale")
     candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the verifier's best is kept (as `dp "
                                                         "edit --candidates`)")
+    retries: int = Field(0, ge=0, le=15, description="Rounds of new seeds for an edit that fails the verifier (as "
+                                                     "`dp edit --retries`)")
     min_score: float = Field(0.5, ge=0, le=1, description="Verifier score under which an edit fails: shown first in"
                                                           " the report, not annotated, not exported")
     backend: Literal["offline", "openai"] = Field(

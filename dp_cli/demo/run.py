@@ -166,7 +166,7 @@ def _edit(cfg: DemoConfig, out: Path, model: str):
     ecfg = EditConfig(model=model, dataset=out / "world", split="train", catalog=out / "world" / "catalog",
                       types=cfg.types, attributes_per_variant=1, variants_per_person=cfg.variants_per_person,
                       output_dir=out / "edits", seed=cfg.seed, steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                      candidates=cfg.candidates, min_score=cfg.min_score,
+                      candidates=cfg.candidates, retries=cfg.retries, min_score=cfg.min_score,
                       mask_dilation=1, feather=1)  # the defaults are sized for real images, not 64x32 figures
     return run_dataset_edit(ecfg)
 

@@ -61,6 +61,8 @@ class EditConfig(Section):
                                                      "white skirt\"); wins over keep_adjectives")
     candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit (batched); the verifier's best one is"
                                                         " kept")
+    retries: int = Field(0, ge=0, le=15, description="Rounds of new seeds (candidates per round) for an edit whose "
+                                                     "candidates all fail the verifier; the best of all is kept")
     min_score: float = Field(0.5, ge=0, le=1, description="Verifier score (0..1) below which an edit is marked "
                                                           "failed: not exported, not annotated")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Precision: fp32 | fp16 | bf16")

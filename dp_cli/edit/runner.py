@@ -27,7 +27,8 @@ from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
 SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "reference_scale", "mask_dilation",
-                "feather", "composite", "keep_adjectives", "label_in_prompt", "precision", "candidates", "min_score")
+                "feather", "composite", "keep_adjectives", "label_in_prompt", "precision", "candidates", "retries",
+                "min_score")
 
 ProgressFn = Callable[[int, int, float], None]  # (done, total, images per second)
 
@@ -168,38 +169,70 @@ class EditOutcome:
     candidates: list[dict[str, Any]]
 
 
-def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
-    """Load one batch's sources, masks and prepared references, edit `cfg.candidates` seeds of each job in
-    one pipeline call, verify every candidate and keep the best-scored one per job."""
+@dataclass
+class EditInput:
+    """One edit's loaded source, edit mask, caption, seed, and per attribute its type, region in the source
+    and prepared reference."""
+
+    image: Any
+    mask: np.ndarray
+    caption: str
+    seed: int
+    types: list[str]
+    regions: list[np.ndarray]
+    preps: list[Any]
+
+
+def _load_input(dataset, job: EditJob) -> EditInput:
     from dp_cli.data.attributes import attribute_mask
+
+    parsing = load_parsing(dataset.parsing_path(job.record), f"record {job.record.id!r} parsing map")
+    types = [r.type for r in job.references]
+    return EditInput(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"),
+                     edit_mask(parsing, types, dataset.label_set), job.caption, job.seed, types,
+                     [attribute_mask(parsing, t, dataset.label_set) for t in types],
+                     [prepared_item(r) for r in job.references])
+
+
+def edit_verified(pipe, inputs: list[EditInput], labels: list[list[str]], cfg) -> list[EditOutcome]:
+    """Edit `cfg.candidates` seeds of each input in one pipeline call and verify every candidate; an input
+    none of whose candidates passes gets up to `cfg.retries` more rounds of `cfg.candidates` new seeds (the
+    failing inputs together in one call). The best-scored candidate of all tried is kept (ties: the earliest).
+    `labels`: each input's reference labels, for the prompt."""
+    from dp_cli.edit.verify import verify_edit
     from dp_models.edit_pipeline import Reference
 
     n = cfg.candidates
-    images, masks, regions, refs, preps = [], [], [], [], []
-    for job in jobs:
-        images.append(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"))
-        parsing = load_parsing(dataset.parsing_path(job.record), f"record {job.record.id!r} parsing map")
-        types = [r.type for r in job.references]
-        masks.append(edit_mask(parsing, types, dataset.label_set))
-        regions.append([attribute_mask(parsing, t, dataset.label_set) for t in types])
-        preps.append([prepared_item(r) for r in job.references])
-        refs.append([Reference(r.type, p.image, r.label) for r, p in zip(job.references, preps[-1])])
-    rep = lambda xs: [x for x in xs for _ in range(n)]  # noqa: E731
-    seeds = [candidate_seed(j.seed, k) for j in jobs for k in range(n)]
-    result = pipe(rep(images), rep(masks), rep([j.caption for j in jobs]), rep(refs), seed=seeds,
-                  **sampler_kwargs(cfg))
-    return [_best(result, i, n, np.asarray(images[i]), regions[i], job, preps[i], seeds, cfg)
-            for i, job in enumerate(jobs)]
+    refs = [[Reference(t, p.image, lab) for t, p, lab in zip(x.types, x.preps, ls)] for x, ls in zip(inputs, labels)]
+    tried: list[list[tuple[Any, Any, Any, int, Any]]] = [[] for _ in inputs]  # (image, mask, prompt, seed, verdict)
+    active = list(range(len(inputs)))
+    for round_ in range(1 + cfg.retries):
+        calls = [(i, k) for i in active for k in range(round_ * n, (round_ + 1) * n)]
+        seeds = [candidate_seed(inputs[i].seed, k) for i, k in calls]
+        result = pipe([inputs[i].image for i, _ in calls], [inputs[i].mask for i, _ in calls],
+                      [inputs[i].caption for i, _ in calls], [refs[i] for i, _ in calls], seed=seeds,
+                      **sampler_kwargs(cfg))
+        for j, (i, _) in enumerate(calls):
+            x = inputs[i]
+            verdict = verify_edit(np.asarray(result.images[j]), np.asarray(x.image), x.regions, x.types, x.preps,
+                                  cfg.min_score)
+            tried[i].append((result.images[j], result.masks[j], result.prompts[j], seeds[j], verdict))
+        active = [i for i in active if not any(t[4].passed for t in tried[i])]
+        if not active:
+            break
+    return [_best(t) for t in tried]
 
 
-def _best(result, i: int, n: int, source: np.ndarray, regions, job: EditJob, preps, seeds, cfg) -> EditOutcome:
-    from dp_cli.edit.verify import best_candidate
+def _best(tried: list[tuple[Any, Any, Any, int, Any]]) -> EditOutcome:
+    best = max(range(len(tried)), key=lambda k: (tried[k][4].score, -k))
+    image, mask, prompt, seed, verdict = tried[best]
+    return EditOutcome(image, mask, prompt, seed, verdict, [{"seed": t[3], "score": round(t[4].score, 4)} for t in tried])
 
-    best, verdicts = best_candidate(result.images[i * n:(i + 1) * n], source, regions,
-                                    [r.type for r in job.references], preps, cfg.min_score)
-    j = i * n + best
-    return EditOutcome(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdicts[best],
-                       [{"seed": seeds[i * n + k], "score": round(v.score, 4)} for k, v in enumerate(verdicts)])
+
+def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
+    """Load one batch's sources, masks and prepared references and edit them (`edit_verified`)."""
+    return edit_verified(pipe, [_load_input(dataset, job) for job in jobs],
+                         [[r.label for r in job.references] for job in jobs], cfg)
 
 
 def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> EditRow:

@@ -66,9 +66,7 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     """Edit one image; everything is checked before the output is written (atomically)."""
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.distributed import pick_device
-    from dp_cli.edit.runner import candidate_seed, edit_mask, load_pipeline, prepared_item, resolve_model, sampler_kwargs
-    from dp_cli.edit.verify import best_candidate
-    from dp_models.edit_pipeline import Reference
+    from dp_cli.edit.runner import EditInput, edit_mask, edit_verified, load_pipeline, prepared_item, resolve_model
 
     # 1. Check and load the inputs
     if label_set not in LABEL_SETS:
@@ -92,24 +90,18 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
         raise DataError(f"--parsing {parsing}: size {labels.shape[1]}x{labels.shape[0]} differs from --image "
                         f"{image} ({source.width}x{source.height})", hint="the parsing map must have the image's size")
     preps = [prepared_item(s) for s in specs]
-    refs = [Reference(s.type, p.image, s.label) for s, p in zip(specs, preps)]
     mask = edit_mask(labels, [s.type for s in specs], label_set)
     if not mask.any():
         raise DataError(f"--parsing {parsing}: no pixels of {[s.type for s in specs]} in the {label_set} label map",
                         hint="nothing to edit: pick attributes the person has, or check --label-set")
 
-    # 2. Load the model and edit
+    # 2. Load the model; edit the candidates (and retries), verify each, keep the best and write it
     model_ref = resolve_model(cfg.model)
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device))
-    n = cfg.candidates
-    seeds = [candidate_seed(cfg.seed, k) for k in range(n)]
-    result = pipe([source] * n, [mask] * n, [caption] * n, [refs] * n, seed=seeds, **sampler_kwargs(cfg))
-
-    # 3. Verify each candidate, keep the best, write it
     types = [s.type for s in specs]
-    regions = [attribute_mask(labels, t, label_set) for t in types]
-    best, verdicts = best_candidate(result.images, np.asarray(source), regions, types, preps, cfg.min_score)
-    save_image_atomic(result.images[best], out)
-    used = float((np.asarray(result.masks[best]) > 0).mean())
-    return SingleEditResult(out, result.prompts[best].text, result.prompts[best].bindings, used, model_ref,
-                            verdicts[best], seeds[best], preps)
+    x = EditInput(source, mask, caption, cfg.seed, types, [attribute_mask(labels, t, label_set) for t in types], preps)
+    best = edit_verified(pipe, [x], [[s.label for s in specs]], cfg)[0]
+    save_image_atomic(best.image, out)
+    used = float((np.asarray(best.mask) > 0).mean())
+    return SingleEditResult(out, best.prompt.text, best.prompt.bindings, used, model_ref, best.verdict, best.seed,
+                            preps)

@@ -118,14 +118,6 @@ def check_attribute(type_name: str, edited: np.ndarray, source: np.ndarray, regi
     return AttributeCheck(type_name, float(score), d_ref, d_orig, d_src, d_colours, spread)
 
 
-def best_candidate(images, source: np.ndarray, regions: list[np.ndarray], types: list[str],
-                   references: list[PreparedReference], min_score: float) -> tuple[int, list[Verdict]]:
-    """Verify the N candidate images of one edit; (index of the best-scored, every verdict). Ties go to the
-    lowest index, so candidate 0 (the edit's own seed) wins when nothing is better."""
-    verdicts = [verify_edit(np.asarray(im), source, regions, types, references, min_score) for im in images]
-    return max(range(len(verdicts)), key=lambda k: (verdicts[k].score, -k)), verdicts
-
-
 def verify_edit(edited: np.ndarray, source: np.ndarray, regions: list[np.ndarray], types: list[str],
                 references: list[PreparedReference], min_score: float) -> Verdict:
     """The verdict of one edited image (RGB arrays of one size; one region and reference per attribute)."""

@@ -96,7 +96,8 @@ class TrainDataset(Dataset):
                  reference_augmentation: bool = False):
         self.dataset, self.records, self.tokenizer = dataset, records, tokenizer
         self.types, self.size, self.max_attributes, self.reference = types, size, max_attributes, reference
-        self.seed, self.epoch = seed, 0
+        self.seed = seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent loader workers
         self.caption_augmentation, self.caption_augmentation_prob = caption_augmentation, caption_augmentation_prob
         self.uncondition_prob, self.random_flip, self.strict = uncondition_prob, random_flip, strict
         self.max_length = max_length or tokenizer.model_max_length
@@ -108,8 +109,14 @@ class TrainDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Before an epoch's iterator is made; in shared memory, so persistent DataLoader workers (which keep
+        their copy of the dataset from one epoch to the next) draw that epoch's examples too."""
+        self._epoch.fill_(epoch)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         for attempt in range(len(self.records)):

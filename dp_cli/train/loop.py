@@ -298,8 +298,9 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
             model.vae.to(acc.device)
             run.data.latent_cache, run.latent_cache, _ = load_or_build_latent_cache(
                 model.vae, run.data, cfg.output_dir / "cache", fingerprint, acc.device)
-    run.loader = torch.utils.data.DataLoader(
-        run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=loader_workers(cfg, acc),
+    workers = loader_workers(cfg, acc)
+    run.loader = torch.utils.data.DataLoader(  # persistent: workers start once, not once per epoch
+        run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=cfg.pin_memory and torch.cuda.is_available(),
         drop_last=len(run.data) >= cfg.train_batch_size * acc.num_processes)
 

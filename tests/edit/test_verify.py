@@ -150,3 +150,28 @@ def test_a_flat_region_does_not_keep_a_patterned_reference():
     flat, _ = _person((220, 140, 140))  # near the checks' mean colour, no checks
     v = verify_edit(flat, source, [region], ["uppercloth"], [ref], 0.5)
     assert not v.passed and v.attributes[0].spread[0] < v.attributes[0].spread[1]
+
+
+def test_retries_try_new_seeds_only_for_edits_that_fail(model_dir, world, tmp_path):
+    from dp_cli.edit.config import EditConfig
+    from dp_cli.edit.runner import candidate_seed, run_dataset_edit
+
+    def run(out, min_score, retries=2):
+        cfg = EditConfig(model=str(model_dir), dataset=world, catalog=world / "catalog", output_dir=out, persons=1,
+                         steps=2, candidates=2, retries=retries, min_score=min_score, mask_dilation=0, feather=0,
+                         types=["uppercloth"], batch_size=8)
+        run_dataset_edit(cfg)
+        return [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+
+    passing = run(tmp_path / "pass", 0.0)  # every first candidate passes: no retry
+    failing = run(tmp_path / "fail", 1.0)  # (an untrained model) nothing passes: every round is tried
+    plain = run(tmp_path / "plain", 1.0, retries=0)
+    for ok, bad, first in zip(passing, failing, plain):
+        assert [c["seed"] for c in ok["candidates"]] == [candidate_seed(first["candidates"][0]["seed"], k)
+                                                         for k in range(2)]  # one round only
+        seeds = [c["seed"] for c in bad["candidates"]]
+        assert seeds == [candidate_seed(first["candidates"][0]["seed"], k) for k in range(6)]  # 2 per round, 3 rounds
+        scores = [c["score"] for c in bad["candidates"]]
+        assert bad["status"] == "failed" and bad["seed"] == seeds[int(np.argmax(scores))]
+        assert scores[:2] == [c["score"] for c in first["candidates"]]  # the first round is the plain edit
+        assert bad["settings"]["retries"] == 2
