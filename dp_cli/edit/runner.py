@@ -261,6 +261,10 @@ def status_counts(rows: list[EditRow], planned: set[str]) -> dict[str, int]:
     return counts
 
 
+# a setting a manifest line lacks was added after that line was written: it ran as the setting's default
+_SETTING_DEFAULTS = {"retries": 0}
+
+
 def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], model_ref: str, cfg) -> int:
     """Finished images this run skipped whose manifest line has another model, sampler setting, seed or reference."""
     planned, settings, seen, n = {j.id: j for j in jobs}, settings_of(cfg), set(), 0
@@ -269,7 +273,7 @@ def kept_with_other_settings(out: Path, jobs: list[EditJob], done: set[str], mod
         if job is None or row.id not in done or row.id in seen:
             continue
         seen.add(row.id)
-        old = {k: (row.settings or {}).get(k) for k in settings}
+        old = {k: (row.settings or {}).get(k, _SETTING_DEFAULTS.get(k)) for k in settings}
         refs = [str(r.image) for r in row.references if not r.bare]
         if (row.model != model_ref or old != settings or job.seed not in row.candidate_seeds
                 or refs != [str(item.image) for item in job.references]):

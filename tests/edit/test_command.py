@@ -291,3 +291,17 @@ def test_outputs_may_not_land_in_or_on_the_inputs(model_dir, world, tmp_path):
                   "--out", image, *FAST])
     assert res.exit_code == 2 and "--out" in res.output
     assert image.read_bytes() == (world / rec.image).read_bytes()
+
+
+def test_rows_written_before_a_setting_existed_count_as_its_default(edited, model_dir, world):
+    from dp_cli.fsutil import write_jsonl_atomic
+
+    manifest = edited / "edits.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for row in rows:
+        del row["settings"]["retries"]  # as an older release wrote them
+    write_jsonl_atomic(manifest, rows)
+    res = invoke(["--json", *dataset_args(model_dir, world, edited)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["written"] == 0 and "kept from a run with other settings" not in summary
