@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -103,7 +103,6 @@ class TrainDataset(Dataset):
         self.max_length = max_length or tokenizer.model_max_length
         self.latent_cache = latent_cache
         self.augment = TRAIN_AUGMENT if reference_augmentation else Augment()
-        self.runtime_skipped: list[tuple[str, str]] = []
         self._paths: dict[int, tuple[Path, Path | None]] = {}  # resolving follows links: once per record
 
     def __len__(self) -> int:
@@ -118,16 +117,19 @@ class TrainDataset(Dataset):
         their copy of the dataset from one epoch to the next) draw that epoch's examples too."""
         self._epoch.fill_(epoch)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Example `index`, or the next readable one; `skipped` names (newline-separated) the records found
+        unreadable on the way, so the count reaches the main process from DataLoader workers too."""
+        skipped: list[str] = []
         for attempt in range(len(self.records)):
             i = (index + attempt) % len(self.records)
             try:
-                return self.example(i)
+                return {**self.example(i), "skipped": "\n".join(skipped)}
             except (OSError, ValueError) as exc:
                 rec = self.records[i]
                 if self.strict:
                     raise DataError(f"{self.dataset.root}: record {rec.id!r}: cannot read: {exc}") from None
-                self.runtime_skipped.append((rec.id, str(exc)))
+                skipped.append(rec.id)
         raise DataError(f"{self.dataset.root}: no readable image left")
 
     def example(self, i: int) -> dict[str, torch.Tensor]:

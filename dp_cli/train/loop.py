@@ -85,6 +85,7 @@ class Run:
     latent_cache: Path | None = None
     trackers: bool = False
     trainable: list = field(default_factory=list)  # the prepared module's trained parameters (clipped each step)
+    skipped_ids: set = field(default_factory=set)  # records found unreadable while training (this process)
 
 
 class TrainingModule(torch.nn.Module):
@@ -424,6 +425,7 @@ def micro_step(run: Run, batch: dict, counter: int) -> dict[str, float]:
     cfg, acc = run.cfg, run.accelerator
     # noise, timesteps and the mask-loss coin of this micro-batch on this process
     g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + counter) * 4099 + acc.process_index)
+    run.skipped_ids.update(r for names in batch.pop("skipped", ()) for r in names.split("\n") if r)
     if "latent_dist" in batch:
         mean, logvar = batch.pop("latent_dist").chunk(2, dim=1)
         eps = torch.randn(mean.shape, generator=g).to(mean.device)
@@ -498,6 +500,15 @@ def save_final_model(run: Run) -> Path | None:
     return final
 
 
+def _all_skipped(run: Run) -> set[str]:
+    """The records found unreadable while training, on every process (a collective call under several)."""
+    if run.accelerator.num_processes == 1:
+        return run.skipped_ids
+    from accelerate.utils import gather_object
+
+    return set(gather_object(sorted(run.skipped_ids)))
+
+
 def _result(run: Run, model_dir: Path | None, losses: list[float], wall: float, start_step: int,
             start_samples: int) -> TrainResult:
     st, acc, scan = run.state, run.accelerator, run.scan
@@ -507,7 +518,7 @@ def _result(run: Run, model_dir: Path | None, losses: list[float], wall: float, 
         total_steps=run.total_steps, epochs=st.epoch + (1 if st.batches_in_epoch else 0), samples=samples,
         last_loss=losses[-1] if losses else None, mean_loss=sum(losses) / len(losses) if losses else None,
         samples_per_s=samples / wall if wall > 0 else 0.0, wall_s=wall, images=len(scan.records),
-        skipped_files=len(scan.skipped) + len(run.data.runtime_skipped), without_parsing=scan.without_parsing,
+        skipped_files=len(scan.skipped) + len(_all_skipped(run)), without_parsing=scan.without_parsing,
         checkpoints=[p.name for _, p in list_checkpoints(run.cfg.output_dir)],
         resumed_from=str(run.resumed_from) if run.resumed_from else None,
         latent_cache=str(run.latent_cache) if run.latent_cache else None, processes=acc.num_processes,

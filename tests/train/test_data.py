@@ -98,6 +98,20 @@ def test_missing_and_corrupt_files_are_skipped_and_counted(tmp_path, tokenizer, 
         scan_split(ds, "train", strict=True, need_parsing=True)
 
 
+def test_a_file_that_breaks_after_the_scan_is_named_in_the_batch_from_a_worker(tmp_path, tokenizer, dataset_writer):
+    """Skips found while training travel with the batch: a DataLoader worker's own dataset copy never reaches
+    the main process, so a count kept there would stay 0."""
+    root = dataset_writer(tmp_path / "ds", n=4)
+    data = make(root, tokenizer)
+    (root / "images" / "p001.png").write_bytes(b"broken after the scan")
+    loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=1, persistent_workers=True)
+    for epoch in range(2):
+        data.set_epoch(epoch)
+        batch = next(iter(loader))
+        assert [n for n in batch["skipped"] if n] == ["p001"]  # example 1 fell through to the next record
+        assert batch["input_ids"].shape[0] == 4
+
+
 def test_dataset_without_parsing_fails_only_when_losses_need_it(tmp_path, dataset_writer):
     root = dataset_writer(tmp_path / "ds", n=4, parsing=False)
     ds = load_person_dataset(root)
@@ -147,7 +161,8 @@ def test_with_a_latent_cache_examples_carry_latents_not_pixels(tiny_dataset, tok
     a, b = plain[1], cached[1]
     assert "pixel_values" in a and "pixel_values" not in b and torch.equal(b["latent_dist"], cached.latent_cache[1])
     assert set(a) - {"pixel_values"} == set(b) - {"latent_dist"}
-    assert all(torch.equal(a[k], b[k]) for k in set(a) - {"pixel_values"})  # the rest is the same example
+    assert all(torch.equal(a[k], b[k]) for k in set(a) - {"pixel_values", "skipped"})  # the rest is the same example
+    assert a["skipped"] == b["skipped"] == ""
     flipped = make(tiny_dataset, tokenizer, random_flip=True, latent_cache=cached.latent_cache)
     examples = [flipped[i] for i in range(len(flipped))]
     assert all(("pixel_values" in ex) != ("latent_dist" in ex) for ex in examples)  # a flipped image: its pixels

@@ -127,6 +127,26 @@ def test_accumulation_workers_and_skipped_files(dp, train_args, tmp_path, datase
     assert strict.exit_code == 1 and "p008" in strict.stderr
 
 
+def test_files_that_break_during_training_are_counted_from_loader_workers(dp, train_args, tmp_path, dataset_writer,
+                                                                         monkeypatch):
+    import dp_cli.train.data as train_data
+
+    root = dataset_writer(tmp_path / "ds", n=8)
+    real_scan = train_data.scan_split
+
+    def scan_then_break(*args, **kwargs):  # the file breaks after the scan has passed it
+        scan = real_scan(*args, **kwargs)
+        (root / "images" / "p003.png").write_bytes(b"broken")
+        return scan
+
+    monkeypatch.setattr(train_data, "scan_split", scan_then_break)
+    result = dp("--json", "train", *train_args(tmp_path / "out", dataset=root, max_train_steps=3,
+                                               dataloader_num_workers=1))
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["skipped_files"] == 1 and summary["images"] == 8  # found by the worker, counted once
+
+
 def test_a_loader_worker_gives_the_losses_of_the_main_process(dp, train_args, tmp_path, losses_of):
     runs = {}
     for workers in (0, 1):  # 5 steps of 4 batches per epoch: the second epoch's examples too
