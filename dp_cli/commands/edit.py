@@ -134,6 +134,9 @@ def _dataset(cfg) -> None:
     rows = {"output": str(summary.output_dir), "manifest": f"{summary.manifest} ({summary.rows} images)",
             "planned": summary.planned, "already done": summary.skipped, "written (this process)": summary.written,
             "processes": summary.processes, "images/s (this process)": round(summary.images_per_s, 3)}
+    seeds = summary.extra.get("seeds", 0)
+    if seeds > summary.written:
+        rows["seeds tried (this process)"] = f"{seeds} ({seeds / summary.written:.2f} per image)"
     if summary.status:
         s = summary.status
         rows["verified"] = f"{s['passed']} passed, {s['failed']} failed (min_score {cfg.min_score})" + (

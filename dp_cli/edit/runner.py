@@ -333,12 +333,13 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 3. Edit in batches: images atomically, then their manifest lines (fsynced)
     target = out / MANIFEST if state.num_processes == 1 else shard_path(out, state.process_index,
                                                                            state.num_processes)
-    start, written = time.perf_counter(), 0
+    start, written, seeds = time.perf_counter(), 0, 0
     per_call = max(1, cfg.batch_size // cfg.candidates)  # batch_size counts images, candidates included
     with JsonlAppender(target) as log:
         for b in range(0, len(mine), per_call):
             batch = mine[b:b + per_call]
             for job, outcome in zip(batch, run_batch(pipe, dataset, batch, cfg)):
+                seeds += len(outcome.candidates)
                 save_image_atomic(outcome.image, out / "images" / job.filename)
                 save_image_atomic(outcome.mask, out / "masks" / job.filename)
                 log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution).to_json())
@@ -350,6 +351,7 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 4. One manifest at the end; the optional contact sheet
     state.wait_for_everyone()
     summary = EditSummary(out, out / MANIFEST, len(jobs), len(done & {j.id for j in jobs}), written, seconds, state.num_processes)
+    summary.extra["seeds"] = seeds  # edited by this process: candidates and retries included
     if state.is_main_process:
         summary.reference_warnings = reference_warnings(jobs)
         summary.status = status_counts(all_rows(out), {j.id for j in jobs})

@@ -160,8 +160,10 @@ def test_retries_try_new_seeds_only_for_edits_that_fail(model_dir, world, tmp_pa
         cfg = EditConfig(model=str(model_dir), dataset=world, catalog=world / "catalog", output_dir=out, persons=1,
                          steps=2, candidates=2, retries=retries, min_score=min_score, mask_dilation=0, feather=0,
                          types=["uppercloth"], batch_size=8)
-        run_dataset_edit(cfg)
-        return [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+        summary = run_dataset_edit(cfg)
+        rows = [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+        assert summary.extra["seeds"] == sum(len(r["candidates"]) for r in rows)  # what the summary reports
+        return rows
 
     passing = run(tmp_path / "pass", 0.0)  # every first candidate passes: no retry
     failing = run(tmp_path / "fail", 1.0)  # (an untrained model) nothing passes: every round is tried
