@@ -12,7 +12,7 @@ import time
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -194,6 +194,14 @@ def _load_input(dataset, job: EditJob) -> EditInput:
                      [prepared_item(r) for r in job.references])
 
 
+class _Tried(NamedTuple):
+    image: Any
+    mask: Any
+    prompt: Any
+    seed: int
+    verdict: Any
+
+
 def edit_verified(pipe, inputs: list[EditInput], labels: list[list[str]], cfg) -> list[EditOutcome]:
     """Edit `cfg.candidates` seeds of each input in one pipeline call and verify every candidate; an input
     none of whose candidates passes gets up to `cfg.retries` more rounds of `cfg.candidates` new seeds (the
@@ -204,7 +212,7 @@ def edit_verified(pipe, inputs: list[EditInput], labels: list[list[str]], cfg) -
 
     n = cfg.candidates
     refs = [[Reference(t, p.image, lab) for t, p, lab in zip(x.types, x.preps, ls)] for x, ls in zip(inputs, labels)]
-    tried: list[list[tuple[Any, Any, Any, int, Any]]] = [[] for _ in inputs]  # (image, mask, prompt, seed, verdict)
+    tried: list[list[_Tried]] = [[] for _ in inputs]
     active = list(range(len(inputs)))
     for round_ in range(1 + cfg.retries):
         calls = [(i, k) for i in active for k in range(round_ * n, (round_ + 1) * n)]
@@ -216,17 +224,17 @@ def edit_verified(pipe, inputs: list[EditInput], labels: list[list[str]], cfg) -
             x = inputs[i]
             verdict = verify_edit(np.asarray(result.images[j]), np.asarray(x.image), x.regions, x.types, x.preps,
                                   cfg.min_score)
-            tried[i].append((result.images[j], result.masks[j], result.prompts[j], seeds[j], verdict))
-        active = [i for i in active if not any(t[4].passed for t in tried[i])]
+            tried[i].append(_Tried(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdict))
+        active = [i for i in active if not any(t.verdict.passed for t in tried[i])]
         if not active:
             break
     return [_best(t) for t in tried]
 
 
-def _best(tried: list[tuple[Any, Any, Any, int, Any]]) -> EditOutcome:
-    best = max(range(len(tried)), key=lambda k: (tried[k][4].score, -k))
-    image, mask, prompt, seed, verdict = tried[best]
-    return EditOutcome(image, mask, prompt, seed, verdict, [{"seed": t[3], "score": round(t[4].score, 4)} for t in tried])
+def _best(tried: list[_Tried]) -> EditOutcome:
+    b = tried[max(range(len(tried)), key=lambda k: (tried[k].verdict.score, -k))]
+    return EditOutcome(b.image, b.mask, b.prompt, b.seed, b.verdict,
+                       [{"seed": t.seed, "score": round(t.verdict.score, 4)} for t in tried])
 
 
 def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:

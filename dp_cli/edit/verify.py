@@ -44,9 +44,9 @@ class AttributeCheck:
 
     type: str
     score: float | None  # None: the region or the reference has too few pixels to judge
-    d_reference: float | None = None  # edited region vs reference foreground
-    d_original: float | None = None  # edited region vs the source region
-    d_source_reference: float | None = None  # source region vs reference (how different the ask was)
+    d_reference: float | None = None  # mean colours: edited region vs reference core
+    d_original: float | None = None  # mean colours: edited region vs the source region
+    d_source_reference: float | None = None  # mean colours: source region vs reference (how different the ask was)
     d_colours: float | None = None  # chamfer distance, edited region's pixels vs the reference's
     spread: tuple[float, float] | None = None  # colour standard deviation of the edited region, the reference
 
