@@ -46,10 +46,12 @@ def checked_ref(ref: str | os.PathLike, what: str, revision: str | None = None) 
         return ref, True
     try:
         ensure_hub_reachable(ref, what)
-    except ModelError:
+    except ModelError as exc:
         snapshot = cached_snapshot(ref, revision)
         if snapshot is None:
-            raise
+            raise ModelError(exc.message, hint=f"it is not in the local Hugging Face cache either: download it where "
+                                            f"there is internet (`hf download {ref}`), then copy that cache (HF_HOME) "
+                                            "or the model folder here, or pass a local model folder") from None
         logging.getLogger("dp").warning("the Hugging Face hub cannot be reached: %s %s comes from the local cache "
                                         "(%s)", what, ref, snapshot)
         return snapshot, True
@@ -66,8 +68,7 @@ def cached_snapshot(ref: str, revision: str | None = None) -> str | None:
         return None
 
 
-OFFLINE_HINT = ("without internet: set HF_HUB_OFFLINE=1 to use models already in the local Hugging Face cache, "
-                "or pass a local model folder")
+OFFLINE_HINT = "check the network (or HF_ENDPOINT), or pass a local model folder"
 _REACHABLE: dict[str, bool] = {}  # hub endpoint -> answered the probe (once per process)
 
 
