@@ -37,18 +37,11 @@ class RunResult:
 
 def load_clip(cfg: BaselineConfig):
     """CLIPModel + tokenizer from a hub id / folder, or a tiny CLIP from scratch (toy preset)."""
-    from transformers import CLIPModel, CLIPTokenizer
-
     if cfg.clip_model is None:
         return _tiny_clip(cfg)
-    from dp_cli.eval.embeddings import check_clip_ref
-    from dp_models.loading import model_errors
+    from dp_cli.eval.embeddings import load_clip_parts
 
-    ref = check_clip_ref(cfg.clip_model)  # a folder, a reachable hub id, or the id's cached snapshot
-    with model_errors(ref, "CLIP model and tokenizer"):
-        model = CLIPModel.from_pretrained(ref)
-        tokenizer = CLIPTokenizer.from_pretrained(ref)
-    return model, tokenizer
+    return load_clip_parts(cfg.clip_model)
 
 
 def _tiny_clip(cfg: BaselineConfig):

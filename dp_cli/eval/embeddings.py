@@ -155,16 +155,21 @@ def resolve_device(device: str | None) -> str:
 
 
 def load_clip(model_ref: str, device: str | None = None) -> tuple[Any, Any]:
-    """A CLIPModel and its tokenizer from a hub id or a local folder (HF_HUB_OFFLINE respected)."""
+    """A CLIPModel in eval mode on `device` and its tokenizer (`load_clip_parts`)."""
+    model, tokenizer = load_clip_parts(model_ref)
+    return model.to(resolve_device(device)).eval(), tokenizer
+
+
+def load_clip_parts(model_ref: str) -> tuple[Any, Any]:
+    """A CLIPModel and its tokenizer from a hub id, a local folder or the hub id's cached snapshot: the one
+    CLIP loader of eval and the baseline (errors are one-line ModelErrors)."""
     from transformers import AutoTokenizer, CLIPModel
 
     from dp_models.loading import model_errors
 
     ref = check_clip_ref(model_ref)
     with model_errors(ref, "CLIP model and tokenizer"):
-        model = CLIPModel.from_pretrained(ref)
-        tokenizer = AutoTokenizer.from_pretrained(ref)
-    return model.to(resolve_device(device)).eval(), tokenizer
+        return CLIPModel.from_pretrained(ref), AutoTokenizer.from_pretrained(ref)
 
 
 def check_clip_ref(model_ref: str) -> str:

@@ -176,6 +176,21 @@ def test_clip_model_folder_that_does_not_exist_fails_before_training(toy, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_saved_clip_folder_loads_through_the_users_path(tmp_path):
+    """--clip-model FOLDER: a CLIP model and tokenizer saved with save_pretrained come back identical (the
+    loader eval uses too)."""
+    from dp_cli.baseline.trainer import load_clip
+
+    cfg = BaselineConfig()
+    model, tokenizer = load_clip(cfg)  # the tiny CLIP of the toy preset
+    model.save_pretrained(tmp_path / "clip")
+    tokenizer.save_pretrained(tmp_path / "clip")
+    loaded, tok = load_clip(cfg.model_copy(update={"clip_model": str(tmp_path / "clip")}))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    text = "a woman in a red skirt"
+    assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
 def test_dataset_of_the_shared_data_table_or_dp_dataset_is_used(toy, tmp_path):
     ds = tmp_path / "trainonly"
     shutil.copytree(toy, ds)
