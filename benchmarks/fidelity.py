@@ -109,7 +109,7 @@ def run(args, n: int, retries: int, root: Path, truth: Path, world: Path) -> dic
 
     cfg = EditConfig(model=args.model, dataset=world, split="train", catalog=world / "catalog",
                      types=["uppercloth", "bottomcloth", "hair"], attributes_per_variant=1, variants_per_person=2,
-                     output_dir=root / (f"edits-n{n}" + (f"-r{retries}" if retries else "")), seed=args.seed, steps=args.steps, guidance_scale=4.0,
+                     output_dir=root / (f"edits-n{n}" + (f"-r{retries}" if retries else "")), seed=args.seed, steps=args.steps, guidance_scale=args.guidance,
                      mask_dilation=1, feather=1, candidates=n, retries=retries, min_score=args.min_score,
                      delayed_conditioning=args.delayed_conditioning,
                      **({} if args.reference_scale is None else {"reference_scale": args.reference_scale}))
@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--reference-scale", type=float, default=None, help="default: dp edit's")
     ap.add_argument("--model", default=None, help="default: the shipped toy model")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--guidance", type=float, default=4.0, help="guidance scale (the demo's 4 by default)")
     ap.add_argument("--keep", type=Path, default=None, help="write here instead of a temporary folder")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="dp-fidelity-"))
