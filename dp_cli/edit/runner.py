@@ -171,14 +171,15 @@ class EditOutcome:
 
 @dataclass
 class EditInput:
-    """One edit's loaded source, edit mask, caption, seed, and per attribute its type, region in the source
-    and prepared reference."""
+    """One edit's loaded source, edit mask, caption, seed, and per attribute its type, label, region in the
+    source and prepared reference."""
 
     image: Any
     mask: np.ndarray
     caption: str
     seed: int
     types: list[str]
+    labels: list[str]
     regions: list[np.ndarray]
     preps: list[Any]
 
@@ -190,7 +191,7 @@ def _load_input(dataset, job: EditJob) -> EditInput:
     types = [r.type for r in job.references]
     return EditInput(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"),
                      edit_mask(parsing, types, dataset.label_set), job.caption, job.seed, types,
-                     [attribute_mask(parsing, t, dataset.label_set) for t in types],
+                     [r.label for r in job.references], [attribute_mask(parsing, t, dataset.label_set) for t in types],
                      [prepared_item(r) for r in job.references])
 
 
@@ -202,16 +203,15 @@ class _Tried(NamedTuple):
     verdict: Any
 
 
-def edit_verified(pipe, inputs: list[EditInput], labels: list[list[str]], cfg) -> list[EditOutcome]:
+def edit_verified(pipe, inputs: list[EditInput], cfg) -> list[EditOutcome]:
     """Edit `cfg.candidates` seeds of each input in one pipeline call and verify every candidate; an input
     none of whose candidates passes gets up to `cfg.retries` more rounds of `cfg.candidates` new seeds (the
-    failing inputs together in one call). The best-scored candidate of all tried is kept (ties: the earliest).
-    `labels`: each input's reference labels, for the prompt."""
+    failing inputs together in one call). The best-scored candidate of all tried is kept (ties: the earliest)."""
     from dp_cli.edit.verify import verify_edit
     from dp_models.edit_pipeline import Reference
 
     n = cfg.candidates
-    refs = [[Reference(t, p.image, lab) for t, p, lab in zip(x.types, x.preps, ls)] for x, ls in zip(inputs, labels)]
+    refs = [[Reference(t, p.image, lab) for t, p, lab in zip(x.types, x.preps, x.labels)] for x in inputs]
     tried: list[list[_Tried]] = [[] for _ in inputs]
     active = list(range(len(inputs)))
     for round_ in range(1 + cfg.retries):
@@ -239,8 +239,7 @@ def _best(tried: list[_Tried]) -> EditOutcome:
 
 def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
     """Load one batch's sources, masks and prepared references and edit them (`edit_verified`)."""
-    return edit_verified(pipe, [_load_input(dataset, job) for job in jobs],
-                         [[r.label for r in job.references] for job in jobs], cfg)
+    return edit_verified(pipe, [_load_input(dataset, job) for job in jobs], cfg)
 
 
 def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> EditRow:
@@ -269,7 +268,7 @@ def status_counts(rows: list[EditRow], planned: set[str]) -> dict[str, int]:
     return counts
 
 
-# a setting a manifest line lacks was added after that line was written: it ran as the setting's default
+# a setting a manifest line lacks was added after that line was written: the value that reproduces how it was made
 _SETTING_DEFAULTS = {"retries": 0}
 
 

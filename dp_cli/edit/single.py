@@ -99,8 +99,9 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     model_ref = resolve_model(cfg.model)
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device))
     types = [s.type for s in specs]
-    x = EditInput(source, mask, caption, cfg.seed, types, [attribute_mask(labels, t, label_set) for t in types], preps)
-    best = edit_verified(pipe, [x], [[s.label for s in specs]], cfg)[0]
+    x = EditInput(source, mask, caption, cfg.seed, types, [s.label for s in specs],
+                  [attribute_mask(labels, t, label_set) for t in types], preps)
+    best = edit_verified(pipe, [x], cfg)[0]
     save_image_atomic(best.image, out)
     used = float((np.asarray(best.mask) > 0).mean())
     return SingleEditResult(out, best.prompt.text, best.prompt.bindings, used, model_ref, best.verdict, best.seed,

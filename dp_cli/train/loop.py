@@ -502,8 +502,6 @@ def save_final_model(run: Run) -> Path | None:
 
 def _all_skipped(run: Run) -> set[str]:
     """The records found unreadable while training, on every process (a collective call under several)."""
-    if run.accelerator.num_processes == 1:
-        return run.skipped_ids
     from accelerate.utils import gather_object
 
     return set(gather_object(sorted(run.skipped_ids)))
