@@ -126,7 +126,10 @@ def bare_step(run, inputs) -> float:
     loss.backward()
     sync()
     elapsed = time.perf_counter() - start
-    unet.zero_grad(set_to_none=True)
+    if run.grads is not None:  # keep the run's one gradient buffer (zero_grad(set_to_none) would replace it)
+        run.grads.zero_()
+    else:
+        unet.zero_grad(set_to_none=True)
     return elapsed
 
 

@@ -279,8 +279,10 @@ class DPModel(nn.Module):
 
     def training_losses(self, batch: dict, noise: torch.Tensor | None = None, timesteps: torch.Tensor | None = None,
                         loc: bool | None = None, mask_loss: bool | None = None,
-                        generator: torch.Generator | None = None) -> dict:
-        """dict(loss, denoise, loc) for one batch (see docs/MODELS.md); None flags follow the config."""
+                        generator: torch.Generator | None = None, keep_all_in_graph: bool = True) -> dict:
+        """dict(loss, denoise, loc) for one batch (see docs/MODELS.md); None flags follow the config.
+        keep_all_in_graph=False leaves out the zero term that gives every trained parameter a gradient (for
+        a caller whose gradients are there anyway, zeroed between steps, and that runs without DDP)."""
         cfg = self.config
         loc = cfg.localization and cfg.localization_weight > 0 if loc is None else loc
         mask_loss = cfg.mask_loss if mask_loss is None else mask_loss
@@ -319,8 +321,9 @@ class DPModel(nn.Module):
         loss = denoise + cfg.localization_weight * loc_loss
         # keep every trainable parameter in the graph even when no slot is valid (DDP without
         # find_unused_parameters); always, since testing `valid.any()` would make the host wait for the GPU
-        loss = loss + 0.0 * sum(p.sum() for m in (self.fusion, self.image_encoder)
-                                for p in m.parameters() if p.requires_grad)
+        if keep_all_in_graph:
+            loss = loss + 0.0 * sum(p.sum() for m in (self.fusion, self.image_encoder)
+                                    for p in m.parameters() if p.requires_grad)
         return {"loss": loss, "denoise": denoise, "loc": loc_loss}
 
     def _loss_mask(self, batch: dict, valid: torch.Tensor, generator) -> torch.Tensor | None:

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dp_cli.data.images import CLIP_MEAN, CLIP_STD, to_clip_pixels
+from dp_cli.data.images import CLIP_MEAN, CLIP_STD
 from dp_cli.errors import ConfigError
 
 
@@ -124,4 +124,7 @@ def preprocess_reference(images, size: int, mean=CLIP_MEAN, std=CLIP_STD) -> tor
         images = [Image.fromarray(np.asarray(a, dtype=np.uint8)) for a in arr]
     if not len(images):
         return torch.zeros(0, 3, size, size)
-    return torch.stack([to_clip_pixels(img, (size, size), mean, std) for img in images])
+    # to_clip_pixels' arithmetic, once for the stack (the same values)
+    arr = np.stack([np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC)) for img in images])
+    arr = (arr.astype(np.float32) / 255.0 - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()

@@ -12,24 +12,25 @@ def flag_noun_tokens(tokenizer, captions: list[str], spans: list[list[tuple[int,
     if len(captions) != len(spans):
         raise ValueError(f"captions ({len(captions)}) and spans ({len(spans)}) differ in length")
     length = max_length or tokenizer.model_max_length
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    # python lists, one tensor at the end: return_tensors="pt" costs more than the tokenizing (training
+    # tokenizes one caption per example)
     enc = tokenizer(list(captions), padding="max_length", max_length=length, truncation=True,
-                    return_tensors="pt", return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)))
-    positions = torch.full((len(captions), max_attributes), -1, dtype=torch.long)
+                    return_offsets_mapping=fast)
+    special = set(tokenizer.all_special_ids) if fast else set()
+    positions = [[-1] * max_attributes for _ in captions]
     for b, (caption, caption_spans) in enumerate(zip(captions, spans)):
         for a, span in enumerate(list(caption_spans)[:max_attributes]):
-            if "offset_mapping" in enc:
-                pos = _position_from_offsets(enc["offset_mapping"][b].tolist(), enc["input_ids"][b].tolist(),
-                                             tokenizer, span)
+            if fast:
+                positions[b][a] = _position_from_offsets(enc["offset_mapping"][b], enc["input_ids"][b], special, span)
             else:
-                pos = _position_from_prefix(tokenizer, caption, span, length)
-            positions[b, a] = pos
-    return enc["input_ids"].long(), positions
+                positions[b][a] = _position_from_prefix(tokenizer, caption, span, length)
+    return torch.tensor(enc["input_ids"], dtype=torch.long), torch.tensor(positions, dtype=torch.long)
 
 
-def _position_from_offsets(offsets: list[list[int]], ids: list[int], tokenizer, span: tuple[int, int]) -> int:
+def _position_from_offsets(offsets: list, ids: list[int], special: set[int], span: tuple[int, int]) -> int:
     """Index of the last non-special token whose char range overlaps the span (-1 when truncated away)."""
     start, end = span
-    special = set(tokenizer.all_special_ids)
     found = -1
     for i, ((s, e), tid) in enumerate(zip(offsets, ids)):
         if tid in special or e <= s:

@@ -6,6 +6,7 @@ adjective phrase in front of it, drop those adjectives, or substitute the whole 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -82,6 +83,7 @@ def parse_types(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+@functools.lru_cache(maxsize=None)
 def label_ids(type_name: str, label_set: str = "atr") -> tuple[int, ...]:
     """Label ids of an attribute type in a label set."""
     names = LABEL_SETS[label_set]
@@ -90,7 +92,13 @@ def label_ids(type_name: str, label_set: str = "atr") -> tuple[int, ...]:
 
 def attribute_mask(parsing: np.ndarray, type_name: str, label_set: str = "atr") -> np.ndarray:
     """Boolean mask of an attribute type in a label map."""
-    return np.isin(parsing, label_ids(type_name, label_set))
+    ids = label_ids(type_name, label_set)
+    if not ids:
+        return np.zeros(parsing.shape, dtype=bool)
+    mask = parsing == ids[0]  # a few comparisons: np.isin sorts, many times slower on one small map
+    for i in ids[1:]:
+        mask |= parsing == i
+    return mask
 
 
 @dataclass(frozen=True)

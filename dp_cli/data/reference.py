@@ -217,10 +217,11 @@ class Augment:
 TRAIN_AUGMENT = Augment(plain_background=0.3, max_pad=0.15, scale=(0.75, 1.5))
 
 
-def training_reference(image: Image.Image, mask: np.ndarray, rng: np.random.Generator,
+def training_reference(image: Image.Image | np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                        augment: Augment = Augment()) -> Image.Image:
-    """A training reference: the attribute's box, noise (or a plain colour) outside its mask, varied framing."""
-    rgb = np.asarray(image.convert("RGB"))
+    """A training reference: the attribute's box, noise (or a plain colour) outside its mask, varied framing.
+    `image` may be its RGB uint8 array already (one conversion per example, not per attribute)."""
+    rgb = image if isinstance(image, np.ndarray) else np.asarray(image.convert("RGB"))
     if not augment.active:
         return masked_crop(rgb, mask, rng)
     plain = rng.random() < augment.plain_background

@@ -178,7 +178,7 @@ class TrainDataset(Dataset):
         """(caption, [(noun, mask at training size, reference image)]) for nouns that have a mask."""
         if parsing is None or not caption:
             return caption, []
-        chosen: list[tuple[int, NounMatch, np.ndarray]] = []
+        chosen: list[tuple[int, NounMatch, np.ndarray, np.ndarray]] = []
         seen: set[str] = set()
         for k, m in enumerate(find_nouns(caption, self.types)):
             if m.type in seen or len(chosen) >= self.max_attributes:
@@ -187,18 +187,16 @@ class TrainDataset(Dataset):
             small = _resize_mask(full, self.size)
             if small.sum() >= MIN_ATTRIBUTE_PIXELS:
                 seen.add(m.type)
-                chosen.append((k, m, full))
+                chosen.append((k, m, full, small))
         if self.caption_augmentation and chosen:
-            drop = [m for _, m, _ in chosen if m.phrase_start < m.start and rng.random() < self.caption_augmentation_prob]
+            drop = [c[1] for c in chosen if c[1].phrase_start < c[1].start and rng.random() < self.caption_augmentation_prob]
             if drop:
                 new_caption = drop_adjectives(caption, drop)
                 renamed = find_nouns(new_caption, self.types)
-                chosen = [(k, renamed[k], full) for k, _, full in chosen]
+                chosen = [(k, renamed[k], full, small) for k, _, full, small in chosen]
                 caption = new_caption
-        out = []
-        for _, m, full in chosen:
-            out.append((m, _resize_mask(full, self.size), training_reference(image, full, rng, self.augment)))
-        return caption, out
+        rgb = np.asarray(image) if chosen else None  # RGB already (load converts): one array for every crop
+        return caption, [(m, small, training_reference(rgb, full, rng, self.augment)) for _, m, full, small in chosen]
 
     def tokenize(self, caption: str, spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         from dp_models.tokens import flag_noun_tokens

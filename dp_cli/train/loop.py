@@ -23,6 +23,7 @@ from dp_cli.distributed import make_accelerator
 from dp_cli.errors import ConfigError, TrainingError
 from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
 from dp_cli.train.config import TrainConfig
+from dp_cli.train.grads import FlatGrads
 
 FINAL_MODEL_DIR = "model"
 LINKING_ALIASES = {"control": "postfuse"}  # the seed's command line spells FastComposer's post-fusion "control"
@@ -85,6 +86,7 @@ class Run:
     latent_cache: Path | None = None
     trackers: bool = False
     trainable: list = field(default_factory=list)  # the prepared module's trained parameters (clipped each step)
+    grads: Any = None  # FlatGrads: their gradients as views of one buffer, where the setup allows it
     skipped_ids: set = field(default_factory=set)  # records found unreadable while training (this process)
 
 
@@ -94,9 +96,11 @@ class TrainingModule(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
+        self.keep_all_in_graph = True  # False where no DDP syncs and every gradient is a zeroed view anyway
 
     def forward(self, batch: dict, generator: torch.Generator, loc: bool, mask_loss: bool) -> dict:
-        return self.model.training_losses(batch, loc=loc, mask_loss=mask_loss, generator=generator)
+        return self.model.training_losses(batch, loc=loc, mask_loss=mask_loss, generator=generator,
+                                          keep_all_in_graph=self.keep_all_in_graph)
 
 
 def train(cfg: TrainConfig, on_step: Callable[[StepEvent], None] | None = None,
@@ -183,6 +187,10 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     run.module, run.optimizer, run.loader, run.scheduler = acc.prepare(
         run.module, run.optimizer, run.loader, run.scheduler)
     run.trainable = [p for p in run.module.parameters() if p.requires_grad]
+    run.grads = flat_grads(acc, run.trainable)
+    # one process with one gradient buffer: a parameter that a batch leaves out keeps a zero gradient, which
+    # is what the model's zero term gives it; DDP still needs the term (every parameter in the graph)
+    acc.unwrap_model(run.module).keep_all_in_graph = acc.num_processes > 1 or run.grads is None
     # 5. Resume
     if cfg.resume_from_checkpoint == "latest" and run.resumed_from is None:
         on_info(f"no checkpoint in {cfg.output_dir} yet: starting from step 0")
@@ -440,11 +448,35 @@ def micro_step(run: Run, batch: dict, counter: int) -> dict[str, float]:
         if not bool(torch.isfinite(values).all()):
             _non_finite(run, values)
         if acc.sync_gradients and cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
+            _clip_gradients(run, cfg.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
-        run.optimizer.zero_grad(set_to_none=True)
+        _zero_gradients(run)
     return {"loss": float(values[0]), "denoise": float(values[1]), "loc": float(values[2])}
+
+
+def flat_grads(acc, params: list) -> FlatGrads | None:
+    """One buffer behind the trained gradients, except where the backend handles gradients itself (FSDP,
+    DeepSpeed, XLA, Megatron)."""
+    from accelerate.utils import DistributedType
+
+    own = {DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.XLA, DistributedType.MEGATRON_LM}
+    return None if acc.distributed_type in own else FlatGrads.for_params(params)
+
+
+def _clip_gradients(run: Run, max_norm: float) -> None:
+    if run.grads is not None and run.grads.intact():
+        run.accelerator.unscale_gradients()  # fp16: what accelerate's clip_grad_norm_ does first
+        run.grads.clip_(max_norm)
+    else:
+        run.accelerator.clip_grad_norm_(run.trainable, max_norm)
+
+
+def _zero_gradients(run: Run) -> None:
+    if run.grads is None:
+        run.optimizer.zero_grad(set_to_none=True)
+    elif run.accelerator.sync_gradients:  # as the prepared optimizer's zero_grad: not within an accumulation
+        run.grads.zero_()
 
 
 def _scalar(value, device: torch.device) -> torch.Tensor:
