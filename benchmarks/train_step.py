@@ -15,8 +15,9 @@ loading once and runs every variant on it, in an order that rotates from round t
 Targets: full / bare <= 1.3; localization overhead (full / noloc - 1) <= 10%. Also printed: samples/s
 and the hours 30,000 steps (a CUHK-PEDES run, the seed's schedule) would take at the measured full step.
 --loader-blocks N also times whole epochs of real steps (loader wait included) with no DataLoader worker, one
-started per epoch and one persistent worker, in N rotating blocks each: with a worker, train_step's ratio
-reads low because the worker slows the bare step too, so whether a worker pays is read here.
+started per epoch and one persistent worker, and as many bare UNet steps back to back, in N rotating blocks
+each: training's steady state against the bare UNet's (end to end / bare), and whether a worker pays (with
+a worker the interleaved ratio reads low, because the worker slows the bare step too).
 --compile MODE sets [train] compile (the UNet and encoders through torch.compile; the bare step then runs
 the compiled UNet too, and the warm-up, which compiles, is reported apart).
 
@@ -126,7 +127,7 @@ def bare_step(run, inputs) -> float:
     loss.backward()
     sync()
     elapsed = time.perf_counter() - start
-    if run.grads is not None:  # keep the run's one gradient buffer (zero_grad(set_to_none) would replace it)
+    if getattr(run, "grads", None) is not None:  # keep the run's one gradient buffer (set_to_none replaces it)
         run.grads.zero_()
     else:
         unet.zero_grad(set_to_none=True)
@@ -204,8 +205,10 @@ def profile(run, steps: int = 2) -> None:
 
 def loader_end_to_end(run, blocks: int) -> dict:
     """Seconds per real step (loader wait + step over whole epochs) with no DataLoader worker, one started
-    per epoch, and one persistent worker (started once, as `dp train` runs it), in rotating blocks: what a
-    worker saves or costs in training, beside the step it competes with."""
+    per epoch, and one persistent worker (started once, as `dp train` runs it), and per bare UNet step in a
+    block of as many back-to-back steps, in rotating blocks: the steady state of training against that of
+    the bare UNet (a step right after a different one runs on colder caches: the interleaved figures above
+    read both slower), and what a worker saves or costs beside the step it competes with."""
     from dp_cli.train.loop import micro_step
 
     def loader(workers: int, persistent: bool):
@@ -213,16 +216,25 @@ def loader_end_to_end(run, blocks: int) -> dict:
                                            num_workers=workers, drop_last=True, persistent_workers=persistent)
 
     loaders = {"0": loader(0, False), "1": loader(1, False), "1_persistent": loader(1, True)}
-    times: dict[str, list[float]] = {k: [] for k in loaders}
-    names = list(loaders)
+    inputs = bare_inputs(run, batches(run))
+    per_epoch = len(loaders["0"])
+    times: dict[str, list[float]] = {k: [] for k in [*loaders, "bare"]}
+    names = list(times)
     for block in range(blocks):
-        for name in names[block % 3:] + names[:block % 3]:
+        for name in names[block % len(names):] + names[:block % len(names)]:
+            if name == "bare":
+                times[name].append(statistics.mean(bare_step(run, inputs) for _ in range(per_epoch)))
+                continue
             start, n = time.perf_counter(), 0
             for batch in loaders[name]:  # one epoch
                 micro_step(run, batch, 1000 + n)
                 n += 1
             times[name].append((time.perf_counter() - start) / n)
-    return {f"end_to_end_s_per_step_workers_{k}": round(statistics.median(v), 4) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {f"end_to_end_s_per_step_workers_{k}": round(med[k], 4) for k in loaders}
+    out["end_to_end_bare_s"] = round(med["bare"], 4)
+    out.update({f"end_to_end_over_bare_workers_{k}": round(med[k] / med["bare"], 3) for k in loaders})
+    return out
 
 
 def main() -> None:
@@ -279,7 +291,10 @@ def main() -> None:
     if "end_to_end_s_per_step_workers_0" in result:
         print(f"end to end, s per step: {result['end_to_end_s_per_step_workers_0']} without a DataLoader worker, "
               f"{result['end_to_end_s_per_step_workers_1']} with one started per epoch, "
-              f"{result['end_to_end_s_per_step_workers_1_persistent']} with one persistent worker")
+              f"{result['end_to_end_s_per_step_workers_1_persistent']} with one persistent worker; bare UNet "
+              f"{result['end_to_end_bare_s']}, back to back")
+        print(f"end to end / bare UNet (target <= 1.3): {result['end_to_end_over_bare_workers_0']} without a worker, "
+              f"{result['end_to_end_over_bare_workers_1_persistent']} with one persistent worker")
 
 
 if __name__ == "__main__":
