@@ -1,7 +1,8 @@
 """Run a dataset edit: plan, shard across processes, edit in batches, write images and manifest lines.
 
 Crash safety: each image (and its mask) is written atomically, then its manifest line is appended and
-fsynced; a rerun skips every id with both. Under torchrun / accelerate each process takes every
+fsynced; a rerun skips every id with both. Loading the next batch and writing the last one run on background
+threads while a batch is edited (dp_cli.edit.overlap), in the same order. Under torchrun / accelerate each process takes every
 n-th job of the plan and appends to its own shard; the main process merges them at the end.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from dp_cli.data.handoff import FAILED, PASSED, EditReference, EditRow
 from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
+from dp_cli.edit.overlap import Overlap
 from dp_cli.data.loading import load_dataset
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
 from dp_cli.distributed import pick_device, process_state
@@ -237,11 +239,6 @@ def _best(tried: list[_Tried]) -> EditOutcome:
                        [{"seed": t.seed, "score": round(t.verdict.score, 4)} for t in tried])
 
 
-def run_batch(pipe, dataset, jobs: list[EditJob], cfg) -> list[EditOutcome]:
-    """Load one batch's sources, masks and prepared references and edit them (`edit_verified`)."""
-    return edit_verified(pipe, [_load_input(dataset, job) for job in jobs], cfg)
-
-
 def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cfg, resolution) -> EditRow:
     """One line of edits.jsonl (docs/FORMATS.md)."""
     refs = [replace(EditReference.from_json(item.to_reference_json(), f"catalog item {item.image}"),
@@ -340,19 +337,23 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     # 3. Edit in batches: images atomically, then their manifest lines (fsynced)
     target = out / MANIFEST if state.num_processes == 1 else shard_path(out, state.process_index,
                                                                            state.num_processes)
-    start, written, seeds = time.perf_counter(), 0, 0
+    start, edited, seeds = time.perf_counter(), 0, 0
     per_call = max(1, cfg.batch_size // cfg.candidates)  # batch_size counts images, candidates included
-    with JsonlAppender(target) as log:
-        for b in range(0, len(mine), per_call):
-            batch = mine[b:b + per_call]
-            for job, outcome in zip(batch, run_batch(pipe, dataset, batch, cfg)):
-                seeds += len(outcome.candidates)
-                save_image_atomic(outcome.image, out / "images" / job.filename)
-                save_image_atomic(outcome.mask, out / "masks" / job.filename)
-                log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution).to_json())
-            written += len(batch)
+
+    def write(job: EditJob, outcome: EditOutcome) -> None:
+        save_image_atomic(outcome.image, out / "images" / job.filename)
+        save_image_atomic(outcome.mask, out / "masks" / job.filename)
+        log.append(manifest_row(job, dataset, outcome, model_ref, cfg, pipe.resolution).to_json())
+
+    with JsonlAppender(target) as log, Overlap(lambda jobs: [_load_input(dataset, j) for j in jobs], write) as io:
+        for batch, inputs in io.batches([mine[b:b + per_call] for b in range(0, len(mine), per_call)]):
+            outcomes = edit_verified(pipe, inputs, cfg)
+            seeds += sum(len(o.candidates) for o in outcomes)
+            io.write(batch, outcomes)  # written on a background thread while the next batch is edited
+            edited += len(batch)
             if on_progress:
-                on_progress(written, len(mine), written / max(time.perf_counter() - start, 1e-9))
+                on_progress(edited, len(mine), edited / max(time.perf_counter() - start, 1e-9))
+    written = io.written
     seconds = time.perf_counter() - start
 
     # 4. One manifest at the end; the optional contact sheet
