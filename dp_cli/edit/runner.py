@@ -131,6 +131,17 @@ def prepared_item(item):
     return prepared_reference(str(item.image), str(item.mask) if item.mask else None)
 
 
+@functools.lru_cache(maxsize=None)
+def _preparation_record(path: str, mask: str | None) -> dict[str, Any]:
+    return prepared_reference(path, mask).record()
+
+
+def preparation_record(item) -> dict[str, Any]:
+    """What edits.jsonl says about an item's preparation; kept for every reference of the run (a few numbers
+    each), so a catalog larger than the prepared-image cache is not prepared again for its lines or warnings."""
+    return dict(_preparation_record(str(item.image), str(item.mask) if item.mask else None))
+
+
 def _open_reference(path: Path):
     """(the picture, with its alpha channel when it has one; the crc32 of its bytes): the file is read once."""
     from io import BytesIO
@@ -151,7 +162,7 @@ def _open_reference(path: Path):
 def reference_warnings(jobs: list[EditJob]) -> list[str]:
     """The preparation warnings of the references these jobs use, one per reference."""
     unique = {(str(r.image), str(r.mask)): r for j in jobs for r in j.references}
-    return [w for _, r in sorted(unique.items(), key=lambda kv: kv[0]) if (w := prepared_item(r).warning)]
+    return [w for _, r in sorted(unique.items(), key=lambda kv: kv[0]) if (w := preparation_record(r).get("warning"))]
 
 
 def candidate_seed(seed: int, k: int) -> int:
@@ -243,7 +254,7 @@ def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cf
     """One line of edits.jsonl (docs/FORMATS.md)."""
     refs = [replace(EditReference.from_json(item.to_reference_json(), f"catalog item {item.image}"),
                     replaced=binding.replaced, added_phrase=binding.added_phrase,
-                    preparation=prepared_item(item).record())
+                    preparation=preparation_record(item))
             for item, binding in zip(job.references, outcome.prompt.bindings)]
     return EditRow(id=job.id, image=f"images/{job.filename}", mask=f"masks/{job.filename}",
                    source_id=job.record.id, source_image=str(dataset.image_path(job.record).resolve()),

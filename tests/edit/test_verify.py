@@ -177,3 +177,25 @@ def test_retries_try_new_seeds_only_for_edits_that_fail(model_dir, world, tmp_pa
         assert bad["status"] == "failed" and bad["seed"] == seeds[int(np.argmax(scores))]
         assert scores[:2] == [c["score"] for c in first["candidates"]]  # the first round is the plain edit
         assert bad["settings"]["retries"] == 2
+
+
+def test_preparation_records_outlive_the_prepared_image_cache(tmp_path, monkeypatch):
+    """A catalog larger than the prepared-image cache: its manifest lines and warnings do not prepare a
+    reference again."""
+    from types import SimpleNamespace
+
+    import dp_cli.data.reference as reference
+    from dp_cli.edit import runner
+
+    calls = []
+    real = reference.prepare_reference
+    monkeypatch.setattr(reference, "prepare_reference", lambda *a, **k: calls.append(1) or real(*a, **k))
+    picture = np.full((40, 30, 3), 250, dtype=np.uint8)
+    picture[8:32, 6:24] = (180, 30, 40)
+    Image.fromarray(picture).save(tmp_path / "red_shirt.png")
+    item = SimpleNamespace(image=tmp_path / "red_shirt.png", mask=None)
+    first = runner.preparation_record(item)
+    assert first["method"] == "background" and len(calls) == 1
+    runner.prepared_reference.cache_clear()  # the image cache let it go
+    assert runner.preparation_record(item) == first and len(calls) == 1
+    assert runner.reference_warnings([SimpleNamespace(references=[item])]) == [] and len(calls) == 1
