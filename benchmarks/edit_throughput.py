@@ -10,6 +10,7 @@ in a real run.
 
     .venv/bin/python benchmarks/edit_throughput.py [--model DIR] [--steps 25] [--repeats 3] [--compile MODE]
     .venv/bin/python benchmarks/edit_throughput.py --sd15    # GPU: SD-1.5-size random weights, 256x128, fp16
+    .venv/bin/python benchmarks/edit_throughput.py --end-to-end 20   # also a whole dp edit run (host work included)
 
 Without --model: the shipped toy model (dp_cli/assets/toy-model) if present, else a tiny random model
 at 128x64 built from configs in code (the timings do not depend on the weights).
@@ -129,6 +130,49 @@ def report(pipe, steps: int, repeats: int, label: str, batches=(1, 8)) -> None:
               f"{PROJECTED_EDITS:,} edits: {PROJECTED_EDITS * full / batch / 3600:.1f} h")
 
 
+class TimedPipe:
+    """The pipeline with its calls timed (device synchronised), for `end_to_end`."""
+
+    def __init__(self, pipe):
+        self.pipe, self.seconds = pipe, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        sync(self.pipe.device)
+        t = time.perf_counter()
+        out = self.pipe(*args, **kwargs)
+        sync(self.pipe.device)
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def end_to_end(pipe, batch: int, steps: int, persons: int, label: str) -> None:
+    """A whole `dp edit` run (run_dataset_edit: loading, reference preparation, verifying, writing images,
+    masks and fsynced manifest lines) on a fresh toy world at the pipeline's resolution, with this pipeline:
+    its images/s against those of its pipeline calls alone (the host work the run adds)."""
+    from dp_cli.distributed import process_state
+    from dp_cli.edit import runner
+    from dp_cli.edit.config import EditConfig
+    from dp_cli.toy.world import generate_world
+
+    h, w = pipe.resolution
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_world(Path(tmp) / "world", persons=persons, seed=3, height=h, width=w)
+        cfg = EditConfig(dataset=Path(tmp) / "world", catalog=Path(tmp) / "world" / "catalog",
+                         output_dir=Path(tmp) / "out", batch_size=batch, steps=steps, device=str(pipe.device))
+        dataset = runner.load_dataset(cfg.dataset)
+        jobs = runner.plan_jobs(dataset, runner.load_catalog(cfg.catalog), cfg,
+                                types_of=lambda records: runner.present_types(dataset, records, cfg.types))
+        timed = TimedPipe(pipe)
+        summary = runner.run_dataset_edit(cfg, prepared=runner.PreparedEdit(
+            cfg, dataset, jobs, label, timed, process_state(cfg.device)))
+    run, calls = summary.written / summary.seconds, summary.written / timed.seconds
+    print(f"  dp edit end to end, batch {batch}, {summary.written} images: {run:.2f} images/s; its pipeline calls "
+          f"alone {calls:.2f} images/s; run / pipeline time = {calls / run:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: shipped toy model, else a tiny random one)")
@@ -140,6 +184,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=None,
                     help="batch sizes (default: 1 8 for the toy model, 1 8 16 at SD-1.5 size)")
     ap.add_argument("--compile", default="none", help="torch.compile mode of the UNet and encoders (warm-up compiles)")
+    ap.add_argument("--end-to-end", type=int, default=0, metavar="PERSONS",
+                    help="also a whole dp edit run on a toy world of PERSONS persons at the largest batch: its images/s "
+                         "against its pipeline calls' (loading, verifying and writing included)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +199,8 @@ def main() -> None:
             pipe = DPEditPipeline.from_pretrained(ref, scheduler="ddim", device=device, compile=args.compile)
             report(pipe, args.steps, args.repeats, f"toy config ({'given' if args.model else Path(ref).name}"
                    f"{compiled})", batches=args.batches or (1, 8))
+            if args.end_to_end:
+                end_to_end(pipe, max(args.batches or (1, 8)), args.steps, args.end_to_end, ref)
     if args.sd15:
         if device != "cuda":
             print("SD-1.5 size: skipped (no GPU here)")
@@ -161,6 +210,8 @@ def main() -> None:
                               precision="fp16")
         model.compile_parts(args.compile)
         report(pipe, 25, args.repeats, f"SD-1.5 size (random weights{compiled})", batches=args.batches or (1, 8, 16))
+        if args.end_to_end:
+            end_to_end(pipe, max(args.batches or (1, 8, 16)), 25, args.end_to_end, "sd15-random")
 
 
 if __name__ == "__main__":
