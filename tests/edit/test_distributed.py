@@ -70,6 +70,32 @@ def test_resume_after_a_kill_completes_without_duplicates(single, model_dir, wor
 
 
 @pytest.mark.slow
+def test_ctrl_c_writes_every_edited_image_with_its_line_and_exits_130(model_dir, world, tmp_path, env):
+    """Loading and writing run on background threads: an interrupt still leaves every written image with its
+    manifest line and no line without its image, and a rerun finishes the rest."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, *args(model_dir, world, out, "--batch-size", "1", "--steps", "6")]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while manifest_lines(out) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    lines = rows(out)
+    images = sorted(p.name for p in (out / "images").glob("*.png"))
+    assert len(lines) >= 2 and sorted(Path(r["image"]).name for r in lines) == images
+    assert all((out / r["mask"]).is_file() for r in lines)
+    assert not list(out.rglob(".*.tmp*"))
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ids = [r["id"] for r in rows(out)]
+    assert len(ids) == len(set(ids)) > len(lines)
+
+
+@pytest.mark.slow
 def test_two_processes_under_torchrun_make_the_same_outputs_as_one(single, model_dir, world, tmp_path, env):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
