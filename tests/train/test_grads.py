@@ -76,12 +76,14 @@ def test_training_with_one_buffer_equals_the_per_tensor_path(dp, train_args, tmp
 
     from dp_cli.train import loop
 
-    used = []
-    real = loop.flat_grads
+    used, clipped = [], []
+    real, real_clip = loop.flat_grads, FlatGrads.clip_
     monkeypatch.setattr(loop, "flat_grads", lambda acc, params: used.append(real(acc, params)) or used[-1])
+    monkeypatch.setattr(FlatGrads, "clip_", lambda self, n: clipped.append(n) or real_clip(self, n))
     flat = tmp_path / "flat"
     assert dp("train", *train_args(flat, max_train_steps=4, max_grad_norm=0.05)).exit_code == 0
     assert used and used[-1] is not None
+    assert len(clipped) == 4  # the buffer stayed the gradients on every step (no fallback)
     monkeypatch.setattr(loop, "flat_grads", lambda acc, params: None)
     plain = tmp_path / "plain"
     assert dp("train", *train_args(plain, max_train_steps=4, max_grad_norm=0.05)).exit_code == 0
