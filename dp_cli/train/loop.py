@@ -131,7 +131,9 @@ def setup(cfg: TrainConfig):
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision, log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.logging_path)),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
+        # pinned batches go to the GPU without the host waiting for the copy (accelerate's non_blocking)
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed,
+                                                  non_blocking=cfg.pin_memory and torch.cuda.is_available()))
     set_seed(cfg.seed)
     return Run(cfg, accelerator)
 
