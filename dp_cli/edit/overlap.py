@@ -48,8 +48,8 @@ class Overlap:
         while self._pending:
             try:
                 self._pending.popleft().result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after every other write ran
-                error = error or exc
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after every other write ran (a second
+                error = error or exc  # Ctrl-C is not caught: it stops the wait)
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
         if error is not None and raise_errors:
