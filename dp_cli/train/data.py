@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from dp_cli.data.attributes import NounMatch, attribute_mask, drop_adjectives, find_nouns
 from dp_cli.data.dataset import PersonDataset, PersonRecord
@@ -27,6 +27,11 @@ from dp_cli.data.reference import TRAIN_AUGMENT, Augment, training_reference
 from dp_cli.errors import DataError
 
 MIN_ATTRIBUTE_PIXELS = 8  # at training resolution; smaller regions give no usable reference
+# What an example reads again every epoch, kept by a training process that loads its own batches (not by
+# DataLoader workers, which load beside the step anyway), up to these bounds: decoded images and parsing maps
+# (about a fifth of the loading on the toy world) and tokenized captions (another fifth)
+DECODED_CACHE_BYTES = 512 * 2**20
+TOKEN_CACHE_ENTRIES = 100_000
 
 
 @dataclass
@@ -104,6 +109,10 @@ class TrainDataset(Dataset):
         self.latent_cache = latent_cache
         self.augment = TRAIN_AUGMENT if reference_augmentation else Augment()
         self._paths: dict[int, tuple[Path, Path | None]] = {}  # resolving follows links: once per record
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._decoded_bytes, self._decoded_budget = 0, DECODED_CACHE_BYTES
+        self._tokens: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._token_budget = TOKEN_CACHE_ENTRIES
 
     def __len__(self) -> int:
         return len(self.records)
@@ -136,7 +145,7 @@ class TrainDataset(Dataset):
         """One example; its randomness is a function of (seed, epoch, i)."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         rec = self.records[i]
-        image, parsing = self.load(*self.paths(i))
+        image, parsing = self.decoded(i)
         flip = self.random_flip and rng.random() < 0.5
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -161,6 +170,20 @@ class TrainDataset(Dataset):
             self._paths[i] = (self.dataset.image_path(rec), self.dataset.parsing_path(rec))
         return self._paths[i]
 
+    def decoded(self, i: int) -> tuple[Image.Image, np.ndarray | None]:
+        """Record i's RGB image and parsing map, decoded once while the cache has room (the files are read
+        again, and a broken one found, only for records beyond it)."""
+        hit = self._decoded.get(i)
+        if hit is not None:
+            return Image.fromarray(hit[0]), hit[1]
+        image, parsing = self.load(*self.paths(i))
+        rgb = np.asarray(image)
+        size = rgb.nbytes + (parsing.nbytes if parsing is not None else 0)
+        if self._decoded_bytes + size <= self._decoded_budget and get_worker_info() is None:
+            self._decoded[i] = (rgb, parsing)
+            self._decoded_bytes += size
+        return image, parsing
+
     def load(self, image_path: Path, parsing_path: Path | None) -> tuple[Image.Image, np.ndarray | None]:
         with Image.open(image_path) as im:
             image = im.convert("RGB")
@@ -170,7 +193,8 @@ class TrainDataset(Dataset):
                 pm = pm if pm.mode in ("L", "P", "I") else pm.convert("L")
                 if pm.size != image.size:
                     pm = pm.resize(image.size, Image.Resampling.NEAREST)
-                parsing = np.asarray(pm).astype(np.int64)
+                parsing = np.asarray(pm)
+                parsing = parsing.astype(np.uint8 if parsing.dtype == np.uint8 else np.int64)  # a copy we own
         return image, parsing
 
     def attributes(self, caption: str, image: Image.Image, parsing: np.ndarray | None, rng: np.random.Generator
@@ -201,9 +225,15 @@ class TrainDataset(Dataset):
     def tokenize(self, caption: str, spans: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         from dp_models.tokens import flag_noun_tokens
 
-        ids, pos = flag_noun_tokens(self.tokenizer, [caption], [spans], max_length=self.max_length,
-                                    max_attributes=self.max_attributes)
-        return ids[0], pos[0]
+        key = (caption, tuple(spans))
+        hit = self._tokens.get(key)
+        if hit is None:
+            ids, pos = flag_noun_tokens(self.tokenizer, [caption], [spans], max_length=self.max_length,
+                                        max_attributes=self.max_attributes)
+            hit = ids[0], pos[0]
+            if len(self._tokens) < self._token_budget and get_worker_info() is None:
+                self._tokens[key] = hit
+        return hit[0].clone(), hit[1].clone()
 
     def pack(self, image: Image.Image, attrs: list, positions: torch.Tensor,
              vae_pixels: bool = True) -> dict[str, torch.Tensor]:

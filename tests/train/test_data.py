@@ -167,3 +167,34 @@ def test_with_a_latent_cache_examples_carry_latents_not_pixels(tiny_dataset, tok
     examples = [flipped[i] for i in range(len(flipped))]
     assert all(("pixel_values" in ex) != ("latent_dist" in ex) for ex in examples)  # a flipped image: its pixels
     assert any("pixel_values" in ex for ex in examples) and any("latent_dist" in ex for ex in examples)
+
+
+def test_decoded_images_and_tokens_are_cached_with_the_same_examples(tmp_path, tokenizer, dataset_writer,
+                                                                    monkeypatch):
+    """The main process keeps decoded files and tokenized captions; examples are those of a dataset that
+    keeps nothing, epoch after epoch, and a cached record is not read from disk again."""
+    import dp_cli.train.data as data_module
+
+    root = dataset_writer(tmp_path / "ds", n=6)
+    cached = make(root, tokenizer, reference_augmentation=True)
+    monkeypatch.setattr(data_module, "DECODED_CACHE_BYTES", 0)
+    monkeypatch.setattr(data_module, "TOKEN_CACHE_ENTRIES", 0)
+    plain = make(root, tokenizer, reference_augmentation=True)
+    for epoch in range(3):
+        cached.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = cached[i], plain[i]
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
+    assert len(cached._decoded) == 6 and not plain._decoded and cached._tokens and not plain._tokens
+    (root / "images" / "p001.png").write_bytes(b"broken after it was cached")
+    assert cached[1]["skipped"] == "" and plain[1]["skipped"] == "p001"
+
+
+def test_loader_workers_keep_no_caches(tmp_path, tokenizer, dataset_writer, monkeypatch):
+    import dp_cli.train.data as data_module
+
+    data = make(dataset_writer(tmp_path / "ds", n=4), tokenizer)
+    monkeypatch.setattr(data_module, "get_worker_info", lambda: object())  # as inside a DataLoader worker
+    data[0]
+    assert not data._decoded and not data._tokens
