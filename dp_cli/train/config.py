@@ -133,7 +133,8 @@ class TrainConfig(Section):
         default="auto", description="DataLoader worker processes, or \"auto\": 0 on CPU, up to 4 per process on a GPU"
                                     " (reference crops + CLIP preprocessing take ~0.2 s per SD-1.5 batch of 32 on "
                                     "the main process; benchmarks/README.md)")
-    pin_memory: bool = Field(default=True, description="Pin host memory of batches (GPU only)")
+    pin_memory: bool = Field(default=True, description="Pin host memory of batches and copy them to the GPU without "
+                                                       "waiting (GPU only)")
     strict: bool = Field(default=False, description="Fail on a corrupt or missing file instead of skipping it")
     # --- checkpoints and logging -----------------------------------------------------------------
     checkpointing_steps: int = Field(default=200, ge=1, description="Save a checkpoint every N optimizer steps")
