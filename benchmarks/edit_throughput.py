@@ -185,8 +185,8 @@ def main() -> None:
                     help="batch sizes (default: 1 8 for the toy model, 1 8 16 at SD-1.5 size)")
     ap.add_argument("--compile", default="none", help="torch.compile mode of the UNet and encoders (warm-up compiles)")
     ap.add_argument("--end-to-end", type=int, default=0, metavar="PERSONS",
-                    help="also a whole dp edit run on a toy world of PERSONS persons at the largest batch: its images/s "
-                         "against its pipeline calls' (loading, verifying and writing included)")
+                    help="also a whole dp edit run on a toy world of PERSONS persons at the largest batch: its "
+                         "images/s against its pipeline calls' (loading, verifying and writing included)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

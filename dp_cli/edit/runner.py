@@ -1,9 +1,10 @@
 """Run a dataset edit: plan, shard across processes, edit in batches, write images and manifest lines.
 
 Crash safety: each image (and its mask) is written atomically, then its manifest line is appended and
-fsynced; a rerun skips every id with both. Loading the next batch and writing the last one run on background
-threads while a batch is edited (dp_cli.edit.overlap), in the same order. Under torchrun / accelerate each process takes every
-n-th job of the plan and appends to its own shard; the main process merges them at the end.
+fsynced; a rerun skips every id with both. Loading the next batch and writing the last one run on
+background threads while a batch is edited (dp_cli.edit.overlap), in the same order. Under torchrun /
+accelerate each process takes every n-th job of the plan and appends to its own shard; the main process
+merges them at the end.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def _open_reference(path: Path):
 def reference_warnings(jobs: list[EditJob]) -> list[str]:
     """The preparation warnings of the references these jobs use, one per reference."""
     unique = {(str(r.image), str(r.mask)): r for j in jobs for r in j.references}
-    return [w for _, r in sorted(unique.items(), key=lambda kv: kv[0]) if (w := preparation_record(r).get("warning"))]
+    return [w for _, r in sorted(unique.items(), key=lambda kv: kv[0])
+            if (w := preparation_record(r).get("warning"))]
 
 
 def candidate_seed(seed: int, k: int) -> int:

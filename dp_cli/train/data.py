@@ -213,7 +213,8 @@ class TrainDataset(Dataset):
                 seen.add(m.type)
                 chosen.append((k, m, full, small))
         if self.caption_augmentation and chosen:
-            drop = [c[1] for c in chosen if c[1].phrase_start < c[1].start and rng.random() < self.caption_augmentation_prob]
+            drop = [m for _, m, _, _ in chosen
+                    if m.phrase_start < m.start and rng.random() < self.caption_augmentation_prob]
             if drop:
                 new_caption = drop_adjectives(caption, drop)
                 renamed = find_nouns(new_caption, self.types)
