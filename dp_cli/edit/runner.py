@@ -143,6 +143,18 @@ def preparation_record(item) -> dict[str, Any]:
     return dict(_preparation_record(str(item.image), str(item.mask) if item.mask else None))
 
 
+@functools.lru_cache(maxsize=4096)
+def _prepared_colours(path: str, mask: str | None):
+    from dp_cli.edit.verify import reference_colours
+
+    return reference_colours(prepared_reference(path, mask))
+
+
+def prepared_colours(item):
+    """What the verifier reads of an item's prepared reference (10 KB), once per run and reference."""
+    return _prepared_colours(str(item.image), str(item.mask) if item.mask else None)
+
+
 def _open_reference(path: Path):
     """(the picture, with its alpha channel when it has one; the crc32 of its bytes): the file is read once."""
     from io import BytesIO
@@ -197,6 +209,7 @@ class EditInput:
     labels: list[str]
     regions: list[np.ndarray]
     preps: list[Any]
+    colours: list[Any] | None = None  # the preps' verify.reference_colours, when computed ahead (once per run)
 
 
 def _load_input(dataset, job: EditJob) -> EditInput:
@@ -207,7 +220,7 @@ def _load_input(dataset, job: EditJob) -> EditInput:
     return EditInput(load_rgb(dataset.image_path(job.record), f"record {job.record.id!r} image"),
                      edit_mask(parsing, types, dataset.label_set), job.caption, job.seed, types,
                      [r.label for r in job.references], [attribute_mask(parsing, t, dataset.label_set) for t in types],
-                     [prepared_item(r) for r in job.references])
+                     [prepared_item(r) for r in job.references], [prepared_colours(r) for r in job.references])
 
 
 class _Tried(NamedTuple):
@@ -237,8 +250,8 @@ def edit_verified(pipe, inputs: list[EditInput], cfg) -> list[EditOutcome]:
                       **sampler_kwargs(cfg))
         for j, (i, _) in enumerate(calls):
             x = inputs[i]
-            verdict = verify_edit(np.asarray(result.images[j]), np.asarray(x.image), x.regions, x.types, x.preps,
-                                  cfg.min_score)
+            verdict = verify_edit(np.asarray(result.images[j]), np.asarray(x.image), x.regions, x.types,
+                                  x.colours or x.preps, cfg.min_score)
             tried[i].append(_Tried(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdict))
         active = [i for i in active if not any(t.verdict.passed for t in tried[i])]
         if not active:

@@ -199,3 +199,28 @@ def test_preparation_records_outlive_the_prepared_image_cache(tmp_path, monkeypa
     runner.prepared_reference.cache_clear()  # the image cache let it go
     assert runner.preparation_record(item) == first and len(calls) == 1
     assert runner.reference_warnings([SimpleNamespace(references=[item])]) == [] and len(calls) == 1
+
+
+def test_a_reference_read_once_gives_the_verdicts_of_the_reference_itself(tmp_path, monkeypatch):
+    """dp edit reads each reference's colours once per run (on its loading thread) and checks every image and
+    seed against them: the same verdicts, to the last digit, as checking against the prepared reference."""
+    from types import SimpleNamespace
+
+    import dp_cli.edit.verify as verify
+    from dp_cli.edit import runner
+
+    source, region = _person(RED)
+    for ref in (_reference("blue"), _reference("blue", "striped", "white")):
+        colours = verify.reference_colours(ref)
+        for edited in (_person(BLUE)[0], _person(GREEN)[0], _person(BLUE, stripes=(240, 240, 240))[0], source):
+            a = verify_edit(edited, source, [region], ["uppercloth"], [ref], 0.5)
+            b = verify_edit(edited, source, [region], ["uppercloth"], [colours], 0.5)
+            assert a.record() == b.record()
+    calls = []
+    real = verify.reference_colours
+    monkeypatch.setattr(verify, "reference_colours", lambda r: calls.append(1) or real(r))
+    picture = np.full((40, 30, 3), 250, dtype=np.uint8)
+    picture[8:32, 6:24] = (180, 30, 40)
+    Image.fromarray(picture).save(tmp_path / "red_shirt.png")
+    item = SimpleNamespace(image=tmp_path / "red_shirt.png", mask=None)
+    assert runner.prepared_colours(item) is runner.prepared_colours(item) and len(calls) == 1
