@@ -162,9 +162,7 @@ def end_to_end(pipe, batch: int, steps: int, persons: int, label: str) -> None:
         generate_world(Path(tmp) / "world", persons=persons, seed=3, height=h, width=w)
         cfg = EditConfig(dataset=Path(tmp) / "world", catalog=Path(tmp) / "world" / "catalog",
                          output_dir=Path(tmp) / "out", batch_size=batch, steps=steps, device=str(pipe.device))
-        dataset = runner.load_dataset(cfg.dataset)
-        jobs = runner.plan_jobs(dataset, runner.load_catalog(cfg.catalog), cfg,
-                                types_of=lambda records: runner.present_types(dataset, records, cfg.types))
+        dataset, jobs = runner.plan_dataset_edit(cfg)
         timed = TimedPipe(pipe)
         summary = runner.run_dataset_edit(cfg, prepared=runner.PreparedEdit(
             cfg, dataset, jobs, label, timed, process_state(cfg.device)))

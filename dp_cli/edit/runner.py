@@ -127,9 +127,14 @@ def prepared_reference(path: str, mask: str | None = None):
     return prepare_reference(image, fg, seed=seed, name=f"reference {path}")
 
 
+def _key(item) -> tuple[str, str | None]:
+    """The cache key of a catalog item or an `--attribute` spec: its picture and, if given, mask."""
+    return str(item.image), str(item.mask) if item.mask else None
+
+
 def prepared_item(item):
-    """`prepared_reference` of a catalog item or an `--attribute` spec (its picture and, if given, mask)."""
-    return prepared_reference(str(item.image), str(item.mask) if item.mask else None)
+    """`prepared_reference` of a catalog item or an `--attribute` spec."""
+    return prepared_reference(*_key(item))
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,7 +145,7 @@ def _preparation_record(path: str, mask: str | None) -> dict[str, Any]:
 def preparation_record(item) -> dict[str, Any]:
     """What edits.jsonl says about an item's preparation; kept for every reference of the run (a few numbers
     each), so a catalog larger than the prepared-image cache is not prepared again for its lines or warnings."""
-    return dict(_preparation_record(str(item.image), str(item.mask) if item.mask else None))
+    return dict(_preparation_record(*_key(item)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -152,7 +157,7 @@ def _prepared_colours(path: str, mask: str | None):
 
 def prepared_colours(item):
     """What the verifier reads of an item's prepared reference (10 KB), once per run and reference."""
-    return _prepared_colours(str(item.image), str(item.mask) if item.mask else None)
+    return _prepared_colours(*_key(item))
 
 
 def _open_reference(path: Path):
@@ -199,7 +204,7 @@ class EditOutcome:
 @dataclass
 class EditInput:
     """One edit's loaded source, edit mask, caption, seed, and per attribute its type, label, region in the
-    source and prepared reference."""
+    source, prepared reference and what the verifier reads of it (`prepared_colours`)."""
 
     image: Any
     mask: np.ndarray
@@ -209,7 +214,7 @@ class EditInput:
     labels: list[str]
     regions: list[np.ndarray]
     preps: list[Any]
-    colours: list[Any] | None = None  # the preps' verify.reference_colours, when computed ahead (once per run)
+    colours: list[Any]
 
 
 def _load_input(dataset, job: EditJob) -> EditInput:
@@ -251,7 +256,7 @@ def edit_verified(pipe, inputs: list[EditInput], cfg) -> list[EditOutcome]:
         for j, (i, _) in enumerate(calls):
             x = inputs[i]
             verdict = verify_edit(np.asarray(result.images[j]), np.asarray(x.image), x.regions, x.types,
-                                  x.colours or x.preps, cfg.min_score)
+                                  x.colours, cfg.min_score)
             tried[i].append(_Tried(result.images[j], result.masks[j], result.prompts[j], seeds[j], verdict))
         active = [i for i in active if not any(t.verdict.passed for t in tried[i])]
         if not active:
@@ -325,6 +330,15 @@ class PreparedEdit:
 
 def prepare_dataset_edit(cfg) -> PreparedEdit:
     """Plan the jobs and check every input, then load the model: errors come before any output."""
+    dataset, jobs = plan_dataset_edit(cfg)
+    model_ref = resolve_model(cfg.model)
+    state = process_state(cfg.device)
+    pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
+    return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
+
+
+def plan_dataset_edit(cfg) -> tuple[Any, list[EditJob]]:
+    """(the dataset, its edit jobs), every input checked."""
     if cfg.dataset is None or cfg.catalog is None:
         missing = " and ".join(k for k in ("dataset", "catalog") if getattr(cfg, k) is None)
         raise DataError(f"dataset mode needs a {missing}",
@@ -337,10 +351,7 @@ def prepare_dataset_edit(cfg) -> PreparedEdit:
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
                      types_of=lambda records: present_types(dataset, records, cfg.types))
     check_jobs(dataset, jobs)
-    model_ref = resolve_model(cfg.model)
-    state = process_state(cfg.device)
-    pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device, state))
-    return PreparedEdit(cfg, dataset, jobs, model_ref, pipe, state)
+    return dataset, jobs
 
 
 def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: PreparedEdit | None = None) -> EditSummary:

@@ -66,7 +66,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     """Edit one image; everything is checked before the output is written (atomically)."""
     from dp_cli.data.attributes import attribute_mask
     from dp_cli.distributed import pick_device
-    from dp_cli.edit.runner import EditInput, edit_mask, edit_verified, load_pipeline, prepared_item, resolve_model
+    from dp_cli.edit.runner import (EditInput, edit_mask, edit_verified, load_pipeline, prepared_colours,
+                                     prepared_item, resolve_model)
 
     # 1. Check and load the inputs
     if label_set not in LABEL_SETS:
@@ -100,7 +101,8 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
     pipe = load_pipeline(model_ref, cfg, pick_device(cfg.device))
     types = [s.type for s in specs]
     x = EditInput(source, mask, caption, cfg.seed, types, [s.label for s in specs],
-                  [attribute_mask(labels, t, label_set) for t in types], preps)
+                  [attribute_mask(labels, t, label_set) for t in types], preps,
+                  [prepared_colours(s) for s in specs])
     best = edit_verified(pipe, [x], cfg)[0]
     save_image_atomic(best.image, out)
     used = float((np.asarray(best.mask) > 0).mean())
