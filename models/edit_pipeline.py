@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, add_phrase, drop_adjectives, find_nouns, first_noun
-from dp_cli.data.images import dilate_mask, to_vae_pixels
+from dp_cli.data.images import grow_mask, to_vae_pixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from diffusers import SchedulerMixin
@@ -325,7 +325,7 @@ class DPEditPipeline:
         f = int(self.model.vae_scale_factor)
         latent_masks, alphas = [], []
         for m in masks:
-            dil = dilate_mask(m, mask_dilation)
+            dil = grow_mask(m, mask_dilation)
             big = torch.from_numpy(dil.astype(np.float32))[None, None]
             model_res = F.interpolate(big, size=(h, w), mode="bilinear", align_corners=False) > 0
             lat = F.max_pool2d(model_res.float(), kernel_size=f, stride=f)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dp_cli.data.images import grow_mask
+
 MIN_FOREGROUND = 0.01  # share of the picture below which "no foreground was found"
 MAX_FOREGROUND = 0.97  # share above which "the whole picture is foreground"
 BORDER_SPREAD_MAX = 12.0  # Lab distance: a border more varied than this is no plain background
@@ -88,16 +90,6 @@ def _flood_from_border(candidate: np.ndarray) -> np.ndarray:
         if np.array_equal(grown, reached):
             return reached
         reached = grown
-
-
-def grow_mask(mask: np.ndarray, steps: int, shrink: bool = False) -> np.ndarray:
-    """Binary dilation (or erosion) by a 3x3 square, `steps` times; the outside counts as background."""
-    out = mask.copy()
-    for _ in range(steps):
-        p = np.pad(out, 1, constant_values=False)
-        views = [p[dy:dy + out.shape[0], dx:dx + out.shape[1]] for dy in range(3) for dx in range(3)]
-        out = np.logical_and.reduce(views) if shrink else np.logical_or.reduce(views)
-    return out
 
 
 def background_foreground(rgb: np.ndarray) -> np.ndarray | None:

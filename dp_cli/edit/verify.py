@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dp_cli.data.reference import PreparedReference, grow_mask, rgb_to_lab
+from dp_cli.data.images import grow_mask
+from dp_cli.data.reference import PreparedReference, rgb_to_lab
 
 SAMPLE = 400  # pixels per set (strided, deterministic)
 TRIM = 0.8  # the nearest-colour distances above this quantile are outliers (outlines, mask edges)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dp_cli.data.handoff import EditRow, read_edit_rows
-from dp_cli.data.images import dilate_mask, load_parsing, load_rgb
+from dp_cli.data.images import grow_mask, load_parsing, load_rgb
 from dp_cli.errors import DataError
 
 REQUIRED = ("id", "image", "mask", "source_id", "source_image", "reference_attribute_list")
@@ -106,7 +106,7 @@ def preservation(edited: np.ndarray, reference: np.ndarray, mask: np.ndarray, di
     reference: only changes outside the mask lower it. SSIM averages over the outside pixels away
     from the image border (`ssim`).
     """
-    outside = ~dilate_mask(mask, dilate)
+    outside = ~grow_mask(mask, dilate)
     if not outside.any():
         return None, None
     composite = np.where(outside[..., None] if edited.ndim == 3 else outside, edited, reference)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dp_cli.data.images import (CLIP_MEAN, CLIP_STD, dilate_mask, load_parsing, load_rgb, to_clip_pixels,
+from dp_cli.data.images import (CLIP_MEAN, CLIP_STD, grow_mask, load_parsing, load_rgb, to_clip_pixels,
                                 to_vae_pixels)
 from dp_cli.errors import DataError
 
@@ -41,15 +41,29 @@ def test_load_parsing_keeps_label_ids_and_resizes_nearest(tmp_path):
 
 
 @pytest.mark.parametrize("pixels", [0, 1, 2, 3, 4, 7])
-def test_dilate_mask_is_the_square_neighbourhood_clipped_at_the_border(pixels):
+def test_grow_mask_is_the_square_neighbourhood_clipped_at_the_border(pixels):
     rng = np.random.default_rng(pixels)
     mask = rng.random((13, 17)) < 0.04
     mask[0, 0] = mask[12, 16] = True
     want = np.zeros_like(mask)
     for y, x in zip(*np.nonzero(mask)):
         want[max(0, y - pixels): y + pixels + 1, max(0, x - pixels): x + pixels + 1] = True
-    got = dilate_mask(mask.astype(np.uint8), pixels)
+    got = grow_mask(mask.astype(np.uint8), pixels)
     assert got.dtype == bool and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("pixels", [0, 1, 2, 5])
+def test_grow_mask_shrink_keeps_pixels_whose_whole_square_is_inside_the_mask_and_the_image(pixels):
+    rng = np.random.default_rng(10 + pixels)
+    mask = rng.random((15, 11)) < 0.85
+    mask[:, :4] = True  # a solid band on the border: the outside still counts as background
+    want = np.zeros_like(mask)
+    for y, x in np.ndindex(mask.shape):
+        y0, y1, x0, x1 = y - pixels, y + pixels + 1, x - pixels, x + pixels + 1
+        want[y, x] = y0 >= 0 and x0 >= 0 and y1 <= 15 and x1 <= 11 and mask[y0:y1, x0:x1].all()
+    got = grow_mask(mask, pixels, shrink=True)
+    assert got.dtype == bool and np.array_equal(got, want)
+    assert got is not mask
 
 
 def test_to_vae_pixels_maps_0_255_to_minus_one_one_at_height_width():

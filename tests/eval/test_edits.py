@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from dp_cli.app import app
 from dp_cli.errors import DataError
-from dp_cli.eval.edits import dilate_mask, evaluate_edits, gaussian_filter, psnr, ssim
+from dp_cli.eval.edits import evaluate_edits, gaussian_filter, grow_mask, psnr, ssim
 
 
 def test_psnr_and_ssim_basics():
@@ -38,10 +38,10 @@ def test_gaussian_filter_matches_direct_convolution_inside():
     assert gaussian_filter(x, 1.5)[15, 12] == pytest.approx(direct)
 
 
-def test_dilate_mask_grows_by_pixels():
+def test_grow_mask_grows_by_pixels():
     m = np.zeros((9, 9), bool)
     m[4, 4] = True
-    assert dilate_mask(m, 2).sum() == 25 and dilate_mask(m, 0).sum() == 1
+    assert grow_mask(m, 2).sum() == 25 and grow_mask(m, 0).sum() == 1
 
 
 def test_identity_and_colour_fidelity_on_known_truth(dataset, tmp_path, kit):
