@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# PIL modes a parsing map may have: one channel of label ids.
+LABEL_MODES = ("L", "P", "I", "I;16")
+
 
 def load_rgb(path: Path, what: str = "image") -> Image.Image:
     """Open and fully decode an image as RGB; DataError naming the file when missing or corrupt."""
@@ -45,7 +48,7 @@ def load_parsing(path: Path, what: str = "parsing map", size: tuple[int, int] | 
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode not in ("L", "P", "I", "I;16"):
+            if im.mode not in LABEL_MODES:
                 raise DataError(f"{what} {path}: mode {im.mode} is not a label map",
                                 hint="parsing maps are single-channel PNGs of label ids")
             if size is not None and im.size != tuple(size):

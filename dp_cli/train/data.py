@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from dp_cli.data.attributes import NounMatch, attribute_mask, drop_adjectives, find_nouns
 from dp_cli.data.dataset import PersonDataset, PersonRecord
-from dp_cli.data.images import to_vae_pixels
+from dp_cli.data.images import LABEL_MODES, load_parsing, load_rgb, to_vae_pixels
 from dp_cli.data.reference import TRAIN_AUGMENT, Augment, training_reference
 from dp_cli.errors import DataError
 
@@ -61,7 +61,7 @@ def scan_split(dataset: PersonDataset, split: str, *, strict: bool, need_parsing
     report = ScanReport([])
     for rec in records:
         problem = _file_problem(dataset.image_path(rec)) or (
-            _file_problem(dataset.parsing_path(rec)) if rec.parsing else None)
+            _file_problem(dataset.parsing_path(rec), label_map=True) if rec.parsing else None)
         if problem:
             if strict:
                 raise DataError(f"{dataset.root}: record {rec.id!r}: {problem}",
@@ -79,14 +79,17 @@ def scan_split(dataset: PersonDataset, split: str, *, strict: bool, need_parsing
     return report
 
 
-def _file_problem(path: Path | None) -> str | None:
+def _file_problem(path: Path | None, label_map: bool = False) -> str | None:
     if path is None or not path.exists():
         return f"file not found: {path}"
     try:
         with Image.open(path) as im:
+            mode = im.mode
             im.verify()
     except Exception as exc:  # PIL raises many types for broken files
         return f"corrupt image {path}: {exc.__class__.__name__}"
+    if label_map and mode not in LABEL_MODES:
+        return f"parsing map {path}: mode {mode} is not a label map (single-channel PNG of label ids)"
     return None
 
 
@@ -134,7 +137,7 @@ class TrainDataset(Dataset):
             i = (index + attempt) % len(self.records)
             try:
                 return {**self.example(i), "skipped": "\n".join(skipped)}
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, DataError) as exc:
                 rec = self.records[i]
                 if self.strict:
                     raise DataError(f"{self.dataset.root}: record {rec.id!r}: cannot read: {exc}") from None
@@ -185,16 +188,14 @@ class TrainDataset(Dataset):
         return image, parsing
 
     def load(self, image_path: Path, parsing_path: Path | None) -> tuple[Image.Image, np.ndarray | None]:
-        with Image.open(image_path) as im:
-            image = im.convert("RGB")
+        """The RGB image and its parsing map at the image's size (data.images' readers, as edit and eval read
+        them; a map that is not a label map is unreadable), uint8 when the labels fit (cached per record)."""
+        image = load_rgb(image_path)
         parsing = None
         if parsing_path is not None:
-            with Image.open(parsing_path) as pm:
-                pm = pm if pm.mode in ("L", "P", "I") else pm.convert("L")
-                if pm.size != image.size:
-                    pm = pm.resize(image.size, Image.Resampling.NEAREST)
-                parsing = np.asarray(pm)
-                parsing = parsing.astype(np.uint8 if parsing.dtype == np.uint8 else np.int64)  # a copy we own
+            parsing = load_parsing(parsing_path, size=image.size)
+            if parsing.size and parsing.min() >= 0 and parsing.max() <= 255:
+                parsing = parsing.astype(np.uint8)
         return image, parsing
 
     def attributes(self, caption: str, image: Image.Image, parsing: np.ndarray | None, rng: np.random.Generator
@@ -278,11 +279,9 @@ class PixelView(Dataset):
         return len(self.train)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        rec = self.train.records[i]
         try:
-            with Image.open(self.train.paths(i)[0]) as im:
-                return to_vae_pixels(im, self.train.size)
-        except (OSError, ValueError):
+            return to_vae_pixels(load_rgb(self.train.paths(i)[0]), self.train.size)
+        except DataError:
             return torch.zeros(3, *self.train.size)  # the example itself is skipped at training time
 
 

@@ -98,6 +98,23 @@ def test_missing_and_corrupt_files_are_skipped_and_counted(tmp_path, tokenizer, 
         scan_split(ds, "train", strict=True, need_parsing=True)
 
 
+def test_a_colour_parsing_map_is_skipped_as_edit_and_eval_reject_it(tmp_path, tokenizer, dataset_writer):
+    """Training reads images and maps with data.images' readers: an RGB map is not converted to grey labels."""
+    root = dataset_writer(tmp_path / "ds", n=5)
+    labels = np.asarray(Image.open(root / "parsing" / "p003.png"))
+    Image.fromarray(np.stack([labels] * 3, -1)).save(root / "parsing" / "p003.png")
+    ds = load_person_dataset(root)
+    scan = scan_split(ds, "train", strict=False, need_parsing=True)
+    assert [r for r, _ in scan.skipped] == ["p003"] and "not a label map" in scan.skipped[0][1]
+    with pytest.raises(DataError, match="p003.*not a label map"):
+        scan_split(ds, "train", strict=True, need_parsing=True)
+    data = TrainDataset(ds, ds.split("train"), tokenizer, types=TYPES, size=(HEIGHT, WIDTH), max_attributes=3,
+                        reference=ReferenceSpec(32, (0.5,) * 3, (0.5,) * 3), seed=3)  # unscanned: found at load
+    assert data[3]["skipped"] == "p003" and data[3]["index"].item() == 4
+    image, parsing = data.load(*data.paths(0))
+    assert image.mode == "RGB" and parsing.dtype == np.uint8 and parsing.shape == (image.height, image.width)
+
+
 def test_a_file_that_breaks_after_the_scan_is_named_in_the_batch_from_a_worker(tmp_path, tokenizer, dataset_writer):
     """Skips found while training travel with the batch: a DataLoader worker's own dataset copy never reaches
     the main process, so a count kept there would stay 0."""
