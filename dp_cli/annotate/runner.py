@@ -16,7 +16,7 @@ from dp_cli.annotate.records import Item, Plan, item_key, read_input, select
 from dp_cli.annotate.sink import Sink, failures_path
 from dp_cli.annotate.stats import Stats, estimate_cost
 from dp_cli.annotate.validate import Verdict, check_answer
-from dp_cli.data.handoff import AnnotationRow
+from dp_cli.data.handoff import AnnotationRow, FailureRow
 from dp_cli.errors import ConfigError, UsageError
 from dp_cli.fsutil import check_outputs
 
@@ -275,8 +275,8 @@ async def _commit_done(ctx: _Ctx, item: Item, verdict: Verdict, answer: Answer) 
 
 async def _commit_failed(ctx: _Ctx, item: Item, last: tuple[str, str, str | None], attempts: int) -> None:
     reason, detail, answer = last
-    await ctx.sink.failed({"key": item.key, "id": item.id, "reason": reason, "detail": detail,
-                           "attempts": attempts, "last_answer": answer})
+    await ctx.sink.failed(FailureRow(key=item.key, id=item.id, reason=reason, detail=detail, attempts=attempts,
+                                     last_answer=answer))
     ctx.stats.failed += 1
     ctx.on_progress(ctx.stats)
 

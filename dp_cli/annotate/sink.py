@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from dp_cli.data.handoff import AnnotationRow, read_annotation_rows
+from dp_cli.data.handoff import AnnotationRow, FailureRow, read_annotation_rows, read_failure_rows
 from dp_cli.errors import DataError
 from dp_cli.fsutil import repair_jsonl_tail, rewrite_jsonl
 
@@ -28,9 +28,12 @@ def failures_path(output: Path | str, failures: Path | None) -> Path:
     return out.with_name(f"{out.stem}.failed.jsonl")
 
 
-def read_keys(path: Path) -> list[str]:
-    """Keys of the lines of a JSONL file we wrote (after the tail repair)."""
-    return [row.key for row in read_annotation_rows(path, ("key",))] if path.exists() else []
+def read_keys(path: Path, failures: bool = False) -> list[str]:
+    """Keys of the lines of an output (or, `failures`, a failure log) we wrote (after the tail repair)."""
+    if not path.exists():
+        return []
+    rows = read_failure_rows(path) if failures else read_annotation_rows(path, ("key",))
+    return [row.key for row in rows]
 
 
 class _Log:
@@ -103,7 +106,7 @@ class Sink:
         if retry_keys:  # the records about to be asked again leave the failure log
             rewrite_jsonl(failures, lambda row: row.get("key") not in retry_keys)
         self.fail = _Log(failures, scrub)
-        self.failed_keys = set(read_keys(failures))
+        self.failed_keys = set(read_keys(failures, failures=True))
 
     def finished(self, key: str) -> bool:
         return key in self.done_keys or key in self.failed_keys
@@ -112,9 +115,9 @@ class Sink:
         await self.out.append(row.to_json())
         self.done_keys.add(row.key)
 
-    async def failed(self, row: dict) -> None:
-        await self.fail.append(row)
-        self.failed_keys.add(row["key"])
+    async def failed(self, row: FailureRow) -> None:
+        await self.fail.append(row.to_json())
+        self.failed_keys.add(row.key)
 
     def complete(self) -> None:
         """The run finished: its output exists even when nothing was written to it (an empty annotations file

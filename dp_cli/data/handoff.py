@@ -1,5 +1,5 @@
 """The files one stage hands the next (docs/FORMATS.md): `dp edit`'s edits.jsonl rows and `dp annotate`'s
-annotations.jsonl rows, each with one reader and one writer (`to_json`).
+annotations.jsonl rows and failure-log rows, each with one reader and one writer (`to_json`).
 
 A reader checks the type of every known field present, and that the fields its caller `require`s are
 there and not empty; errors name file:line and the command that writes the file. Fields a row does not
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 from dp_cli.errors import DataError
 from dp_cli.fsutil import parse_jsonl
 
 EDITS_HINT = "edits.jsonl is written by `dp edit`; see docs/FORMATS.md"
 ANNOTATIONS_HINT = "annotations.jsonl is written by `dp annotate`; see docs/FORMATS.md"
+FAILURES_HINT = "the failure log (<output stem>.failed.jsonl) is written by `dp annotate`; see docs/FORMATS.md"
 PASSED, FAILED = "passed", "failed"
 
 # What a known field may hold (None always means absent): kind -> (accepted types, words for errors).
@@ -217,8 +218,31 @@ ANNOTATION_FIELDS = {"key": "text", "id": "id", "description": "text", "attribut
                      "prompt_version": "text", "usage": "dict"}
 
 
+class _FlatRow:
+    """A row of flat typed fields (`FIELDS`: json key -> kind, read and written in that order), `extra` and
+    `where`: its one reader and writer."""
+
+    FIELDS: ClassVar[dict[str, str]]
+    HINT: ClassVar[str]
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], where: str, require: Iterable[str] = ()):
+        _check_required(obj, require, where, cls.HINT)
+        known, extra = _split(obj, cls.FIELDS, where, cls.HINT)
+        return cls(**known, extra=extra, where=where)
+
+    def to_json(self) -> dict[str, Any]:
+        return _json(self.FIELDS, {k: getattr(self, k) for k in self.FIELDS}, self.extra)
+
+    @classmethod
+    def read(cls, path: Path | str, require: Iterable[str]) -> Iterator:
+        require = tuple(require)
+        for where, obj in _objects(_lines(path, cls.HINT), str(path)):
+            yield cls.from_json(obj, where, require)
+
+
 @dataclass
-class AnnotationRow:
+class AnnotationRow(_FlatRow):
     """One line of annotations.jsonl: the new description of one edit."""
 
     key: str | None = None  # hash of (model, prompt, record, parameters): what makes a rerun skip it
@@ -230,24 +254,43 @@ class AnnotationRow:
     usage: dict[str, Any] | None = None  # {"prompt_tokens", "completion_tokens"}
     extra: dict[str, Any] = field(default_factory=dict)
     where: str = field(default="", compare=False)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any], where: str, require: Iterable[str] = ()) -> AnnotationRow:
-        _check_required(obj, require, where, ANNOTATIONS_HINT)
-        known, extra = _split(obj, ANNOTATION_FIELDS, where, ANNOTATIONS_HINT)
-        return cls(**known, extra=extra, where=where)
-
-    def to_json(self) -> dict[str, Any]:
-        return _json(ANNOTATION_FIELDS, {k: getattr(self, k) for k in ANNOTATION_FIELDS}, self.extra)
+    FIELDS: ClassVar[dict[str, str]] = ANNOTATION_FIELDS
+    HINT: ClassVar[str] = ANNOTATIONS_HINT
 
 
 def read_annotation_rows(path: Path | str, require: Iterable[str] = ("id", "description")) -> Iterator[AnnotationRow]:
     """Rows of an annotations.jsonl (`dp annotate`'s output)."""
-    require = tuple(require)
-    for where, obj in _objects(_lines(path, ANNOTATIONS_HINT), str(path)):
-        yield AnnotationRow.from_json(obj, where, require)
+    return AnnotationRow.read(path, require)
 
 
 def read_descriptions(path: Path | str) -> dict[str, str]:
     """Edit id -> new description (stripped) of an annotations.jsonl."""
     return {str(row.id): row.description.strip() for row in read_annotation_rows(path)}
+
+
+# ----------------------------------------------------------------------------- <output stem>.failed.jsonl
+
+
+FAILURE_FIELDS = {"key": "text", "id": "id", "reason": "text", "detail": "text", "attempts": "int",
+                  "last_answer": "text"}
+
+
+@dataclass
+class FailureRow(_FlatRow):
+    """One line of `dp annotate`'s failure log: a record that no answer passed after its attempts."""
+
+    key: str | None = None  # the same key as its annotations.jsonl line would have had
+    id: str | None = None  # the edit's id
+    reason: str | None = None  # why the last answer was rejected, or the request failed (a short word)
+    detail: str | None = None  # the reason in a sentence
+    attempts: int | None = None  # how many times it was asked
+    last_answer: str | None = None  # the last answer rejected, if the model answered at all
+    extra: dict[str, Any] = field(default_factory=dict)
+    where: str = field(default="", compare=False)
+    FIELDS: ClassVar[dict[str, str]] = FAILURE_FIELDS
+    HINT: ClassVar[str] = FAILURES_HINT
+
+
+def read_failure_rows(path: Path | str, require: Iterable[str] = ("key",)) -> Iterator[FailureRow]:
+    """Rows of a `dp annotate` failure log."""
+    return FailureRow.read(path, require)

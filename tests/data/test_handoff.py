@@ -1,4 +1,4 @@
-"""The stage hand-off records: edits.jsonl and annotations.jsonl rows, their one reader and one writer."""
+"""The stage hand-off records: edits.jsonl, annotations.jsonl and failure-log rows, their one reader and one writer."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dp_cli.data.handoff import (AnnotationRow, EditRow, parse_edit_rows, read_annotation_rows, read_descriptions,
-                                 read_edit_rows)
+from dp_cli.data.handoff import (AnnotationRow, EditRow, FailureRow, parse_edit_rows, read_annotation_rows,
+                                 read_descriptions, read_edit_rows, read_failure_rows)
 from dp_cli.errors import DataError
 
 # A line as `dp edit` writes it (docs/FORMATS.md), toy colour included, plus a field this version does not know.
@@ -112,3 +112,19 @@ def test_annotation_rows_round_trip_and_descriptions(tmp_path):
     with pytest.raises(DataError, match=r"annotations.jsonl:1: empty description for id 'e1'") as exc:
         read_descriptions(path)
     assert "`dp annotate`" in exc.value.hint
+
+
+def test_failure_rows_round_trip_and_name_the_line_of_a_bad_field(tmp_path):
+    row = FailureRow(key="k", id="e0", reason="refusal", detail="the model refused", attempts=3)
+    assert row.to_json() == {"key": "k", "id": "e0", "reason": "refusal", "detail": "the model refused",
+                             "attempts": 3}  # no last answer: absent, not null
+    path = _write(tmp_path / "a.failed.jsonl", json.dumps({**row.to_json(), "last_answer": "No.", "x": 1}) + "\n")
+    [back] = read_failure_rows(path)
+    assert back == FailureRow(**{**vars(row), "last_answer": "No.", "extra": {"x": 1}})
+    _write(path, json.dumps({"key": "k", "attempts": "3"}) + "\n")
+    with pytest.raises(DataError, match=r"a.failed.jsonl:1: field 'attempts' must be an integer") as exc:
+        list(read_failure_rows(path))
+    assert "failure log" in exc.value.hint
+    _write(path, json.dumps({"id": "e0"}) + "\n")
+    with pytest.raises(DataError, match=r"a.failed.jsonl:1: missing field\(s\) key"):
+        list(read_failure_rows(path))
