@@ -8,6 +8,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from dp_cli.config import Section, path_or_hub
+from dp_cli.edit.config import AttributeTypes, Candidates, Guidance, Retries, Score, Steps, Variants
 
 
 class DemoConfig(Section):
@@ -22,16 +23,16 @@ class DemoConfig(Section):
                                                       "training)")
     seed: int = Field(1234, description="Seed of the toy world and of the edits (the toy model was trained on seed "
                                         "0)")
-    types: list[str] = Field(["uppercloth", "bottomcloth", "hair"],
+    types: AttributeTypes = Field(["uppercloth", "bottomcloth", "hair"],
                              description="Attribute types the edits replace (one per variant)")
-    variants_per_person: int = Field(2, ge=1, description="New identities made from each person")
-    steps: int = Field(20, ge=1, description="Denoising steps per edit")
-    guidance_scale: float = Field(4.0, ge=0, description="Classifier-free guidance scale")
-    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit; the verifier's best is kept (as `dp "
+    variants_per_person: Variants = Field(2, description="New identities made from each person")
+    steps: Steps = Field(20, description="Denoising steps per edit")
+    guidance_scale: Guidance = Field(4.0, description="Classifier-free guidance scale")
+    candidates: Candidates = Field(1, description="Seeds tried per edit; the verifier's best is kept (as `dp "
                                                         "edit --candidates`)")
-    retries: int = Field(0, ge=0, le=15, description="Rounds of new seeds for an edit that fails the verifier (as "
+    retries: Retries = Field(0, description="Rounds of new seeds for an edit that fails the verifier (as "
                                                      "`dp edit --retries`)")
-    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score under which an edit fails: shown first in"
+    min_score: Score = Field(0.5, description="Verifier score under which an edit fails: shown first in"
                                                           " the report, not annotated, not exported")
     backend: Literal["offline", "openai"] = Field(
         "offline", description="Annotation backend: offline (rules, no server) or openai (any OpenAI-compatible "

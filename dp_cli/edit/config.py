@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from dp_cli.config import Section, path_or_hub
 from dp_cli.errors import ConfigError
 from dp_cli.train.config import COMPILE_MODES
+
+# Bounds shared with the sections that pass these values on to dp edit (`[demo]`): one place to change them.
+Steps = Annotated[int, Field(ge=1, le=1000)]
+Guidance = Annotated[float, Field(ge=0)]
+Candidates = Annotated[int, Field(ge=1, le=16)]
+Retries = Annotated[int, Field(ge=0, le=15)]
+Score = Annotated[float, Field(ge=0, le=1)]
+Variants = Annotated[int, Field(ge=1)]
+
+
+def _parse_types(v):
+    from dp_cli.data.attributes import parse_types
+
+    return list(parse_types(v))
+
+
+# attribute type names: a list, or one string like "hair_uppercloth"; unknown names are refused
+AttributeTypes = Annotated[list[str], BeforeValidator(_parse_types)]
 
 
 class EditConfig(Section):
@@ -29,10 +47,10 @@ class EditConfig(Section):
                                                                         "test")
     catalog: Optional[Path] = Field(None, description="Folder with catalog.jsonl of reference images (default: "
                                                       "none)", examples=["toy-world/catalog"])
-    types: list[str] = Field(["hair", "uppercloth", "bottomcloth"],
+    types: AttributeTypes = Field(["hair", "uppercloth", "bottomcloth"],
                              description="Attribute types a variant may replace (\"hair_uppercloth\" also works)")
     attributes_per_variant: int = Field(1, ge=1, description="How many of those types one variant replaces")
-    variants_per_person: int = Field(1, ge=1, description="New identities made from each person (one set of "
+    variants_per_person: Variants = Field(1, description="New identities made from each person (one set of "
                                                           "references each)")
     persons: Optional[int] = Field(None, ge=1, description="How many persons (seeded sample); default: all",
                                                examples=[100])
@@ -43,8 +61,8 @@ class EditConfig(Section):
     seed: int = Field(0, description="Seed of the plan and (with the image id) of each image's noise")
     scheduler: Literal["ddim", "dpm-solver++", "euler", "pndm", "unipc"] = Field(
         "ddim", description="Sampler: ddim | dpm-solver++ | euler | pndm | unipc (built from the model's config)")
-    steps: int = Field(25, ge=1, le=1000, description="Denoising steps")
-    guidance_scale: float = Field(5.0, ge=0, description="Classifier-free guidance (1 = off)")
+    steps: Steps = Field(25, description="Denoising steps")
+    guidance_scale: Guidance = Field(5.0, description="Classifier-free guidance (1 = off)")
     delayed_conditioning: float = Field(
         0.0, ge=0, le=1, description="Fraction of the steps with the text-only embedding (FastComposer); 0 measured"
                                      " best (flag --start-merge-step N, the seed's step index, sets it to N / "
@@ -59,11 +77,11 @@ class EditConfig(Section):
                                                      "replacing it")
     label_in_prompt: bool = Field(False, description='Write the reference\'s label over the replaced phrase ("a '
                                                      "white skirt\"); wins over keep_adjectives")
-    candidates: int = Field(1, ge=1, le=16, description="Seeds tried per edit (batched); the verifier's best one is"
+    candidates: Candidates = Field(1, description="Seeds tried per edit (batched); the verifier's best one is"
                                                         " kept")
-    retries: int = Field(0, ge=0, le=15, description="Rounds of new seeds (candidates per round) for an edit whose "
+    retries: Retries = Field(0, description="Rounds of new seeds (candidates per round) for an edit whose "
                                                      "candidates all fail the verifier; the best of all is kept")
-    min_score: float = Field(0.5, ge=0, le=1, description="Verifier score (0..1) below which an edit is marked "
+    min_score: Score = Field(0.5, description="Verifier score (0..1) below which an edit is marked "
                                                           "failed: not exported, not annotated")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Precision: fp32 | fp16 | bf16")
     batch_size: int = Field(8, ge=1, description="Images per pipeline call (candidates included), per process")
@@ -73,13 +91,6 @@ class EditConfig(Section):
     device: str = Field("auto", description="Device: auto (this process's GPU, else CPU) | cpu | cuda | cuda:1")
     contact_sheet: bool = Field(False, description="Also write contact_sheet.png (original | references | edit)")
     contact_sheet_rows: int = Field(16, ge=1, description="Edited images on the contact sheet")
-
-    @field_validator("types", mode="before")
-    @classmethod
-    def _types(cls, v):
-        from dp_cli.data.attributes import parse_types
-
-        return list(parse_types(v))
 
     def with_start_merge_step(self, step: int) -> "EditConfig":
         """This config with the references taking over at step index `step` (the seed's start_merge_step):

@@ -77,6 +77,19 @@ def test_demo_names_a_missing_model(tmp_path):
     assert result.exit_code == 1 and "not found" in result.output and "Traceback" not in result.output
 
 
+def test_demo_checks_the_edit_settings_it_passes_on_before_building_anything(tmp_path):
+    """[demo] shares dp edit's bounds and type names: a bad value is named as [demo]'s, before the toy world."""
+    project = tmp_path / "dp.toml"
+    project.write_text('[demo]\ntypes = ["hats"]\n')
+    out = tmp_path / "d"
+    result = CliRunner().invoke(app, ["-c", str(project), "demo", "--out", str(out)])
+    assert result.exit_code == 1 and "[demo] types: unknown attribute type(s) ['hats']" in result.output
+    project.write_text('[demo]\ntypes = "hair_uppercloth"\nsteps = 5000\n')
+    result = CliRunner().invoke(app, ["-c", str(project), "demo", "--out", str(out)])
+    assert result.exit_code == 1 and "[demo] steps" in result.output and "types" not in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 shipped = pytest.mark.skipif(not (TOY_MODEL / "dp_config.json").exists(), reason="no toy model shipped")
 
 
