@@ -58,9 +58,13 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+MIN_SECRET_LENGTH = 8  # shorter keys ("x", "EMPTY" for a local server) are not secrets, and would match
+# ordinary words and digits: replacing them would mangle descriptions, keys and messages
+
+
 def redact(text: str, secret: str | None = None) -> str:
     """Remove the API key (and anything shaped like an OpenAI key) from a message."""
-    if secret and secret != NO_KEY:
+    if secret and secret != NO_KEY and len(secret) >= MIN_SECRET_LENGTH:
         text = text.replace(secret, "[redacted]")
     return _SECRETISH.sub("sk-[redacted]", text)
 

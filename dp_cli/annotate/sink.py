@@ -36,6 +36,18 @@ def read_keys(path: Path, failures: bool = False) -> list[str]:
     return [row.key for row in rows]
 
 
+def _scrubbed(value, scrub: Callable[[str], str], top: bool = True):
+    """`value` with `scrub` applied to every string inside it, never to field names, the JSON around them or
+    a row's own `key` (a hash dp made: what a rerun skips by)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: v if top and k == "key" else _scrubbed(v, scrub, False) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v, scrub, False) for v in value]
+    return value
+
+
 class _Log:
     """One append-only JSONL destination with group commit (a file with fsync, or stdout)."""
 
@@ -68,7 +80,8 @@ class _Log:
     async def append(self, row: dict) -> None:
         """Return once the row is durably written."""
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append(((self.scrub(json.dumps(row, ensure_ascii=False)) + "\n").encode("utf-8"), fut))
+        self._pending.append(((json.dumps(_scrubbed(row, self.scrub), ensure_ascii=False) + "\n").encode("utf-8"),
+                              fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
         await fut

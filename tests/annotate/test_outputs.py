@@ -87,3 +87,39 @@ def test_a_key_echoed_in_good_answers_is_never_written_or_printed(tmp_path, monk
     written = "".join(p.read_text() for p in tmp_path.iterdir())
     assert SECRET not in written and SECRET not in res.output and SECRET not in piped.output
     assert "Served for key [redacted]." in piped.stdout
+
+
+def test_a_short_dummy_key_changes_nothing_written_and_a_rerun_still_skips(tmp_path, monkeypatch):
+    """Keys like "a" or "1" (local servers take any) are not secrets: replacing them mangled descriptions, field
+    names and the line keys, so a rerun asked every record again."""
+    src = write_rows(tmp_path / "in.jsonl", make_rows(3))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert invoke(["annotate", "-i", src, "-o", tmp_path / "plain.jsonl", "--backend", "offline"]).exit_code == 0
+    for key in ("a", "1", "EMPTY"):
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        out = tmp_path / f"{key}.jsonl"
+        first = invoke(["annotate", "-i", src, "-o", out, "--backend", "offline"])
+        assert first.exit_code == 0 and "[redacted]" not in first.output
+        assert out.read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
+        again = invoke(["annotate", "-i", src, "-o", out, "--backend", "offline"])
+        assert again.exit_code == 0 and len(read_lines(out)) == 3
+
+
+def test_the_key_is_removed_from_values_also_where_json_escapes_it(tmp_path):
+    """Scrubbing the dumped line missed a key with a quote or backslash (JSON writes it escaped)."""
+    import asyncio
+
+    from dp_cli.annotate.backends import redact
+    from dp_cli.annotate.sink import _Log
+
+    secret = 'k3y"with\\quotes'
+    log = _Log(tmp_path / "log.jsonl", lambda text: redact(text, secret))
+
+    async def write():
+        await log.append({"key": "abc", "id": "e0", "description": f"echo {secret}.", "x": [f"{secret}"]})
+
+    asyncio.run(write())
+    log.close()
+    text = (tmp_path / "log.jsonl").read_text()
+    assert json.dumps(secret)[1:-1] not in text and secret not in text
+    assert json.loads(text) == {"key": "abc", "id": "e0", "description": "echo [redacted].", "x": ["[redacted]"]}
