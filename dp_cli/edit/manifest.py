@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from dp_cli.data.handoff import EditRow, read_edit_rows
+from dp_cli.errors import DataError
 from dp_cli.fsutil import write_jsonl_atomic
 
 MANIFEST = "edits.jsonl"
@@ -15,6 +16,17 @@ SHARD_GLOB = "edits.shard-*.jsonl"
 def shard_path(out_dir: Path, rank: int, world: int) -> Path:
     """The manifest one process appends to while running under torchrun / accelerate."""
     return out_dir / f"edits.shard-{rank:03d}-of-{world:03d}.jsonl"
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """dp edit writes into a new or empty folder, or into one it wrote (its edits.jsonl or a shard, which
+    exist before the first image is written): never over files of a folder it did not make."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if (out_dir / MANIFEST).exists() or any(out_dir.glob(SHARD_GLOB)):
+        return
+    raise DataError(f"--output-dir {out_dir}: folder is not empty and holds no {MANIFEST} (not written by "
+                    f"`dp edit`)", hint="choose a new or empty --output-dir; dp edit continues only in a folder it wrote")
 
 
 def read_rows(path: Path) -> list[EditRow]:

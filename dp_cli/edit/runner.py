@@ -20,7 +20,7 @@ import numpy as np
 
 from dp_cli.data.handoff import FAILED, PASSED, EditReference, EditRow
 from dp_cli.data.images import load_parsing, load_rgb
-from dp_cli.edit.manifest import MANIFEST, all_rows, finished_ids, merge_manifest, shard_path
+from dp_cli.edit.manifest import MANIFEST, all_rows, check_output_dir, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.overlap import Overlap
 from dp_cli.data.loading import load_dataset
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
@@ -347,6 +347,7 @@ def plan_dataset_edit(cfg) -> tuple[Any, list[EditJob]]:
     from dp_cli.fsutil import check_outputs
 
     check_outputs({"--output-dir": cfg.output_dir}, {"--dataset": cfg.dataset, "--catalog": cfg.catalog})
+    check_output_dir(Path(cfg.output_dir))
     dataset = load_dataset(cfg.dataset, hint="set [edit] dataset or --dataset; `dp toy` makes one")
     jobs = plan_jobs(dataset, load_catalog(cfg.catalog), cfg,
                      types_of=lambda records: present_types(dataset, records, cfg.types))

@@ -276,6 +276,20 @@ def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "--parsing" in res.output
 
 
+def test_a_folder_dp_edit_did_not_write_is_refused_before_anything_is_written(model_dir, world, tmp_path):
+    other = tmp_path / "other"
+    (other / "images").mkdir(parents=True)
+    (other / "notes.txt").write_text("keep")
+    (other / "images" / "p00004_0__v0.png").write_bytes(b"mine")
+    before = digest(other)
+    res = invoke(dataset_args(model_dir, world, other))
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "folder is not empty and holds no edits.jsonl" in " ".join(res.stderr.split())
+    assert digest(other) == before
+    (tmp_path / "empty").mkdir()  # an empty folder, as `mkdir` leaves it, is fine
+    assert invoke(dataset_args(model_dir, world, tmp_path / "empty")).exit_code == 0
+
+
 def test_outputs_may_not_land_in_or_on_the_inputs(model_dir, world, tmp_path):
     from dp_cli.data.formats.native import load_native
 
