@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -71,6 +72,10 @@ def _os_message(exc: OSError) -> str:
     """One line for an OSError: the file, the system's reason, and what to check."""
     where = exc.filename if exc.filename is not None else ""
     reason = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and where and not os.path.isdir(where):  # makedirs met a file on the way
+        reason = "is a file, where a folder is needed"
+    elif exc.errno == errno.ENOTDIR:
+        reason = "a part of this path is a file, not a folder"
     hint = "check that path and its permissions, or give another"
     return f"{where}: {reason} ({hint})" if where else f"{reason} ({hint.replace('that path', 'the paths')})"
 

@@ -256,6 +256,26 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike | None],
                             hint=f"--overwrite replaces only a folder dp made; choose another {name}")
 
 
+def check_output_file(name: str, path: str | os.PathLike | None) -> None:
+    """Refuse, before any work, a file output that cannot be written: an existing folder, a parent path that
+    is a file, or a folder that cannot be written into."""
+    from dp_cli.errors import DataError
+
+    if path is None or str(path) == "-":
+        return
+    path = Path(os.path.expanduser(str(path)))
+    if path.is_dir():
+        raise DataError(f"{name} {path}: is a folder", hint=f"give {name} a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{name} {path}: {parent} is a file, not a folder", hint=f"give {name} another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{name} {path}: cannot write in {parent}", hint=f"check its permissions, or give {name} "
+                                                                          "another path")
+
+
 def _real_paths(paths: Mapping[str, str | os.PathLike | None]) -> list[tuple[str, Path]]:
     return [(name, Path(os.path.realpath(os.path.expanduser(str(p))))) for name, p in paths.items()
             if p is not None and str(p) not in ("", "-")]

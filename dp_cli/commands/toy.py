@@ -30,6 +30,7 @@ def command(
 ) -> None:
     """Generate a toy world: pedestrian-like figures with exact ATR parsing maps, CUHK-style captions,
     a train/test split by person and a garment catalog, all deterministic from the seed."""
+    from dp_cli.fsutil import check_output_file
     from dp_cli.toy.world import CATALOG_DIR, check_target, generate_world
 
     cfg = settings(ToyConfig, "toy", out=out, persons=persons, seed=seed, height=height, width=width,
@@ -37,6 +38,7 @@ def command(
                    catalog_per_type=catalog_per_type)
     if cfg.out is None:
         raise UsageError("missing --out: name the folder to write the toy world to", hint="e.g. dp toy --out toy")
+    check_output_file("--sheet", sheet)  # before the world: a bad path must not cost (or replace) one
     check_target(cfg.out, overwrite)
     start = time.perf_counter()
     with console.progress() as bar:

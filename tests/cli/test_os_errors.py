@@ -29,8 +29,23 @@ def test_toy_out_under_a_file(dp, tmp_path):
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert len(lines) == 1 and str(blocker) in lines[0]
+    assert len(lines) == 1 and str(blocker) in lines[0] and "is a file, where a folder is needed" in lines[0]
     assert blocker.read_text() == "mine"
+
+
+def test_a_sheet_that_cannot_be_written_is_refused_before_the_world_is_made_or_replaced(dp, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    small = ["--persons", "1", "--height", "32", "--width", "16", "--catalog-per-type", "1"]
+    result = dp("toy", "--out", tmp_path / "new", *small, "--sheet", blocker / "s.png")
+    assert result.exit_code == 1 and not (tmp_path / "new").exists()
+    assert f"--sheet {blocker / 's.png'}: {blocker} is a file, not a folder" in result.stderr
+    assert dp("toy", "--out", tmp_path / "old", *small).exit_code == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()}
+    for sheet in (blocker / "s.png", tmp_path):  # under a file; a folder
+        result = dp("toy", "--out", tmp_path / "old", *small, "--seed", "5", "--overwrite", "--sheet", sheet)
+        assert result.exit_code == 1 and "Traceback" not in result.stderr
+        assert {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()} == before
 
 
 def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(dp, tbps, tmp_path, monkeypatch):
