@@ -70,10 +70,11 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
 def parse_types(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """'hair_uppercloth_bottomcloth' or a list -> validated type names (ValueError on unknown or wrong types)."""
+    """'hair_uppercloth_bottomcloth', 'hair,uppercloth' (as --help shows a default) or a list -> validated type
+    names (ValueError on unknown or wrong types)."""
     if not isinstance(spec, (str, list, tuple)) or any(not isinstance(n, str) for n in spec):
         raise ValueError("expected a list of type names, or one string like 'hair_uppercloth'")
-    names = spec.split("_") if isinstance(spec, str) else list(spec)
+    names = re.split(r"[_,]", spec) if isinstance(spec, str) else [n for item in spec for n in re.split(r"[_,]", item)]
     names = [n.strip().lower() for n in names if n.strip()]
     unknown = [n for n in names if n not in ATTRIBUTE_TYPES]
     if unknown:

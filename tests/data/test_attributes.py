@@ -9,6 +9,9 @@ from dp_cli.data import attributes as A
 def test_parse_types_seed_spelling_and_list():
     assert A.parse_types("hair_uppercloth_bottomcloth") == ("hair", "uppercloth", "bottomcloth")
     assert A.parse_types(["shoes", "hair", "shoes"]) == ("shoes", "hair")
+    # the comma form --help shows a list default in, also within repeated options
+    assert A.parse_types("hair,uppercloth,bottomcloth") == ("hair", "uppercloth", "bottomcloth")
+    assert A.parse_types(["hair,shoes", "bag"]) == ("hair", "shoes", "bag")
     with pytest.raises(ValueError, match="unknown attribute type"):
         A.parse_types("hair_wings")
 
