@@ -150,10 +150,21 @@ def _commands_table(rows: list) -> Table:
 
 
 class HelpCommand(TyperCommand):
-    """A command whose --help is `render_help`'s."""
+    """A command whose --help is `render_help`'s, and whose usage line names its arguments in capitals
+    (`dp eval edits [OPTIONS] MANIFEST`, where Typer writes `{manifest}`)."""
 
     def format_help(self, ctx, formatter) -> None:
         render_help(self, ctx)
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = (param.metavar or param.name).upper() + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
 
 
 class HelpGroup(TyperGroup):

@@ -97,14 +97,12 @@ def retrieval(
 
 
 def _retrieval_inputs(cfg, save_to: Optional[Path]):
-    from dp_cli.eval.embeddings import load_embeddings
+    from dp_cli.eval.embeddings import load_embedding_pair
 
     if cfg.queries or cfg.gallery:
         if not (cfg.queries and cfg.gallery):
             raise UsageError("--queries and --gallery go together (one embedding file each)")
-        q_emb, q_ids = load_embeddings(cfg.queries)
-        g_emb, g_ids = load_embeddings(cfg.gallery)
-        return q_emb, q_ids, g_emb, g_ids, f"{cfg.queries.name} vs {cfg.gallery.name}"
+        return (*load_embedding_pair(cfg.queries, cfg.gallery), f"{cfg.queries.name} vs {cfg.gallery.name}")
     fmt = None
     if cfg.dataset is None:
         cfg.dataset, fmt = _data_dataset()

@@ -11,6 +11,8 @@ Rows need not be normalised; dp L2-normalises them.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,6 +23,11 @@ from dp_cli.errors import DataError, ModelError
 
 ProgressFn = Callable[[int], None]
 ID_SIDECARS = (".ids.txt", ".ids.json", ".ids.npy")
+# what np.load raises on a damaged .npy/.npz: bad header, object arrays, truncated data, broken zip members
+_NUMPY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+_NUMPY_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}  # np.save's header; np.savez writes a zip archive
+_NUMPY_HINT = {".npy": "write it with numpy.save; numeric or string arrays, not dtype=object",
+               ".npz": "write it with numpy.savez(path, embeddings=..., ids=...); not dtype=object"}
 
 
 @dataclass
@@ -47,16 +54,57 @@ def load_embeddings(path: str | Path) -> tuple[np.ndarray, list]:
     if suffix == ".safetensors":
         emb, ids = _load_safetensors(path)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            if "embeddings" not in data or "ids" not in data:
-                raise DataError(f"{path}: expected arrays 'embeddings' and 'ids', found {sorted(data.files)}")
-            emb, ids = data["embeddings"], data["ids"].tolist()
+        emb, ids = _load_npz(path)
     elif suffix == ".npy":
-        emb, ids = np.load(path, allow_pickle=False), _load_sidecar(path)
+        emb, ids = _load_numpy(path), _load_sidecar(path)
     else:
         raise DataError(f"{path}: unknown embedding file type {suffix!r}",
                         hint="use .safetensors (embeddings + ids), .npz, or .npy with a NAME.ids.txt sidecar")
     return _check_embeddings(path, np.asarray(emb), list(ids))
+
+
+def load_embedding_pair(queries: str | Path, gallery: str | Path) -> tuple[np.ndarray, list, np.ndarray, list]:
+    """Read the query and gallery embedding files -> (query emb, query ids, gallery emb, gallery ids); both
+    sides must have the same embedding size, as one model gives."""
+    q_emb, q_ids = load_embeddings(queries)
+    g_emb, g_ids = load_embeddings(gallery)
+    if q_emb.shape[1] != g_emb.shape[1]:
+        raise DataError(f"embedding sizes differ: {queries} has {q_emb.shape[1]} values per row, {gallery} has "
+                        f"{g_emb.shape[1]}", hint="embed queries and gallery with the same model")
+    return q_emb, q_ids, g_emb, g_ids
+
+
+def _load_numpy(path: Path) -> Any:
+    """np.load without pickles (an ndarray, or an NpzFile for .npz); a file NumPy cannot read is a DataError."""
+    kind = path.suffix.lower()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NUMPY_MAGIC[kind]))
+        if head != _NUMPY_MAGIC[kind]:
+            what = "it is empty" if not head else "no .npy header" if kind == ".npy" else "not a zip archive"
+            raise DataError(f"{path}: not a NumPy {kind} file ({what})", hint=_NUMPY_HINT[kind])
+        return np.load(path, allow_pickle=False)
+    except _NUMPY_ERRORS as exc:
+        raise DataError(f"{path}: not a readable NumPy {kind} file ({_reason(exc)})", hint=_NUMPY_HINT[kind]) from None
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, list]:
+    with _load_numpy(path) as data:
+        missing = [k for k in ("embeddings", "ids") if k not in data.files]
+        if missing:
+            found = ", ".join(sorted(data.files)) or "none"
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)} (found {found})",
+                            hint="numpy.savez(path, embeddings=(N, D) array, ids=(N,) array)")
+        try:
+            return data["embeddings"], data["ids"].reshape(-1).tolist()
+        except _NUMPY_ERRORS as exc:
+            raise DataError(f"{path}: cannot read its arrays ({_reason(exc)})", hint=_NUMPY_HINT[".npz"]) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what NumPy / the OS said (an OSError without the path it would repeat)."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def _load_safetensors(path: Path) -> tuple[np.ndarray, list]:
@@ -83,21 +131,39 @@ def _load_sidecar(path: Path) -> list:
     for side in _sidecar_paths(path):
         if not side.exists():
             continue
+        if side.name.endswith(".npy"):
+            return _load_numpy(side).reshape(-1).tolist()
+        text = _read_text(side)
         if side.name.endswith(".txt"):
-            ids = [line.strip() for line in side.read_text(encoding="utf-8").splitlines() if line.strip()]
+            ids = [line.strip() for line in text.splitlines() if line.strip()]
             return [int(i) if _is_int(i) else i for i in ids]
-        if side.name.endswith(".json"):
-            try:
-                ids = json.loads(side.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{side}: malformed JSON ({exc.msg})") from None
-            if not isinstance(ids, list):
-                raise DataError(f"{side}: expected a JSON list of person ids")
-            return ids
-        return np.load(side, allow_pickle=False).reshape(-1).tolist()
+        return _json_ids(side, text)
     names = ", ".join(p.name for p in _sidecar_paths(path))
     raise DataError(f"{path}: no person ids beside it (looked for {names})",
                     hint="write one person id per row to NAME.ids.txt")
+
+
+def _read_text(side: Path) -> str:
+    try:
+        return side.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{side}: not UTF-8 text (byte {exc.start})", hint="save the ids as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"{side}: cannot read ({exc.strerror or exc})") from None
+
+
+def _json_ids(side: Path, text: str) -> list:
+    try:
+        ids = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{side}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(ids, list):
+        raise DataError(f"{side}: expected a JSON list of person ids", hint='write e.g. [3, 3, 7] or ["a", "b"]')
+    bad = next((i for i, v in enumerate(ids) if isinstance(v, bool) or not isinstance(v, (int, str))), None)
+    if bad is not None:
+        raise DataError(f"{side}: entry {bad} is {json.dumps(ids[bad])[:40]}, not an integer or a string",
+                        hint="list one integer or string id per embedding row")
+    return ids
 
 
 def _is_int(s: str) -> bool:
@@ -106,15 +172,16 @@ def _is_int(s: str) -> bool:
 
 def _check_embeddings(path: Path, emb: np.ndarray, ids: list) -> tuple[np.ndarray, list]:
     if emb.ndim != 2 or emb.shape[0] == 0:
-        raise DataError(f"{path}: embeddings must be a non-empty (N, D) array, got shape {emb.shape}")
+        raise DataError(f"{path}: embeddings must be a non-empty (N, D) array, got shape {emb.shape}",
+                        hint="save one row of D values per caption or image")
     if emb.dtype.kind not in "fiu":
-        raise DataError(f"{path}: embeddings must be numeric, got dtype {emb.dtype}")
+        raise DataError(f"{path}: embeddings must be numeric, got dtype {emb.dtype}", hint="save float embeddings")
     if len(ids) != emb.shape[0]:
         raise DataError(f"{path}: {emb.shape[0]} embedding rows but {len(ids)} ids", hint="give one id per row")
     emb = emb.astype(np.float32, copy=False)
     if not np.isfinite(emb).all():
         bad = int(np.flatnonzero(~np.isfinite(emb).all(1))[0])
-        raise DataError(f"{path}: row {bad} holds NaN or infinite values")
+        raise DataError(f"{path}: row {bad} holds NaN or infinite values", hint="re-embed that item or drop it")
     return emb, ids
 
 

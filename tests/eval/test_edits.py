@@ -204,3 +204,11 @@ def test_cli_edits_with_model_and_annotations(dataset, tmp_path, tiny_clip, kit)
     # the annotation's description, not the prompt, was scored: scoring the prompt gives another number
     res2 = CliRunner().invoke(app, ["--json", "eval", "edits", str(manifest), "--model", str(tiny_clip)])
     assert json.loads(res2.stdout)["edits"][0]["clip_score"] != edit["clip_score"]
+
+
+@pytest.mark.parametrize("command,name", [("edits", "MANIFEST"), ("captions", "ANNOTATIONS")])
+def test_usage_line_names_the_argument_in_capitals(command, name):
+    res = CliRunner().invoke(app, ["eval", command, "-h"], env={"TERMINAL_WIDTH": "100"})
+    assert res.exit_code == 0, res.output
+    usage = next(line for line in res.output.splitlines() if "Usage:" in line)
+    assert usage.split()[-1] == name, usage

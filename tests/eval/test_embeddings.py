@@ -51,6 +51,70 @@ def test_embedding_file_errors(tmp_path):
         load_embeddings(tmp_path / "c.safetensors")
 
 
+def _npy_with_ids(path, arr, n=None):
+    np.save(path, arr)
+    path.with_name(path.stem + ".ids.txt").write_text("".join(f"{i}\n" for i in range(len(arr) if n is None else n)))
+    return path
+
+
+def _object_npz(path):
+    np.savez(path, embeddings=np.array([[1, 2]] * 3, dtype=object), ids=np.arange(3))
+
+
+@pytest.mark.parametrize("name,write,message", [
+    ("one_d.npy", lambda p: _npy_with_ids(p, np.ones(3, np.float32)), r"one_d.npy: .*non-empty \(N, D\).*\(3,\)"),
+    ("three_d.npy", lambda p: _npy_with_ids(p, np.ones((3, 2, 2))), r"three_d.npy: .*got shape \(3, 2, 2\)"),
+    ("empty.npy", lambda p: _npy_with_ids(p, np.zeros((0, 4))), r"empty.npy: .*got shape \(0, 4\)"),
+    ("text.npy", lambda p: _npy_with_ids(p, np.array([["a", "b"]] * 3)), r"text.npy: embeddings must be numeric"),
+    ("junk.npy", lambda p: p.write_text("junk\n"), r"junk.npy: not a NumPy .npy file \(no .npy header\)"),
+    ("zero.npy", lambda p: p.write_bytes(b""), r"zero.npy: not a NumPy .npy file \(it is empty\)"),
+    ("cut.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr'"), r"cut.npy: not a readable NumPy .npy"),
+    ("junk.npz", lambda p: p.write_text("junk\n"), r"junk.npz: not a NumPy .npz file \(not a zip archive\)"),
+    ("keys.npz", lambda p: np.savez(p, emb=np.ones((2, 2))), r"keys.npz: missing array\(s\) embeddings, ids"),
+    ("objects.npz", _object_npz, r"objects.npz: cannot read its arrays \(Object arrays"),
+])
+def test_malformed_embedding_files_are_data_errors(tmp_path, name, write, message):
+    write(tmp_path / name)
+    with pytest.raises(DataError, match=message) as info:
+        load_embeddings(tmp_path / name)
+    assert info.value.hint and "\n" not in str(info.value)
+
+
+def test_malformed_id_sidecars_are_data_errors(tmp_path):
+    emb = np.ones((3, 2), np.float32)
+    np.save(tmp_path / "a.npy", emb)
+    (tmp_path / "a.ids.txt").write_bytes(b"\xff\xfe1\n2\n3\n")
+    with pytest.raises(DataError, match=r"a.ids.txt: not UTF-8 text"):
+        load_embeddings(tmp_path / "a.npy")
+    np.save(tmp_path / "b.npy", emb)
+    (tmp_path / "b.ids.json").write_text('[1, {"person": 2}, 3]')
+    with pytest.raises(DataError, match=r"b.ids.json: entry 1 is \{\"person\": 2\}, not an integer or a string"):
+        load_embeddings(tmp_path / "b.npy")
+    np.save(tmp_path / "c.npy", emb)
+    (tmp_path / "c.ids.npy").write_text("junk\n")
+    with pytest.raises(DataError, match=r"c.ids.npy: not a NumPy .npy file"):
+        load_embeddings(tmp_path / "c.npy")
+
+
+def test_cli_retrieval_embedding_sizes_differ(tmp_path):
+    queries = _npy_with_ids(tmp_path / "queries.npy", np.ones((5, 8), np.float32))
+    gallery = _npy_with_ids(tmp_path / "gallery.npy", np.ones((6, 4), np.float32))
+    res = CliRunner().invoke(app, ["eval", "retrieval", "--queries", str(queries), "--gallery", str(gallery)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = " ".join(res.output.split())  # rich may wrap the one line at the runner's width
+    assert f"{queries} has 8 values per row, {gallery} has 4" in line and "same model" in line
+
+
+@pytest.mark.parametrize("name", ["junk.npy", "junk.npz"])
+def test_cli_retrieval_junk_file_is_one_line(tmp_path, name):
+    (tmp_path / name).write_text("junk\n")
+    (tmp_path / "junk.ids.txt").write_text("1\n")
+    gallery = _npy_with_ids(tmp_path / "gallery.npy", np.ones((2, 4), np.float32))
+    res = CliRunner().invoke(app, ["eval", "retrieval", "--queries", str(tmp_path / name), "--gallery", str(gallery)])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "pickle" not in res.output
+    assert f"{name}: not a NumPy" in " ".join(res.output.split())
+
+
 def test_tiny_clip_embeds_a_split(tiny_clip, dataset):
     model, tok = load_clip(str(tiny_clip), "cpu")
     ds = load_native(dataset)
