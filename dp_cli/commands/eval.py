@@ -37,10 +37,11 @@ def _data_dataset() -> tuple[Optional[Path], Optional[str]]:
 
 
 def _int_list(value: Optional[str], name: str, sep: str = ",") -> Optional[list[int]]:
+    """Integers separated by `sep` or by commas (as --help shows a list default)."""
     if value is None:
         return None
     try:
-        return [int(v) for v in value.replace(" ", "").split(sep) if v]
+        return [int(v) for v in value.replace(" ", "").replace(sep, ",").split(",") if v]
     except ValueError:
         raise UsageError(f"{name}: expected integers separated by '{sep}', got {value!r}") from None
 

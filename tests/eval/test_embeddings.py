@@ -176,6 +176,10 @@ def test_image_size_flag_forms():
     res = CliRunner().invoke(app, ["eval", "retrieval", "--queries", "q.npy", "--gallery", "g.npy",
                                    "--image-size", "6x4"])
     assert res.exit_code == 2 and "384x128 as a flag" in res.output and "Traceback" not in res.output  # usage error
+    from dp_cli.commands.eval import _int_list
+
+    # the comma form is what --help shows the default in
+    assert _int_list("384,128", "--image-size", "x") == _int_list("384x128", "--image-size", "x") == [384, 128]
 
 
 def test_cli_retrieval_uses_project_file(tiny_clip, dataset, tmp_path):
