@@ -38,6 +38,7 @@ def command(
     prompt_version: Annotated[Optional[str], setting_option(AnnotateConfig, "prompt_version")] = None,
     prompt_file: Annotated[Optional[Path], setting_option(AnnotateConfig, "prompt_file")] = None,
     few_shot: Annotated[Optional[int], setting_option(AnnotateConfig, "few_shot")] = None,
+    style_dataset: Annotated[Optional[Path], setting_option(AnnotateConfig, "style_dataset")] = None,
     structured: Annotated[Optional[bool], setting_option(
         AnnotateConfig, "structured_output", "--structured/--plain")] = None,
     temperature: Annotated[Optional[float], setting_option(AnnotateConfig, "temperature")] = None,
@@ -65,7 +66,7 @@ def command(
                    model=model, base_url=base_url, text_start=text_start, text_end=text_end, slice_step=slice_step,
                    concurrency=concurrency, attempts=attempts, max_retries=max_retries, timeout=timeout,
                    prompt_version=prompt_version, prompt_file=prompt_file, few_shot=few_shot,
-                   structured_output=structured, temperature=temperature, max_tokens=max_tokens,
+                   style_dataset=style_dataset, structured_output=structured, temperature=temperature, max_tokens=max_tokens,
                    retry_failed=retry_failed, include_failed_edits=include_failed_edits,
                    poll_interval=poll_interval)
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)

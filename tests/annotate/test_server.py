@@ -122,6 +122,14 @@ def test_few_shot_without_any_caption_source_is_refused_and_a_partial_one_is_not
         "2 of 3 records name no source dataset: they are asked without few-shot examples "
         "(set --style-dataset to give them some)"]
     assert "2 of 3 records name no source dataset" in " ".join(res.stderr.split())
+    # the flag the hint names exists: every record takes its examples from it
+    write_rows(tmp_path / "in.jsonl", make_rows(3))
+    (tmp_path / "out.jsonl").unlink()
+    before = len(server.state.prompts)
+    res = invoke([*_args(server, tmp_path, "--few-shot", "1"), "--style-dataset", ds])
+    assert res.exit_code == 0, res.output
+    assert len(server.state.prompts) - before == 3
+    assert all("A person in a coat." in p for p in server.state.prompts[before:])
 
 
 def test_verbose_errors_do_not_leak_the_key(tmp_path, monkeypatch):
