@@ -47,7 +47,8 @@ class _Console(Console):
 
 def metavar(param: Any, ctx: Any) -> str:
     """What an option's value looks like in --help: nothing for a switch, else the explicit metavar, else
-    PATH / TEXT / INT / FLOAT / the choices (a|b|c), with '...' when it takes several."""
+    PATH / TEXT / INT / FLOAT / the choices (a|b|c), with '...' when it takes several values at once (an
+    option given once per value says "repeat" in its help instead: `--seed 0 1` would not work)."""
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
     if param.metavar:
@@ -58,7 +59,7 @@ def metavar(param: Any, ctx: Any) -> str:
         label = getattr(getattr(param, "type", None), "name", "text")
     label = label[5:-1] if label.startswith("list[") else label  # a repeated option: '...' says so
     shown = _METAVARS.get(label.lower(), label if "|" in label else label.upper())
-    return shown + ("..." if getattr(param, "nargs", 1) != 1 or getattr(param, "multiple", False) else "")
+    return shown + ("..." if getattr(param, "nargs", 1) != 1 else "")
 
 
 def render_help(command: Any, ctx: Any) -> None:

@@ -11,6 +11,12 @@ from dp_cli.baseline.config import BaselineConfig
 from dp_cli.cli_common import dp_command, setting_option, settings, with_data_table
 
 
+def _repeatable(option, note: str):
+    """`option` (a list setting's typer.Option) with `note` at the end of its help: one value per flag."""
+    option.help = f"{option.help} ({note})"
+    return option
+
+
 @dp_command
 def command(
     dataset: Annotated[Optional[Path], setting_option(BaselineConfig, "dataset")] = None,
@@ -25,12 +31,19 @@ def command(
     batch_size: Annotated[Optional[int], setting_option(BaselineConfig, "batch_size")] = None,
     lr: Annotated[Optional[float], setting_option(BaselineConfig, "lr")] = None,
     image_size: Annotated[Optional[str], setting_option(BaselineConfig, "image_size")] = None,
-    seed: Annotated[Optional[list[int]], setting_option(BaselineConfig, "seeds", "--seed")] = None,
+    seed: Annotated[Optional[list[int]], _repeatable(setting_option(BaselineConfig, "seeds", "--seed"),
+                                                     "repeat: --seed 0 --seed 1")] = None,
     runs: Annotated[Optional[str], setting_option(BaselineConfig, "runs")] = None,
     mixed_precision: Annotated[Optional[str], setting_option(BaselineConfig, "mixed_precision")] = None,
 ) -> None:
-    """Train a CLIP retrieval baseline (ITC + SDM) on the original and the grown training set; print both and the gain."""
-    from dp_cli.baseline.compare import METRICS, run_gain
+    """Train a CLIP retrieval baseline (ITC + SDM) on the original and the grown training set; print both and the gain.
+
+    Everything goes to --output-dir: one model per run and results.json. A rerun into the same folder adds to
+    it: runs already there are kept and not trained again, new seeds or --runs are trained, and the table,
+    means and gain cover every run the folder holds. A folder whose runs had other settings (dataset, edits,
+    epochs, ...) is refused before any training: use another --output-dir for them.
+    """
+    from dp_cli.baseline.compare import METRICS, RESULTS, run_gain
     from dp_cli.baseline.inputs import load_inputs
 
     cfg = settings(_model(), "baseline", dataset=dataset, edits=edits, annotations=annotations,
@@ -51,17 +64,30 @@ def command(
         report = run_gain(cfg, data, generated, on_step=on_step, on_run=on_run)
     if not console.is_main_process():
         return
+    results = cfg.output_dir / RESULTS
+    if report.skipped:
+        console.info(f"already in {results}, not trained again: {_runs(report.skipped)}")
     rows = []
     for name in ("original", "grown"):
         if report.rows(name):
             mean, std = report.mean(name), report.spread(name)
-            rows.append([name] + [f"{mean[m]:.2f} ± {std[m]:.2f}" if len(cfg.seeds) > 1 else f"{mean[m]:.2f}"
+            rows.append([name] + [f"{mean[m]:.2f} ± {std[m]:.2f}" if len(report.rows(name)) > 1 else f"{mean[m]:.2f}"
                                   for m in METRICS])
     if report.gain():
         rows.append(["gain"] + [f"{report.gain()[m]:+.2f}" for m in METRICS])
-    console.render_table(f"Retrieval baseline ({len(cfg.seeds)} seed(s), {report.generated_records} generated image-caption pairs)",
-                         ["train set", *METRICS], rows)
-    console.render_summary("Results", {"results": str(cfg.output_dir / "results.json")}, payload=report.to_json())
+    console.render_table(f"Retrieval baseline ({len(report.seeds())} seed(s), {report.generated_records} generated "
+                         "image-caption pairs)", ["train set", *METRICS], rows)
+    summary = {"results": str(results), "runs in the folder": len(report.runs)}
+    if report.kept:
+        summary["kept from earlier runs"] = len(report.kept)
+    if report.skipped:
+        summary["already there (not trained again)"] = _runs(report.skipped)
+    console.render_summary("Results", summary, payload={
+        **report.to_json(), "skipped": [{"name": n, "seed": s} for n, s in report.skipped]})
+
+
+def _runs(runs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} seed {seed}" for name, seed in runs)
 
 
 def _model():

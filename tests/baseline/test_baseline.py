@@ -200,3 +200,112 @@ def test_dataset_of_the_shared_data_table_or_dp_dataset_is_used(toy, tmp_path):
     assert result.exit_code == 1 and "needs both a train and a test split" in result.output  # it read DP_DATASET
     result = CliRunner().invoke(app, ["baseline"], env={"DP_DATASET": None, "DP_CONFIG": None})
     assert result.exit_code == 1 and "no dataset given" in result.output and "[data] dataset" in result.output
+
+
+def _baseline(*args: str, **kwargs):
+    return CliRunner().invoke(app, ["baseline", "--epochs", "1", *args], **kwargs)
+
+
+def _runs(out: Path) -> list[tuple[str, int]]:
+    return [(r["name"], r["seed"]) for r in json.loads((out / "results.json").read_text())["runs"]]
+
+
+def test_a_rerun_into_the_same_folder_keeps_its_runs_and_trains_only_the_new_ones(toy, tmp_path):
+    """The user's report: both runs for seeds 0 and 1, then `--runs original` into the same folder left only
+    the original run in results.json. Now the folder's runs are kept, finished runs are not trained again,
+    and means and gain are over everything the folder holds."""
+    edits, _ = _fake_edits(toy, tmp_path / "edits")
+    out = tmp_path / "bl1"
+    common = ["--dataset", str(toy), "--edits", str(edits), "--output-dir", str(out)]
+    first = _baseline(*common, "--seed", "0", "--seed", "1")
+    assert first.exit_code == 0, first.output
+    before = json.loads((out / "results.json").read_text())
+    assert _runs(out) == [("original", 0), ("grown", 0), ("original", 1), ("grown", 1)]
+    weights = out / "original" / "seed-0" / "model" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+
+    again = _baseline(*common, "--runs", "original")  # seed 0: already there
+    assert again.exit_code == 0, again.output
+    after = json.loads((out / "results.json").read_text())
+    assert after == before and weights.stat().st_mtime_ns == stamp
+    assert "not trained again: original seed 0" in " ".join(again.output.split())
+
+    more = CliRunner().invoke(app, ["--json", "baseline", "--epochs", "1", *common, "--runs", "original",
+                                    "--seed", "2"])
+    assert more.exit_code == 0, more.output
+    report = json.loads(more.stdout.strip().splitlines()[-1])
+    assert _runs(out) == [("original", 0), ("grown", 0), ("original", 1), ("grown", 1), ("original", 2)]
+    assert report["runs"] == json.loads((out / "results.json").read_text())["runs"]
+    assert report["runs"][:4] == before["runs"]  # the earlier runs as they were
+    originals = [r["metrics"]["R1"] for r in report["runs"] if r["name"] == "original"]
+    assert np.isclose(report["mean"]["original"]["R1"], np.mean(originals))
+    assert report["mean"]["grown"] == before["mean"]["grown"] and report["gain"] == before["gain"]
+    assert (out / "original" / "seed-2" / "model").is_dir() and weights.stat().st_mtime_ns == stamp
+
+
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(toy, tmp_path):
+    edits, _ = _fake_edits(toy, tmp_path / "edits")
+    out = tmp_path / "runs"
+    assert _baseline("--dataset", str(toy), "--edits", str(edits), "--output-dir", str(out)).exit_code == 0
+    saved = (out / "results.json").read_bytes()
+    refused = [
+        (["--dataset", str(toy), "--edits", str(edits), "--epochs", "2", "--seed", "1"], "epochs: 1 there, 2 now"),
+        (["--dataset", str(toy), "--seed", "1"], "generated_records: 4 there, 0 now"),  # grown without the edits
+    ]
+    for args, message in refused:
+        result = _baseline(*args, "--output-dir", str(out))
+        assert result.exit_code == 1, result.output
+        text = " ".join(result.output.split())
+        assert message in text and "another --output-dir" in text and "Traceback" not in text
+        assert len(result.output.strip().splitlines()) == 1
+        assert (out / "results.json").read_bytes() == saved and not (out / "original" / "seed-1").exists()
+    # the original runs do not depend on the edits: they may join without them
+    alone = _baseline("--dataset", str(toy), "--runs", "original", "--seed", "1", "--output-dir", str(out))
+    assert alone.exit_code == 0, alone.output
+    assert _runs(out) == [("original", 0), ("grown", 0), ("original", 1)]
+    assert json.loads((out / "results.json").read_text())["generated_records"] == 4
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"runs": [', "malformed JSON"),
+    (json.dumps({"generated_records": 0, "runs": [], "mean": {}, "std": {}, "gain": {}}),
+     "do not record the settings of their runs"),  # written before results.json held the settings
+])
+def test_earlier_results_that_cannot_be_merged_are_refused_and_left_as_they_are(toy, tmp_path, text, message):
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "results.json").write_text(text)
+    result = _baseline("--dataset", str(toy), "--output-dir", str(out))
+    assert result.exit_code == 1 and message in " ".join(result.output.split())
+    assert "Traceback" not in result.output and (out / "results.json").read_text() == text
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+
+
+def test_results_are_written_after_each_run_and_a_rerun_trains_only_what_is_missing(toy, tmp_path, monkeypatch):
+    import dp_cli.baseline.compare as compare
+    from dp_cli.errors import TrainingError
+
+    trained, real = [], compare.train_run
+
+    def failing_grown(cfg, accelerator, items, test, seed, out_dir, name, on_step=None):
+        trained.append((name, seed))
+        if name == "grown":
+            raise TrainingError("non-finite loss at step 0")
+        return real(cfg, accelerator, items, test, seed, out_dir, name, on_step)
+
+    monkeypatch.setattr(compare, "train_run", failing_grown)
+    out = tmp_path / "runs"
+    result = _baseline("--dataset", str(toy), "--output-dir", str(out))
+    assert result.exit_code == 1 and "non-finite loss" in result.output
+    assert _runs(out) == [("original", 0)]  # the finished run is in results.json
+    monkeypatch.setattr(compare, "train_run", lambda *a, **k: trained.append((a[6], a[4])) or real(*a, **k))
+    assert _baseline("--dataset", str(toy), "--output-dir", str(out)).exit_code == 0
+    assert trained == [("original", 0), ("grown", 0), ("grown", 0)]
+    assert _runs(out) == [("original", 0), ("grown", 0)]
+
+
+def test_seed_help_says_the_option_is_repeated_not_given_several_values():
+    result = CliRunner().invoke(app, ["baseline", "-h"], env={"TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    row = next(line for line in result.output.splitlines() if "--seed" in line)
+    assert "INT..." not in row and " INT " in row and "repeat: --seed 0 --seed 1" in row
