@@ -92,6 +92,8 @@ def main_callback(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Diverse Person: train, edit, annotate, export and evaluate grown TBPS datasets."""
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose contradict each other: give one", param_hint="'--quiet'")
     console.STATE = console.AppState(config=config, quiet=quiet, verbose=verbose, json=json_out)
     logging.getLogger("dp").setLevel(logging.DEBUG if verbose else logging.NOTSET)  # libraries ask it (dp_models)
     if not verbose:  # library download/save bars and warnings would clutter dp's own progress on stderr

@@ -28,13 +28,11 @@ def dp_command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except DpError as exc:
-            if console.STATE.verbose:
-                console.err_console().print(console.scrub(traceback.format_exc()))
+            _traceback()
             console.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except ValidationError as exc:  # a model built in code from user values (not via settings())
-            if console.STATE.verbose:
-                console.err_console().print(console.scrub(traceback.format_exc()))
+            _traceback()
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']} (got {e.get('input')!r})"
                                  for e in exc.errors())
             console.error(f"invalid settings for {exc.title}: {problems}")
@@ -42,8 +40,7 @@ def dp_command(fn: F) -> F:
         except BrokenPipeError:  # not a path problem: the app ends quietly (app._PipelineOrder)
             raise
         except OSError as exc:  # a path the user gave cannot be read or written (a folder, permissions, ...)
-            if console.STATE.verbose:
-                console.err_console().print(console.scrub(traceback.format_exc()))
+            _traceback()
             console.error(_os_message(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -51,6 +48,12 @@ def dp_command(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _traceback() -> None:
+    """With --verbose, the traceback of the error being handled, as text (brackets are not rich markup)."""
+    if console.STATE.verbose:
+        console.err_console().print(console.scrub(traceback.format_exc()), markup=False, emoji=False)
 
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE (`yes | head -1`)

@@ -275,3 +275,16 @@ def test_no_arguments_shows_the_help():
 
     result = CliRunner().invoke(app, [])
     assert "Usage: dp" in result.output and "annotate" in result.output and "error:" not in result.output
+
+
+def test_quiet_and_verbose_together_are_a_usage_error(dp, tmp_path):
+    result = dp("-q", "-v", "toy", "--out", tmp_path / "w", "--persons", "1")
+    assert result.exit_code == 2 and "--quiet and --verbose contradict each other" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_verbose_traceback_keeps_its_brackets(dp):
+    """The traceback is text: '[edit] types' was eaten as rich markup (only the error line kept it)."""
+    result = dp("-v", "edit", "--types", "hats")
+    assert result.exit_code == 2 and "Traceback" in result.stderr
+    assert result.stderr.count("[edit] types: unknown attribute type(s)") == 2
