@@ -74,7 +74,8 @@ def example_config() -> str:
 
 def table_toml(table: str, model=None) -> str:
     """One table of dp.toml.example: the model's docstring, then each field's description (and environment
-    variable) above `# key = example` lines and `key = default` (commented when relative to the working folder)."""
+    variable) above `key = default` and `# key = example` lines. The default is commented where it is relative
+    to the working folder, or where an example follows: any one commented line can be uncommented as is."""
     from dp_cli.config import env_var, section_model
 
     model = model or section_model(table)
@@ -83,12 +84,14 @@ def table_toml(table: str, model=None) -> str:
         env = env_var(model, name)
         text = (field.description or "") + (f"; env {env}" if env else "")
         lines += [f"# {line}" for line in textwrap.wrap(text, WIDTH - 2, break_on_hyphens=False)]
-        lines += [f"# {name} = {toml_value(v)}" for v in field.examples or ()]
         default = field.get_default(call_default_factory=True)
         if isinstance(default, Path) and not default.is_absolute():  # here it would resolve against this file
-            lines.append(f"# {name} = {toml_value(default)}   (the default, in the folder dp runs in)")
+            lines.append(f"# {name} = {toml_value(default)}   # the default, in the folder dp runs in")
+        elif default is not None and field.examples:  # uncommenting an example must not repeat the key
+            lines.append(f"# {name} = {toml_value(default)}   # the default")
         elif default is not None:
             lines.append(f"{name} = {toml_value(default)}")
+        lines += [f"# {name} = {toml_value(v)}" for v in field.examples or ()]
     return "\n".join(lines) + "\n"
 
 

@@ -42,3 +42,21 @@ def test_shipped_example_configs_load():
         project = load_project(path, explicit=True)
         for table in project.tables:
             resolve_section(section_model(table), table, project)
+
+
+def test_each_commented_key_can_be_uncommented_as_it_is(tmp_path):
+    """A user enables an example or a default by deleting its '# ': the file must still load, with no key
+    twice and no text after the value that TOML does not read as a comment."""
+    lines = EXAMPLE.read_text().splitlines()
+    table, tried = None, 0
+    for i, line in enumerate(lines):
+        if re.fullmatch(r"\[(\w+)\]", line):
+            table = line[1:-1]
+        if not (table and re.match(r"# \w+ = ", line)):
+            continue
+        edited = tmp_path / "dp.toml"
+        edited.write_text("\n".join(lines[:i] + [line[2:]] + lines[i + 1:]) + "\n")
+        project = load_project(edited, explicit=True)
+        resolve_section(section_model(table), table, project)
+        tried += 1
+    assert tried > 20
