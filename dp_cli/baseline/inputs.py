@@ -5,7 +5,7 @@ from __future__ import annotations
 from dp_cli.baseline.config import BaselineConfig
 from dp_cli.baseline.data import RetrievalItem, generated_items
 from dp_cli.data.dataset import PersonDataset
-from dp_cli.errors import ConfigError, DataError
+from dp_cli.errors import ConfigError, DataError, UsageError
 
 
 def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]]:
@@ -15,16 +15,16 @@ def load_inputs(cfg: BaselineConfig) -> tuple[PersonDataset, list[RetrievalItem]
 
     check_clip_model(cfg)
     if cfg.dataset is None:
-        raise ConfigError("no dataset given", hint="pass --dataset, or set [baseline] dataset or [data] dataset in dp.toml (env DP_DATASET)")
+        raise UsageError("no dataset given", hint="pass --dataset, or set [baseline] dataset or [data] dataset in dp.toml (env DP_DATASET)")
     dataset = load_dataset(cfg.dataset, cfg.dataset_format)
     if not dataset.split("train") or not dataset.split("test"):
         raise ConfigError(f"{cfg.dataset}: the baseline needs both a train and a test split",
                           hint=f"splits found: {', '.join(dataset.counts()) or 'none'}")
     if cfg.edits is None:
         if cfg.runs != "original" and cfg.annotations is not None:
-            raise ConfigError("--annotations given without --edits", hint="pass the edits.jsonl they annotate")
+            raise UsageError("--annotations given without --edits", hint="pass the edits.jsonl they annotate")
         if cfg.runs == "grown":
-            raise ConfigError("--runs grown needs generated records", hint="pass --edits edits.jsonl from `dp edit`")
+            raise UsageError("--runs grown needs generated records", hint="pass --edits edits.jsonl from `dp edit`")
         return dataset, []
     annotations = cfg.annotations or cfg.edits.parent / "annotations.jsonl"
     if not cfg.edits.is_file():

@@ -25,7 +25,7 @@ from dp_cli.edit.overlap import Overlap
 from dp_cli.data.loading import load_dataset
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
 from dp_cli.distributed import pick_device, process_state
-from dp_cli.errors import DataError, ModelError
+from dp_cli.errors import DataError, ModelError, UsageError
 from dp_cli.fsutil import JsonlAppender, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
@@ -341,7 +341,7 @@ def plan_dataset_edit(cfg) -> tuple[Any, list[EditJob]]:
     """(the dataset, its edit jobs), every input checked."""
     if cfg.dataset is None or cfg.catalog is None:
         missing = " and ".join(k for k in ("dataset", "catalog") if getattr(cfg, k) is None)
-        raise DataError(f"dataset mode needs a {missing}",
+        raise UsageError(f"dataset mode needs a {missing}",
                         hint="pass --dataset / --catalog, or set them in [edit] or [data] of dp.toml "
                              "(or use --image for one image)")
     from dp_cli.fsutil import check_outputs

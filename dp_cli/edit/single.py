@@ -11,7 +11,7 @@ import numpy as np
 from dp_cli.data.attributes import ATTRIBUTE_TYPES, LABEL_SETS
 from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.plan import check_labels
-from dp_cli.errors import DataError, DpError
+from dp_cli.errors import DataError, UsageError
 from dp_cli.fsutil import save_image_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -31,10 +31,10 @@ def parse_attribute(spec: str) -> AttributeSpec:
     """'hair=gold.png', 'bottomcloth=white_skirt.png:white skirt' (label default: the file's stem), or with
     the garment's mask 'bottomcloth=skirt.png@skirt_mask.png:white skirt'."""
     if "=" not in spec:
-        raise DpError(f"--attribute {spec!r}: expected TYPE=IMAGE[@MASK][:LABEL]", hint="e.g. hair=gold.png")
+        raise UsageError(f"--attribute {spec!r}: expected TYPE=IMAGE[@MASK][:LABEL]", hint="e.g. hair=gold.png")
     type_name, rest = (p.strip() for p in spec.split("=", 1))
     if type_name not in ATTRIBUTE_TYPES:
-        raise DpError(f"--attribute {spec!r}: unknown attribute type {type_name!r}",
+        raise UsageError(f"--attribute {spec!r}: unknown attribute type {type_name!r}",
                       hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")
     path, label = rest, ""
     head, sep, tail = rest.rpartition(":")
@@ -45,7 +45,7 @@ def parse_attribute(spec: str) -> AttributeSpec:
     if at and image and (mask_path.lower().endswith(IMAGE_SUFFIXES) or Path(mask_path).is_file()):
         path, mask = image, Path(mask_path).expanduser()
     if not path:
-        raise DpError(f"--attribute {spec!r}: no image path", hint="e.g. hair=gold.png")
+        raise UsageError(f"--attribute {spec!r}: no image path", hint="e.g. hair=gold.png")
     return AttributeSpec(type_name, Path(path).expanduser(), label or Path(path).stem.replace("_", " "), mask)
 
 
@@ -71,14 +71,14 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
 
     # 1. Check and load the inputs
     if label_set not in LABEL_SETS:
-        raise DpError(f"--label-set {label_set!r}: unknown", hint=f"use one of {', '.join(LABEL_SETS)}")
+        raise UsageError(f"--label-set {label_set!r}: unknown", hint=f"use one of {', '.join(LABEL_SETS)}")
     if out.is_dir():
-        raise DpError(f"--out {out} is a folder", hint=f"give the image file to write, e.g. {out / 'edited.png'}")
+        raise DataError(f"--out {out} is a folder", hint=f"give the image file to write, e.g. {out / 'edited.png'}")
     if not caption or not caption.strip():
-        raise DpError("--caption is empty", hint="describe the person, e.g. 'A woman with black hair ...'")
+        raise UsageError("--caption is empty", hint="describe the person, e.g. 'A woman with black hair ...'")
     specs = [parse_attribute(a) for a in attributes]
     if len({s.type for s in specs}) != len(specs):
-        raise DpError(f"--attribute: a type is given twice ({[s.type for s in specs]})")
+        raise UsageError(f"--attribute: a type is given twice ({[s.type for s in specs]})")
     from dp_cli.fsutil import check_outputs
 
     check_outputs({"--out": out}, {"--image": image, "--parsing": parsing,

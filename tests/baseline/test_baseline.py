@@ -138,8 +138,8 @@ def test_grown_run_trains_on_more_records(toy, tmp_path):
 @pytest.mark.parametrize("args, message, code", [
     (["--epochs", "0"], "epochs", 2),  # a bad option value: a usage error
     (["--image-size", "12xq"], "image size must be HxW", 2),
-    (["--annotations", "x.jsonl"], "--annotations given without --edits", 1),
-    (["--runs", "grown"], "--runs grown needs generated records", 1),
+    (["--annotations", "x.jsonl"], "--annotations given without --edits", 2),  # options that need each other
+    (["--runs", "grown"], "--runs grown needs generated records", 2),
 ])
 def test_bad_settings_are_one_line_errors(toy, tmp_path, args, message, code):
     result = CliRunner().invoke(app, ["baseline", "--dataset", str(toy), "--output-dir", str(tmp_path), *args])
@@ -199,7 +199,7 @@ def test_dataset_of_the_shared_data_table_or_dp_dataset_is_used(toy, tmp_path):
     result = CliRunner().invoke(app, ["baseline"], env={"DP_DATASET": str(ds), "DP_CONFIG": None})
     assert result.exit_code == 1 and "needs both a train and a test split" in result.output  # it read DP_DATASET
     result = CliRunner().invoke(app, ["baseline"], env={"DP_DATASET": None, "DP_CONFIG": None})
-    assert result.exit_code == 1 and "no dataset given" in result.output and "[data] dataset" in result.output
+    assert result.exit_code == 2 and "no dataset given" in result.output and "[data] dataset" in result.output
 
 
 def _baseline(*args: str, **kwargs):

@@ -173,7 +173,7 @@ def test_dataset_and_catalog_from_the_shared_data_table(model_dir, world, tmp_pa
     assert rows_of(out) and all(r["source_dataset"] == str(world) for r in rows_of(out))
     (tmp_path / "empty.toml").write_text("")
     res = invoke(["-c", tmp_path / "empty.toml", "edit", "--model", model_dir, "--output-dir", out])
-    assert res.exit_code == 1 and "dataset mode needs a dataset and catalog" in res.output
+    assert res.exit_code == 2 and "dataset mode needs a dataset and catalog" in res.output
 
 
 def test_toml_fragment_loads_and_documents_every_key():
@@ -256,7 +256,8 @@ def test_one_image_bad_inputs(model_dir, world, tmp_path, monkeypatch):
     out.write_bytes(b"keep me")
     base = ["edit", "--model", model_dir, "--image", img, "--parsing", parsing, "--caption", "A man with hair.",
             "--out", out, *FAST]
-    one_line_error(invoke(base + ["--attribute", "wings=x.png"]), "unknown attribute type 'wings'")
+    one_line_error(invoke(base + ["--attribute", "wings=x.png"]), "unknown attribute type 'wings'", code=2)
+    one_line_error(invoke(base + ["--attribute", "x.png"]), "expected TYPE=IMAGE", code=2)
     one_line_error(invoke(base + ["--attribute", f"hair={tmp_path / 'nope.png'}"]), "nope.png", "not found")
     small = tmp_path / "small.png"
     Image.open(parsing).resize((8, 8)).save(small)
