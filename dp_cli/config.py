@@ -74,7 +74,9 @@ def load_project(path: str | os.PathLike | None, explicit: bool = False) -> Proj
     data = _read_toml(path)
     problems = []
     for key, value in data.items():
-        if key not in SECTIONS:
+        if key not in SECTIONS and not isinstance(value, dict):
+            problems.append(f"{key} = {value!r:.40}: a key outside any table (put it under its table, e.g. [toy])")
+        elif key not in SECTIONS:
             problems.append(f"[{key}]: unknown table{_did_you_mean(key, SECTIONS)}")
         elif not isinstance(value, dict):
             problems.append(f"{key}: expected a table [{key}], got {type(value).__name__}")

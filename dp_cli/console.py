@@ -71,6 +71,11 @@ def progress(transient: bool = False) -> Progress:
                     disable=STATE.quiet or not is_main_process() or not err_console().is_terminal)
 
 
+def count(n: int, noun: str) -> str:
+    """'1 person', '3 persons', '1 image': a count with its noun (plural with an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def render_summary(title: str, rows: Iterable[tuple[str, Any]] | dict, payload: dict | None = None) -> None:
     """Print a two-column summary table on stderr, and the payload as JSON on stdout with --json."""
     items = list(rows.items()) if isinstance(rows, dict) else list(rows)

@@ -56,7 +56,8 @@ def read_input(path: Path | str, stream: TextIO | None = None) -> list[Item]:
         return _items(getattr(stream, "buffer", stream), "<stdin>")  # bytes: a decoding error names its line
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: input file not found", hint="pass --input edits.jsonl (from `dp edit`) or '-'")
+        what = "is a folder, not an input file" if p.is_dir() else "input file not found"
+        raise DataError(f"{p}: {what}", hint="pass --input edits.jsonl (from `dp edit`) or '-'")
     with open(p, "rb") as fh:
         return _items(fh, str(p))
 

@@ -56,7 +56,7 @@ def command(
                "size": [cfg.height, cfg.width], "seconds": round(time.perf_counter() - start, 2)}
     rows = [("folder", payload["out"]), ("persons", cfg.persons), ("images", payload["images"]),
             ("captions", payload["captions"])]
-    rows += [(f"{split}", f"{c['images']} images, {c['persons']} persons") for split, c in counts.items()]
+    rows += [(f"{split}", f"{console.count(c['images'], 'image')}, {console.count(c['persons'], 'person')}") for split, c in counts.items()]
     rows += [("catalog items", n_catalog), ("seed", cfg.seed), ("size", f"{cfg.height}x{cfg.width}"),
              ("seconds", payload["seconds"])]
     if sheet is not None:

@@ -28,6 +28,11 @@ def resolve_format(path: Path, format: str | None = None) -> tuple[DatasetFormat
     """The format and annotation file for a dataset folder or file."""
     if format and format != AUTO:
         fmt = get_format(format)
+        if path.is_dir() and not (path / fmt.filename).is_file():
+            others = [cls.name for cls in FORMATS.values() if (path / cls.filename).is_file()]
+            found = f"; this folder holds a {others[0]} dataset" if len(others) == 1 else ""
+            raise DataError(f"{path}: no {fmt.filename} for format {fmt.name}{found}",
+                            hint="leave the format to detection (auto), or name the one the folder holds")
         return fmt, (path / fmt.filename if path.is_dir() else path)
     if path.is_dir():
         return _detect_in_folder(path)

@@ -72,6 +72,10 @@ def load_catalog(root: Path) -> list[CatalogItem]:
     from dp_cli.data.attributes import ATTRIBUTE_TYPES
 
     path = root / CATALOG_FILE if root.is_dir() else root
+    if not path.is_file():
+        raise DataError(f"{root}: no {CATALOG_FILE} in this catalog folder" if root.is_dir() else
+                        f"{path}: catalog not found", hint=f"pass --catalog a folder holding {CATALOG_FILE} "
+                                                           "(`dp toy` writes one in <world>/catalog)")
     folder = path.parent
     items = []
     for lineno, obj in read_jsonl(path):

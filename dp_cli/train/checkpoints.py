@@ -104,10 +104,10 @@ def resolve_resume(spec: str | None, output_dir: Path) -> Path | None:
     path = Path(spec)
     if not path.is_dir():
         raise ConfigError(f"resume_from_checkpoint: {path} not found",
-                          hint=f"use 'latest' or one of: {_names(output_dir)}")
+                          hint=f"use 'latest', or a checkpoint folder of {output_dir}: {_names(output_dir)}")
     if not (path / STATE_FILE).exists():
         raise DataError(f"{path}: not a dp checkpoint (no {STATE_FILE})",
-                        hint=f"use 'latest' or one of: {_names(output_dir)}")
+                        hint=f"use 'latest', or a checkpoint folder of {output_dir}: {_names(output_dir)}")
     return path
 
 
@@ -123,4 +123,4 @@ def read_state(checkpoint: Path) -> RunState:
 
 def _names(output_dir: Path) -> str:
     names = [p.name for _, p in list_checkpoints(output_dir)]
-    return ", ".join(names) if names else "(no checkpoints in output_dir)"
+    return ", ".join(names) if names else "(none yet)"

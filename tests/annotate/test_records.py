@@ -54,3 +54,10 @@ def test_key_is_stable_and_covers_model_prompt_record_params():
     assert base == item_key(item, "m", "v1", {"t": 0.2}) and len(base) == 32
     assert len({base, item_key(item, "m2", "v1", {"t": 0.2}), item_key(item, "m", "v2", {"t": 0.2}),
                 item_key(item, "m", "v1", {"t": 0.3}), item_key(_items(2)[1], "m", "v1", {"t": 0.2})}) == 5
+
+
+def test_a_folder_as_input_is_named_as_a_folder(tmp_path):
+    with pytest.raises(DataError, match="is a folder, not an input file"):
+        read_input(tmp_path)
+    with pytest.raises(DataError, match="input file not found"):
+        read_input(tmp_path / "nope.jsonl")

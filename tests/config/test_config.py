@@ -110,6 +110,8 @@ def test_unknown_table_and_non_table(project):
         project("[demo_tabel]\nsteps = 1\n")
     with pytest.raises(ConfigError, match="expected a table"):
         project("demo_table = 3\n")
+    with pytest.raises(ConfigError, match=r"persons = 4: a key outside any table \(put it under its table"):
+        project("persons = 4\n")  # was '[persons]: unknown table'
 
 
 def test_broken_toml_names_the_file(project):

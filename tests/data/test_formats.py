@@ -36,6 +36,14 @@ def test_detect_from_file_and_named_format(kit, tmp_path, fmt):
     assert load_dataset(tmp_path, fmt).records == load_dataset(ann).records
 
 
+def test_a_named_format_whose_file_is_missing_says_what_the_folder_holds(kit, tmp_path):
+    kit.write_native(tmp_path, kit.native_rows())
+    with pytest.raises(DataError, match=r"no reid_raw.json for format cuhk-pedes; this folder holds a native "
+                                        r"dataset") as info:
+        load_dataset(tmp_path, "cuhk-pedes")
+    assert "auto" in info.value.hint
+
+
 def test_native_reads_parsing_and_extra(kit, tmp_path):
     kit.write_native(tmp_path, kit.native_rows())
     ds = load_dataset(tmp_path)

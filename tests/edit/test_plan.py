@@ -113,3 +113,11 @@ def test_variants_replace_only_types_the_person_shows_and_not_with_what_they_wea
             assert ref.label != (job.record.extra["toy"]["attributes"].get(ref.type) or {}).get("label")
     nobody = {r.person_id for r in ds.split("train")} - {j.record.person_id for j in jobs}
     assert all(not present_types(ds, [r for r in ds.split("train") if r.person_id == p], cfg.types) for p in nobody)
+
+
+def test_a_missing_catalog_is_named_as_the_catalog(tmp_path):
+    with pytest.raises(DataError, match=r"nope: catalog not found") as info:
+        load_catalog(tmp_path / "nope")
+    assert "--catalog" in info.value.hint
+    with pytest.raises(DataError, match=r"no catalog.jsonl in this catalog folder"):
+        load_catalog(tmp_path)

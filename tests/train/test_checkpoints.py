@@ -34,8 +34,13 @@ def test_resume_latest_picks_newest_finished_checkpoint(tmp_path):
     assert resolve_resume("latest", tmp_path).name == "checkpoint-20"
     assert read_state(tmp_path / "checkpoint-20").global_step == 20
     assert resolve_resume("latest", tmp_path / "empty") is None
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found") as info:
         resolve_resume(str(tmp_path / "checkpoint-99"), tmp_path)
+    assert info.value.hint == f"use 'latest', or a checkpoint folder of {tmp_path}: checkpoint-5, checkpoint-10, " \
+                              "checkpoint-20"
+    with pytest.raises(ConfigError) as info:
+        resolve_resume(str(tmp_path / "nope"), tmp_path / "empty")
+    assert info.value.hint.endswith("(none yet)")
     with pytest.raises(DataError, match="not a dp checkpoint"):
         resolve_resume(str(tmp_path / "checkpoint-40"), tmp_path)
 
