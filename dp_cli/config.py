@@ -224,7 +224,7 @@ def _format_pydantic(where: str, err: dict, merged: dict) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if top is None:  # a check across keys: its message names them; the whole table would be noise
-        return f"{where} {loc}: {msg}"
+        return f"{where}: {msg}"
     return f"{where} {loc}: {msg} (got {shown!r})"
 
 

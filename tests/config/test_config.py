@@ -260,7 +260,7 @@ def test_cross_key_error_names_the_keys_without_dumping_the_table(project, monke
     p = project("[pair_table]\nlow = 5\n")
     with pytest.raises(ConfigError) as info:
         C.resolve_section(Pair, "pair_table", p, {"high": 3})
-    assert info.value.problems == [f"{p.path}: [pair_table] (section): low=5 is more than high=3"]
+    assert info.value.problems == [f"{p.path}: [pair_table]: low=5 is more than high=3"]
 
 
 def test_setting_option_takes_text_variable_and_default_from_the_field():
