@@ -126,4 +126,13 @@ def _summary(title: str, result, source: str) -> None:
     payload = {"out": str(result.out), "source": source, "images": result.images, "written": result.done_now,
                "skipped": result.skipped, "missing": result.missing, "seconds": round(result.seconds, 3),
                "images_per_s": round(result.images_per_s, 3), "type_share": result.type_share}
+    heavy = []
+    if result.cleanup is not None:
+        payload["cleanup_removed"] = {k: round(v, 4) for k, v in result.cleanup.removed_share().items()}
+        heavy = result.cleanup.heavy()
+        rows += [(f"clean-up took {label}", f"{share:.0%} of its pixels") for label, share, _, _ in heavy]
     console.render_summary(title, rows, payload)
+    for label, share, before, after in heavy:
+        console.warn(f"clean-up removed {share:.0%} of the {label} pixels (found in {console.count(before, 'map')} "
+                     f"before, {after} after); if these are not specks, lower min_island_pixels in [segment] or "
+                     "run without --cleanup")

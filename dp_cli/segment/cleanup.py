@@ -3,11 +3,23 @@
 Connected components (4-connectivity) are found on row runs: pixels are grouped into horizontal runs
 of one label, runs touching vertically with the same label are merged by a small union-find. A
 256x128 map has a few thousand runs, so this takes milliseconds.
+
+Clean-up removes specks, not parts: the island size scales with the map's area (`island_threshold`), and
+the largest region of a label is kept when it borders two or more other labels (hair beside the face under
+a hat, a shoe between trouser leg and background), however small. A speck enclosed by one label is removed.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+REFERENCE_AREA = 384 * 128  # `min_island_pixels` is given for a map of this area (CUHK-PEDES images)
+
+
+def island_threshold(min_island_pixels: float, shape: tuple[int, ...]) -> float:
+    """Island size for a map of `shape`: `min_island_pixels` of a 384x128 map, scaled with the map's area
+    (32 -> 32 px at 384x128, 21.3 at 256x128, 1.3 at 64x32)."""
+    return float(min_island_pixels) * shape[0] * shape[1] / REFERENCE_AREA
 
 
 def connected_components(labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -56,13 +68,26 @@ def _neighbour_counts(comp: np.ndarray, labels: np.ndarray, n: int, n_labels: in
     return counts.reshape(n, n_labels)
 
 
-def clean_map(labels: np.ndarray, min_island: int = 0, max_hole: int = 0, background: int = 0,
+def _protected(n: int, comp_label: np.ndarray, sizes: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """[n] bool: the largest component of each label, where it borders two or more other labels."""
+    order = np.lexsort((-sizes, comp_label))
+    first = np.ones(n, dtype=bool)
+    first[1:] = comp_label[order][1:] != comp_label[order][:-1]
+    largest = np.zeros(n, dtype=bool)
+    largest[order[first]] = True
+    return largest & ((nb > 0).sum(1) >= 2)
+
+
+def clean_map(labels: np.ndarray, min_island: float = 0, max_hole: int = 0, background: int = 0,
               passes: int = 3) -> np.ndarray:
     """Reassign components smaller than `min_island` pixels to their most common neighbour label, and
     fill background components up to `max_hole` pixels that do not touch the border and are enclosed
-    by a single label. The big background touching the border is never changed."""
+    by a single label. The big background touching the border is never changed, and neither is the
+    largest component of a label that borders two or more other labels in `labels` (a small part at a
+    boundary, not a speck): clean-up never removes the last piece of such a part."""
     out = labels.astype(np.int64)
     n_labels = int(out.max()) + 1
+    keep_px = None  # pixels of protected components, fixed on the input so later passes cannot erode them
     for _ in range(passes):
         comp, n = connected_components(out)
         sizes = np.bincount(comp.ravel(), minlength=n)
@@ -71,9 +96,12 @@ def clean_map(labels: np.ndarray, min_island: int = 0, max_hole: int = 0, backgr
         border = np.zeros(n, dtype=bool)
         border[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
         nb = _neighbour_counts(comp, out, n, n_labels)
+        if keep_px is None:
+            keep_px = _protected(n, comp_label, sizes, nb)[comp]
+        keep = np.bincount(comp[keep_px], minlength=n) > 0
         has_nb = nb.sum(1) > 0
         target = np.where(has_nb, nb.argmax(1), comp_label)
-        island = (sizes < min_island) & has_nb & ~((comp_label == background) & border)
+        island = (sizes < min_island) & has_nb & ~keep & ~((comp_label == background) & border)
         enclosing = (nb > 0).sum(1) == 1
         hole = (comp_label == background) & ~border & (sizes <= max_hole) & enclosing
         change = island | hole

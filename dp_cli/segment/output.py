@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dp_cli.data.attributes import ATTRIBUTE_TYPES
+from dp_cli.data.attributes import ATR_LABELS, ATTRIBUTE_TYPES
 from dp_cli.data.dataset import PersonDataset
 from dp_cli.data.formats.native import NativeFormat
 from dp_cli.errors import DataError
@@ -27,9 +27,43 @@ from dp_cli.segment.labels import types_present
 PROVENANCE = "segment.json"
 
 
+HEAVY_CLEANUP = 0.5  # a label that clean-up took more than this share of is worth a warning
+
+
+@dataclass
+class CleanupStats:
+    """Per ATR label, over the maps cleaned in a run: its pixels, the pixels clean-up gave to another label,
+    and the maps holding it before and after."""
+
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(len(ATR_LABELS), np.int64))
+    removed: np.ndarray = field(default_factory=lambda: np.zeros(len(ATR_LABELS), np.int64))
+    maps_before: np.ndarray = field(default_factory=lambda: np.zeros(len(ATR_LABELS), np.int64))
+    maps_after: np.ndarray = field(default_factory=lambda: np.zeros(len(ATR_LABELS), np.int64))
+
+    def add(self, before: np.ndarray, after: np.ndarray) -> None:
+        n = len(ATR_LABELS)
+        count_before = np.bincount(before.ravel(), minlength=n)[:n]
+        self.pixels += count_before
+        self.removed += np.bincount(before[before != after].ravel(), minlength=n)[:n]
+        self.maps_before += count_before > 0
+        self.maps_after += np.bincount(after.ravel(), minlength=n)[:n] > 0
+
+    def removed_share(self) -> dict[str, float]:
+        """Label name -> share (0..1) of its pixels that clean-up reassigned; labels found, background left out."""
+        return {ATR_LABELS[i]: float(self.removed[i] / self.pixels[i])
+                for i in range(1, len(ATR_LABELS)) if self.pixels[i]}
+
+    def heavy(self, limit: float = HEAVY_CLEANUP) -> list[tuple[str, float, int, int]]:
+        """(label, removed share, maps with it before, after) for each label clean-up took more than `limit` of."""
+        return [(name, share, int(self.maps_before[ATR_LABELS.index(name)]),
+                 int(self.maps_after[ATR_LABELS.index(name)]))
+                for name, share in self.removed_share().items() if share > limit]
+
+
 @dataclass
 class SegmentResult:
-    """What a run did: counts, speed, and the share of images in which each attribute type was found."""
+    """What a run did: counts, speed, the share of images in which each attribute type was found, and (with
+    clean-up) what clean-up removed per label in the maps written now."""
 
     out: Path
     images: int
@@ -38,6 +72,7 @@ class SegmentResult:
     missing: int
     seconds: float
     type_share: dict[str, float] = field(default_factory=dict)
+    cleanup: CleanupStats | None = None
 
     @property
     def images_per_s(self) -> float:
@@ -111,6 +146,43 @@ def begin_run(out: Path, provenance: dict[str, Any], redo: bool) -> None:
     --overwrite run, whose interrupted state mixes old and new maps."""
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / PROVENANCE, {**provenance, "complete": False, **({"redo": True} if redo else {})})
+
+
+def undo_begin(out: Path, previous: bytes | None, created: Path | None) -> None:
+    """Take back `begin_run` after a run that wrote no map: the earlier segment.json comes back (none: it goes),
+    and the folders this run created (`created`: the topmost, `out` or a parent) go again where empty."""
+    prov_path = out / PROVENANCE
+    if previous is None:
+        prov_path.unlink(missing_ok=True)
+    else:
+        with atomic_path(prov_path) as tmp:
+            tmp.write_bytes(previous)
+    if created is None:
+        return
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        _rmdir_if_empty(folder)
+    folder = out
+    while True:
+        _rmdir_if_empty(folder)
+        if folder == created or folder.parent == folder:
+            break
+        folder = folder.parent
+
+
+def first_missing(path: Path) -> Path | None:
+    """The topmost folder of `path` (itself or a parent) that does not exist yet; None when `path` exists."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def save_map(atr_map: np.ndarray, target: Path) -> None:

@@ -12,67 +12,95 @@ from dp_cli.data.attributes import LABEL_SETS
 from dp_cli.data.dataset import PersonDataset, resolve_inside
 from dp_cli.distributed import pick_device, process_state
 from dp_cli.errors import DataError, UsageError
-from dp_cli.segment.cleanup import clean_map
+from dp_cli.segment.cleanup import REFERENCE_AREA, clean_map, island_threshold
 from dp_cli.segment.config import SegmentConfig
 from dp_cli.segment.labels import convert_map, lut_for_set, lut_from_names, types_present
-from dp_cli.segment.output import (Layout, SegmentResult, begin_run, check_out, finish, found_types, plan_paths, read_image,
-                                   read_map, save_map, type_shares)
+from dp_cli.segment.output import (PROVENANCE, CleanupStats, Layout, SegmentResult, begin_run, check_out, finish,
+                                   first_missing, found_types, plan_paths, read_image, read_map, save_map, type_shares,
+                                   undo_begin)
 
 Progress = Callable[[int], None]
 
 
-def _cleanup(atr_map: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
-    return clean_map(atr_map, cfg.min_island_pixels, cfg.max_hole_pixels) if cfg.cleanup else atr_map
+# recorded in segment.json with clean-up: maps cleaned by the old rule (absolute island size, no part kept)
+# are not resumed or mixed with these
+CLEANUP_RULE = f"islands scaled to {REFERENCE_AREA} px, boundary parts kept"
+
+
+def _cleanup(atr_map: np.ndarray, cfg: SegmentConfig, stats: CleanupStats | None = None) -> np.ndarray:
+    if not cfg.cleanup:
+        return atr_map
+    cleaned = clean_map(atr_map, island_threshold(cfg.min_island_pixels, atr_map.shape), cfg.max_hole_pixels)
+    if stats is not None:
+        stats.add(atr_map, cleaned)
+    return cleaned
 
 
 def _settings(cfg: SegmentConfig) -> dict[str, Any]:
     keys = ("cleanup",) + (("min_island_pixels", "max_hole_pixels") if cfg.cleanup else ())
-    return {k: getattr(cfg, k) for k in keys}
+    return {k: getattr(cfg, k) for k in keys} | ({"cleanup_rule": CLEANUP_RULE} if cfg.cleanup else {})
 
 
 def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, overwrite: bool = False,
                     on_progress: Progress | None = None, on_total: Callable[[int, int], None] | None = None
                     ) -> SegmentResult:
     """Segment every image without a map in `out` (resume), then write the native dataset (main process)."""
-    # 1. Plan: output paths, provenance check, this process's share
+    # 1. Plan: output paths, provenance check, this process's share; the model loads before anything is written
     layout = plan_paths(dataset)
     paths = layout.parsing
     provenance = {"source": "model", "model": cfg.model, "label_set": cfg.label_set,
                   "labels": {str(k): v for k, v in sorted(cfg.labels.items())}, **_settings(cfg)}
     resuming = check_out(dataset, out, provenance, overwrite)
     state = process_state(cfg.device)
-    if state.is_main_process and not resuming:
-        begin_run(out, provenance, redo=overwrite)
     todo_all = [img for img in paths if overwrite or not (out / paths[img]).exists()]
-    state.wait_for_everyone()  # every process lists the same work before any map is written
     todo = todo_all[state.process_index::state.num_processes]
+    seg = None
+    if todo:  # the model loads before anything is written: a model that cannot load leaves no folder behind
+        from dp_cli.segment.model import load_segmenter
+
+        seg = load_segmenter(cfg.model, pick_device(cfg.device, state), cfg.label_set, cfg.labels)
+    began = state.is_main_process and not resuming
+    created, previous = first_missing(out), _read_bytes(out / PROVENANCE)
+    if began:
+        begin_run(out, provenance, redo=overwrite)
+    state.wait_for_everyone()  # every process lists the same work before any map is written
     if on_total:
         on_total(len(todo), len(paths) - len(todo_all))
     # 2. Segment the images still to do, batch by batch; each map is written atomically
     found: dict[str, list[str]] = {}
-    start = time.perf_counter()
-    if todo:
-        from dp_cli.segment.model import load_segmenter
-
-        seg = load_segmenter(cfg.model, pick_device(cfg.device, state), cfg.label_set, cfg.labels)
-        start = time.perf_counter()  # images/s measures segmentation, not model loading
+    stats = CleanupStats() if cfg.cleanup else None
+    start = time.perf_counter()  # images/s measures segmentation, not model loading
+    try:
         for i in range(0, len(todo), cfg.batch_size):
             chunk = todo[i:i + cfg.batch_size]
             images = [read_image(resolve_inside(dataset.root, img, f"image {img!r}")) for img in chunk]
             for img, atr_map in zip(chunk, seg.predict(images)):
-                atr_map = _cleanup(atr_map, cfg)
+                atr_map = _cleanup(atr_map, cfg, stats)
                 save_map(atr_map, out / paths[img])
                 found[img] = types_present(atr_map)
             if on_progress:
                 on_progress(len(chunk))
-    seconds = time.perf_counter() - start
-    # 3. Main process: wait for the others, then write the dataset pointing to every map
-    state.wait_for_everyone()
-    result = SegmentResult(out, len(paths), len(todo_all), len(paths) - len(todo_all), 0, seconds)
-    if state.is_main_process:
-        result = _finish_run(dataset, out, layout, found, cfg, provenance, result)
+        seconds = time.perf_counter() - start
+        # 3. Main process: wait for the others, then write the dataset pointing to every map
+        state.wait_for_everyone()
+        result = SegmentResult(out, len(paths), len(todo_all), len(paths) - len(todo_all), 0, seconds,
+                               cleanup=stats)
+        if state.is_main_process:
+            result = _finish_run(dataset, out, layout, found, cfg, provenance, result)
+    except BaseException:
+        # a single process that wrote no map leaves the folder as it found it (other processes may be writing)
+        if began and state.num_processes == 1 and not found:
+            undo_begin(out, previous, created)
+        raise
     state.wait_for_everyone()
     return result
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _finish_run(dataset: PersonDataset, out: Path, layout: Layout, found: dict[str, list[str]],
@@ -132,25 +160,26 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     # 2. Convert every map found (ids outside the label set are errors naming the file)
     found: dict[str, list[str]] = {}
     written: dict[str, str | None] = {}
+    stats = CleanupStats() if cfg.cleanup else None
     start = time.perf_counter()
     for img, target in paths.items():
         src = find_source_map(dataset, img, own.get(img), maps)
         if src is not None and src.is_file():
             found[img] = _import_one(src, resolve_inside(dataset.root, img, f"image {img!r}"), out / target, lut,
-                                    label_set, cfg)
+                                    label_set, cfg, stats)
             written[img] = target
         if on_progress:
             on_progress(1)
     seconds = time.perf_counter() - start
     # 3. The native dataset; images without a map keep no `parsing`
     finish(dataset, out, layout, written, cfg.images, provenance)
-    result = SegmentResult(out, len(paths), len(written), 0, len(paths) - len(written), seconds)
+    result = SegmentResult(out, len(paths), len(written), 0, len(paths) - len(written), seconds, cleanup=stats)
     result.type_share = type_shares(found)
     return result
 
 
 def _import_one(src: Path, image: Path, target: Path, lut: np.ndarray, label_set: str,
-                cfg: SegmentConfig) -> list[str]:
+                cfg: SegmentConfig, stats: CleanupStats | None = None) -> list[str]:
     from PIL import Image
 
     ids = read_map(src)
@@ -171,6 +200,6 @@ def _import_one(src: Path, image: Path, target: Path, lut: np.ndarray, label_set
     except ValueError as exc:
         raise DataError(str(exc), hint="pick the maps' label set with --label-set, or map ids with "
                                        "label_set = custom and a segment.labels table in dp.toml") from None
-    atr_map = _cleanup(atr_map, cfg)
+    atr_map = _cleanup(atr_map, cfg, stats)
     save_map(atr_map, target)
     return types_present(atr_map)

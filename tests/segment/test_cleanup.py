@@ -86,3 +86,30 @@ def test_fast_enough_for_256x128():
     _, n_before = connected_components(m)
     _, n_after = connected_components(out)
     assert n_after < n_before and out.dtype == np.uint8
+
+
+def test_island_size_scales_with_the_map_area():
+    from dp_cli.segment.cleanup import island_threshold
+
+    assert island_threshold(32, (384, 128)) == 32
+    assert abs(island_threshold(32, (256, 128)) - 64 / 3) < 1e-9
+    assert abs(island_threshold(32, (64, 32)) - 4 / 3) < 1e-9
+
+
+def test_small_parts_at_a_boundary_are_kept_while_specks_go():
+    """A 64x32-scale person: hair beside the face under a hat, shoes, all below the island size."""
+    m = np.zeros((40, 20), np.uint8)
+    m[4:7, 6:13] = 1  # hat, 21 px
+    m[7:12, 7:12] = 11  # face, 25 px
+    m[7:9, 6] = 2  # hair: 2 px between hat, face and background
+    m[12:30, 5:15] = 4  # upper clothes
+    m[30:37, 6:14] = 6  # pants
+    m[37:39, 6:9] = 9  # left shoe, 6 px between pants and background
+    m[37:39, 11:14] = 10  # right shoe
+    m[20, 9] = 2  # a hair speck inside the shirt: not the largest hair region
+    m[16:18, 12] = 3  # a 2-px sunglasses speck inside the shirt: the only sunglasses, enclosed by one label
+    out = clean_map(m, min_island=30, max_hole=0)
+    assert out[20, 9] == 4 and (out[16:18, 12] == 4).all()
+    expected = m.copy()
+    expected[20, 9] = expected[16, 12] = expected[17, 12] = 4
+    np.testing.assert_array_equal(out, expected)  # hat, face, hair, shoes: every part stays whole

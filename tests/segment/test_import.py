@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from dp_cli.data.attributes import ATR_LABELS, ATTRIBUTE_TYPES, LIP_LABELS, attribute_mask
@@ -132,7 +133,8 @@ def test_custom_table_and_cleanup(dp, dataset, tmp_path):
     m[20, 10] = 9  # a one-pixel speck
     Image.fromarray(m, mode="L").save(folder / "000.png")
     cfg = tmp_path / "dp.toml"
-    cfg.write_text('[segment]\nlabel_set = "custom"\ncleanup = true\nmin_island_pixels = 4\n'
+    # min_island_pixels is given for a 384x128 map: 200 there are 4.7 pixels of this 48x24 map
+    cfg.write_text('[segment]\nlabel_set = "custom"\ncleanup = true\nmin_island_pixels = 200\n'
                    '[segment.labels]\n7 = "background"\n3 = "upper-clothes"\n9 = "hat"\n')
     r = dp("--config", cfg, "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", folder)
     assert r.exit_code == 0, r.output
@@ -151,3 +153,48 @@ def test_toy_world_maps_survive_import_and_layout_is_stable(dp, tmp_path):
     for a, b in zip(toy.records, out.records):
         np.testing.assert_array_equal(np.asarray(Image.open(toy.parsing_path(a))),
                                       np.asarray(Image.open(out.parsing_path(b))))
+
+
+def _add_specks(m: np.ndarray, side: int) -> tuple[tuple[slice, slice], tuple[int, int]]:
+    """Put a `side`-square of sunglasses (a label no toy map has) inside the upper clothes, and a one-pixel
+    hair speck right below it; returns where the square and the hair speck are."""
+    shirt = ATR_LABELS.index("upper-clothes")
+    inside = np.ones_like(m, dtype=bool)
+    for dy in range(-1, side + 3):
+        for dx in range(-1, side + 1):
+            inside &= np.roll(m == shirt, (-dy, -dx), axis=(0, 1))
+    ys, xs = np.nonzero(inside)
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    m[y:y + side, x:x + side] = ATR_LABELS.index("sunglasses")
+    m[y + side + 1, x] = ATR_LABELS.index("hair")
+    return (slice(y, y + side), slice(x, x + side)), (y + side + 1, x)
+
+
+@pytest.mark.parametrize("size", [(64, 32), (256, 128)])
+def test_cleanup_of_toy_maps_keeps_every_part_and_removes_specks(dp, tmp_path, size):
+    toy = tmp_path / "toy"
+    r = dp("toy", "-o", toy, "--persons", 8, "--height", size[0], "--width", size[1])
+    assert r.exit_code == 0, r.output
+    ds = load_native(toy)
+    first = ds.parsing_path(ds.records[0])
+    m = np.asarray(Image.open(first)).copy()
+    square, hair = _add_specks(m, side=max(1, size[0] // 64))  # 1 px at 64x32 (island: 1.3), 16 px at 256x128 (21)
+    Image.fromarray(m, mode="L").save(first)
+    r = dp("--json", "segment", "import", "-d", toy, "-o", tmp_path / "raw")
+    assert r.exit_code == 0, r.output
+    share_raw = json.loads(r.stdout)["type_share"]
+    r = dp("--json", "segment", "import", "-d", toy, "-o", tmp_path / "clean", "--cleanup")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    raw, clean = maps_of(tmp_path / "raw"), maps_of(tmp_path / "clean")
+    specked = ds.records[0].id
+    for rid, before in raw.items():
+        kept = set(np.unique(before).tolist()) - ({ATR_LABELS.index("sunglasses")} if rid == specked else set())
+        assert set(np.unique(clean[rid]).tolist()) == kept, rid  # every label of every map is still there
+    shirt = ATR_LABELS.index("upper-clothes")
+    assert (clean[specked][square] == shirt).all() and clean[specked][hair] == shirt  # the specks are gone
+    assert summary["type_share"] == {**share_raw, "sunglasses": 0.0}
+    assert summary["cleanup_removed"]["sunglasses"] == 1.0 and summary["cleanup_removed"]["hair"] < 0.5
+    warnings = [ln for ln in r.output.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "removed 100% of the sunglasses pixels (found in 1 map before, 0 after)" in warnings[0]

@@ -224,3 +224,39 @@ def test_a_record_being_written_by_the_main_process_is_not_a_foreign_file(datase
     (out / "notes.txt").write_text("mine")
     with pytest.raises(Exception, match="notes.txt"):
         check_out(load_dataset(dataset), out, {"source": "model"}, overwrite=False)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_model_that_cannot_load_leaves_nothing_behind(dp, dataset, seg_kit, segformer_dir, tmp_path):
+    plain = seg_kit.tiny_segformer(tmp_path / "plain", head=False)
+    out = tmp_path / "s9"
+    assert "no trained segmentation head" in one_error_line(dp("segment", "-d", dataset, "-o", out, "--model", plain))
+    assert not out.exists()  # no half-made folder with a segment.json that looks like output
+    assert dp("segment", "-d", dataset, "-o", out, "--model", segformer_dir).exit_code == 0
+    done = _snapshot(out)
+    one_error_line(dp("segment", "-d", dataset, "-o", out, "--model", plain, "--overwrite"))
+    assert _snapshot(out) == done  # the finished output and its record are untouched
+    r = dp("--json", "segment", "-d", dataset, "-o", out, "--model", segformer_dir)
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.stdout)["written"], json.loads(r.stdout)["skipped"]) == (0, 5)
+
+
+def test_a_run_that_fails_before_its_first_map_leaves_no_new_folder(dp, dataset, segformer_dir, tmp_path):
+    bad = dataset / "imgs" / "000.png"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a png")
+    out = tmp_path / "new" / "s9"
+    args = ("segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--batch-size", "1")
+    assert "000.png: cannot read image" in one_error_line(dp(*args))
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    one_error_line(dp("segment", "-d", dataset, "-o", mine, "--model", segformer_dir))
+    assert mine.is_dir() and not any(mine.iterdir())  # a folder the user made stays, empty as it was
+    bad.write_bytes(good)
+    r = dp("--json", "segment", "-d", dataset, "-o", out, "--model", segformer_dir, "--cleanup")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"] == 5 and "cleanup_removed" in json.loads(r.stdout)
