@@ -71,15 +71,7 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     stats = CleanupStats() if cfg.cleanup else None
     start = time.perf_counter()  # images/s measures segmentation, not model loading
     try:
-        for i in range(0, len(todo), cfg.batch_size):
-            chunk = todo[i:i + cfg.batch_size]
-            images = [read_image(resolve_inside(dataset.root, img, f"image {img!r}")) for img in chunk]
-            for img, atr_map in zip(chunk, seg.predict(images)):
-                atr_map = _cleanup(atr_map, cfg, stats)
-                save_map(atr_map, out / paths[img])
-                found[img] = types_present(atr_map)
-            if on_progress:
-                on_progress(len(chunk))
+        _segment_images(seg, todo, dataset, out, paths, cfg, stats, found, on_progress)
         seconds = time.perf_counter() - start
         # 3. Main process: wait for the others, then write the dataset pointing to every map
         state.wait_for_everyone()
@@ -94,6 +86,22 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
         raise
     state.wait_for_everyone()
     return result
+
+
+def _segment_images(seg, todo: list[str], dataset: PersonDataset, out: Path, paths: dict[str, str],
+                    cfg: SegmentConfig, stats: CleanupStats | None, found: dict[str, list[str]],
+                    on_progress: Progress | None) -> None:
+    """Segment `todo` batch by batch; each map is written atomically and its types put in `found` (filled as
+    it goes, so a caller sees what was written when this raises)."""
+    for i in range(0, len(todo), cfg.batch_size):
+        chunk = todo[i:i + cfg.batch_size]
+        images = [read_image(resolve_inside(dataset.root, img, f"image {img!r}")) for img in chunk]
+        for img, atr_map in zip(chunk, seg.predict(images)):
+            atr_map = _cleanup(atr_map, cfg, stats)
+            save_map(atr_map, out / paths[img])
+            found[img] = types_present(atr_map)
+        if on_progress:
+            on_progress(len(chunk))
 
 
 def _read_bytes(path: Path) -> bytes | None:
