@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -30,10 +32,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     target.parent.mkdir(parents=True, exist_ok=True)
     sfx = suffix if suffix is not None else target.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{sfx}", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
-    try:
+    try:  # from here on the temporary file goes again on any exit (Ctrl-C included)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with naming_path(target):
             yield tmp_path
             with open(tmp_path, "rb+") as fh:
@@ -42,6 +44,24 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# what atomic_path (.NAME.XXXXXXXX.tmp.png) and staging_dir (.NAME.tmp-XXXXXXXX, .NAME.XXXXXXXX.tmp) leave when
+# a process is killed outright (SIGKILL, power loss): nothing can remove them then but the next run
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:[a-z0-9_]{8}\.tmp(?:\.\w+)?|tmp-[a-z0-9_]{8})$")
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None, recursive: bool = False) -> int:
+    """Delete the temporary files and staging folders a killed dp run left in `folder` (only those of the
+    output `name` when given); returns how many went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = folder.rglob(".*") if recursive else folder.glob(".*")
+    stale = [p for p in found if (m := _TEMP_NAME.match(p.name)) and (name is None or m["name"] == name)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:

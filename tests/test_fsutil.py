@@ -177,3 +177,33 @@ def test_staging_dir_gets_the_modes_the_umask_gives_a_new_folder(tmp_path, umask
         os.umask(old)
     assert made.parent == tmp_path and made.name.startswith(".out.tmp-") and not any(made.iterdir())
     assert made.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_killed_runs_temporary_files_and_staging_folders_are_removed_by_the_next_run(tmp_path):
+    """SIGKILL leaves what atomic_path and staging_dir made; export, toy, edit and segment sweep them."""
+    import tempfile
+
+    from dp_cli.fsutil import remove_stale_temps, staging_dir
+
+    fd, _ = tempfile.mkstemp(prefix=".p0.png.", suffix=".tmp.png", dir=tmp_path)
+    os.close(fd)
+    staging_dir(tmp_path, prefix=".CUHK-PEDES.tmp-")
+    staging_dir(tmp_path, prefix=".world.", suffix=".tmp")
+    for name in (".hidden", ".notes.tmp", "keep.tmp", "p0.png"):
+        (tmp_path / name).write_text("mine")
+    assert remove_stale_temps(tmp_path, "CUHK-PEDES") == 1
+    assert remove_stale_temps(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", ".notes.tmp", "keep.tmp", "p0.png"]
+
+
+def test_an_interrupt_right_after_the_temporary_file_is_made_removes_it(tmp_path, monkeypatch):
+    from dp_cli import fsutil
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsutil.os, "chmod", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with fsutil.atomic_path(tmp_path / "a.png"):
+            pass
+    assert list(tmp_path.iterdir()) == []

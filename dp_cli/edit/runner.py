@@ -26,7 +26,7 @@ from dp_cli.data.loading import load_dataset
 from dp_cli.edit.plan import EditJob, check_jobs, load_catalog, plan_jobs, present_types
 from dp_cli.distributed import pick_device, process_state
 from dp_cli.errors import DataError, ModelError, UsageError
-from dp_cli.fsutil import JsonlAppender, save_image_atomic
+from dp_cli.fsutil import JsonlAppender, remove_stale_temps, save_image_atomic
 
 TOY_MODEL = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
 SETTING_KEYS = ("scheduler", "steps", "guidance_scale", "delayed_conditioning", "reference_scale", "mask_dilation",
@@ -365,6 +365,8 @@ def run_dataset_edit(cfg, on_progress: ProgressFn | None = None, prepared: Prepa
     out = Path(cfg.output_dir)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        for folder in (out, out / "images", out / "masks"):  # temporary files of a killed run
+            remove_stale_temps(folder)
         if state.num_processes == 1:
             merge_manifest(out, {j.id: j.index for j in jobs})  # fold shards of an interrupted distributed run
     state.wait_for_everyone()

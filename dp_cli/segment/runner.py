@@ -12,6 +12,7 @@ from dp_cli.data.attributes import LABEL_SETS
 from dp_cli.data.dataset import PersonDataset, resolve_inside
 from dp_cli.distributed import pick_device, process_state
 from dp_cli.errors import DataError, UsageError
+from dp_cli.fsutil import remove_stale_temps
 from dp_cli.segment.cleanup import REFERENCE_AREA, clean_map, island_threshold
 from dp_cli.segment.config import SegmentConfig
 from dp_cli.segment.labels import convert_map, lut_for_set, lut_from_names, types_present
@@ -63,6 +64,7 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     created, previous = first_missing(out), _read_bytes(out / PROVENANCE)
     if began:
         begin_run(out, provenance, redo=overwrite)
+        remove_stale_temps(out, recursive=True)  # temporary maps of a killed run
     state.wait_for_everyone()  # every process lists the same work before any map is written
     if on_total:
         on_total(len(todo), len(paths) - len(todo_all))
@@ -164,6 +166,7 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
     provenance = {"source": "import", "maps": str(maps.resolve()) if maps else "dataset",
                   "label_set": label_set, **_settings(cfg)}
     check_out(dataset, out, provenance, overwrite)  # import redoes every map: nothing to record before
+    remove_stale_temps(out, recursive=True)  # temporary maps of a killed run
     own = {r.image: r.parsing for r in dataset.records}
     # 2. Convert every map found (ids outside the label set are errors naming the file)
     found: dict[str, list[str]] = {}
