@@ -44,10 +44,20 @@ def dp_command(fn: F) -> F:
             console.error(_os_message(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            console.error("interrupted; finished work is kept, rerun the same command to resume")
+            if console.is_main_process():  # one line, not one per process under torchrun
+                console.error(INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# What Ctrl-C leaves, by command module (dp_cli.commands.<name>); "" for the others.
+INTERRUPTED = {
+    "": "interrupted; finished work is kept, rerun the same command to resume",
+    "train": "interrupted; the checkpoints written so far are kept: rerun with --resume-from-checkpoint latest",
+    "export": "interrupted; nothing was written (the export is put in place only when complete): rerun it",
+    "toy": "interrupted; nothing was written (the world is put in place only when complete): rerun it",
+}
 
 
 def _traceback() -> None:

@@ -137,6 +137,7 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
             sink.close()
     finally:
         await backend.aclose()
+        stats.stop()  # the run's time, however late its summary is printed (dp demo prints it at the end)
     if stats.total and stats.failed_edits == stats.total:
         result.notes.append(f"all {stats.total} edits failed dp edit's verifier: nothing was annotated "
                             "(--include-failed-edits asks for them too)")

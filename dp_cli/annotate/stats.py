@@ -35,10 +35,14 @@ class Stats:
     completion_tokens: int = 0
     requests: int = 0
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # set by `stop` when the run is over: what a later summary reports
+
+    def stop(self) -> None:
+        self.ended = time.monotonic()
 
     @property
     def elapsed(self) -> float:
-        return max(time.monotonic() - self.started, 1e-9)
+        return max((self.ended or time.monotonic()) - self.started, 1e-9)
 
     @property
     def req_per_s(self) -> float:

@@ -61,3 +61,15 @@ def test_a_folder_as_input_is_named_as_a_folder(tmp_path):
         read_input(tmp_path)
     with pytest.raises(DataError, match="input file not found"):
         read_input(tmp_path / "nope.jsonl")
+
+
+def test_a_runs_time_is_frozen_when_it_stops():
+    import time
+
+    from dp_cli.annotate.stats import Stats
+
+    stats = Stats()
+    stats.stop()
+    frozen = stats.elapsed
+    time.sleep(0.02)
+    assert stats.elapsed == frozen

@@ -288,3 +288,21 @@ def test_a_verbose_traceback_keeps_its_brackets(dp):
     result = dp("-v", "edit", "--types", "hats")
     assert result.exit_code == 2 and "Traceback" in result.stderr
     assert result.stderr.count("[edit] types: unknown attribute type(s)") == 2
+
+
+@pytest.mark.parametrize("command, says", [("train", "--resume-from-checkpoint latest"),
+                                           ("export", "nothing was written"), ("toy", "nothing was written"),
+                                           ("edit", "rerun the same command to resume")])
+def test_ctrl_c_says_what_this_command_kept(capsys, command, says):
+    import typer
+
+    from dp_cli.cli_common import dp_command
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    interrupted.__module__ = f"dp_cli.commands.{command}"
+    with pytest.raises(typer.Exit) as info:
+        dp_command(interrupted)()
+    err = capsys.readouterr().err
+    assert info.value.exit_code == 130 and says in " ".join(err.split()) and len(err.strip().splitlines()) == 1
