@@ -122,6 +122,10 @@ def _dataset(cfg) -> None:
     from dp_cli.edit.runner import prepare_dataset_edit, run_dataset_edit
 
     prepared = prepare_dataset_edit(cfg)
+    persons = len({job.record.person_id for job in prepared.jobs})
+    if cfg.persons is not None and cfg.persons > persons and console.is_main_process():
+        console.warn(f"--persons {cfg.persons}: split {cfg.split!r} has {console.count(persons, 'person')} to edit "
+                     "(with parsing maps that show the chosen types); editing all of them")
     with console.progress() as bar:
         task = bar.add_task("editing", total=None, status="")
 
@@ -151,9 +155,13 @@ def _dataset(cfg) -> None:
         console.warn(f"{other} finished image(s) in {summary.output_dir} were made with another model, sampler "
                      "setting, seed or reference and were kept as they are; use a new --output-dir to apply "
                      "the new settings to every image")
-    console.render_summary("Edit", rows, payload={**rows, "written": summary.written, "rows": summary.rows,
-                                                  "status": summary.status,
-                                                  "reference_warnings": summary.reference_warnings})
+    console.render_summary("Edit", rows, payload={
+        "output": str(summary.output_dir), "manifest": str(summary.manifest), "rows": summary.rows,
+        "planned": summary.planned, "already_done": summary.skipped, "written": summary.written,
+        "processes": summary.processes, "images_per_s": round(summary.images_per_s, 3), "seeds": seeds,
+        "status": summary.status, "min_score": cfg.min_score, "kept_with_other_settings": other,
+        "contact_sheet": str(summary.contact_sheet) if summary.contact_sheet else None,
+        "reference_warnings": summary.reference_warnings})
 
 
 def _model():

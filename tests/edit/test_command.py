@@ -98,8 +98,10 @@ def test_rerun_skips_finished_images(edited, model_dir, world):
     res = invoke(["--json", *dataset_args(model_dir, world, edited)])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["written"] == 0 and summary["already done"] == summary["planned"]
-    assert "kept from a run with other settings" not in summary
+    assert summary["written"] == 0 and summary["already_done"] == summary["planned"]
+    assert summary["kept_with_other_settings"] == 0
+    assert all(" " not in key for key in summary) and summary["manifest"].endswith("edits.jsonl")  # plain values
+    assert set(summary["status"]) >= {"passed", "failed"} and isinstance(summary["min_score"], float)
     assert digest(edited) == before
 
 
@@ -110,7 +112,7 @@ def test_rerun_with_other_settings_keeps_the_images_and_says_so(edited, model_di
     res = invoke(["--json", *args])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["written"] == 0 and summary["kept from a run with other settings"] == summary["planned"] > 0
+    assert summary["written"] == 0 and summary["kept_with_other_settings"] == summary["planned"] > 0
     assert "use a new --output-dir" in res.stderr
     assert digest(edited) == before
 
@@ -319,4 +321,10 @@ def test_rows_written_before_a_setting_existed_count_as_its_default(edited, mode
     res = invoke(["--json", *dataset_args(model_dir, world, edited)])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["written"] == 0 and "kept from a run with other settings" not in summary
+    assert summary["written"] == 0 and summary["kept_with_other_settings"] == 0
+
+
+def test_more_persons_than_the_split_has_is_said(model_dir, world, tmp_path):
+    res = invoke([*dataset_args(model_dir, world, tmp_path / "out"), "--persons", "999"])
+    assert res.exit_code == 0, res.output
+    assert "--persons 999: split 'train' has" in " ".join(res.stderr.split())
