@@ -64,7 +64,8 @@ def segment_dataset(dataset: PersonDataset, out: Path, cfg: SegmentConfig, *, ov
     created, previous = first_missing(out), _read_bytes(out / PROVENANCE)
     if began:
         begin_run(out, provenance, redo=overwrite)
-        remove_stale_temps(out, recursive=True)  # temporary maps of a killed run
+    if state.is_main_process:
+        remove_stale_temps(out, recursive=True)  # temporary maps of a killed run (resumed or not)
     state.wait_for_everyone()  # every process lists the same work before any map is written
     if on_total:
         on_total(len(todo), len(paths) - len(todo_all))

@@ -63,3 +63,14 @@ def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(dp, tbps, t
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}/.out.tmp-") and "/imgs/" in lines[0]
     assert "No space left on device" in lines[0]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_an_export_removes_the_staging_folder_a_killed_export_left(dp, tbps, tmp_path):
+    stale = tmp_path / ".out.tmp-abcd1234"
+    (stale / "imgs").mkdir(parents=True)
+    (stale / "imgs" / "x.jpg").write_bytes(b"half")
+    other = tmp_path / ".other.tmp-abcd1234"  # another output's: not ours to remove
+    other.mkdir()
+    result = dp("export", "-d", tbps("cuhk-pedes"), "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert not stale.exists() and other.exists() and (tmp_path / "out").is_dir()
