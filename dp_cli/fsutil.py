@@ -4,6 +4,7 @@ JSONL reader, and the one guard that keeps outputs off the inputs."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -46,28 +47,31 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             tmp_path.unlink()
 
 
-# what atomic_path (.NAME.XXXXXXXX.tmp.png) and staging_dir (.NAME.tmp-XXXXXXXX, .NAME.XXXXXXXX.tmp) leave when
-# a process is killed outright (SIGKILL, power loss): nothing can remove them then but the next run
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:[a-z0-9_]{8}\.tmp(?:\.\w+)?|tmp-[a-z0-9_]{8})$")
+# what atomic_path leaves (.NAME.XXXXXXXX.tmp.png) when a process is killed outright (SIGKILL, power loss):
+# nothing can remove it then but the next run
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(?:\.\w+)?$")
+_RANDOM = re.compile(r"[a-z0-9_]{8}")  # the part tempfile adds to a name
 
 
-def remove_stale_temps(folder: str | os.PathLike, name: str | None = None, recursive: bool = False) -> int:
-    """Delete the temporary files and staging folders a killed dp run left in `folder` (only those of the
-    output `name` when given); returns how many went."""
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Delete the temporary files a killed dp run left in `folder`; returns how many went."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     found = folder.rglob(".*") if recursive else folder.glob(".*")
-    stale = [p for p in found if (m := _TEMP_NAME.match(p.name)) and (name is None or m["name"] == name)]
+    stale = [p for p in found if _TEMP_NAME.match(p.name) and p.is_file()]
     for path in stale:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
     return len(stale)
 
 
 def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
     """A new empty folder in `parent` (a hidden temporary name) to build an output in, then rename into
     place: it has the permissions the umask gives a new folder (mkdtemp makes it 0700, which a rename
-    would carry over to the output)."""
+    would carry over to the output). Staging folders of the same name that a killed run left go first."""
+    for old in Path(parent).glob(glob.escape(prefix) + "*" + glob.escape(suffix)):
+        if old.is_dir() and _RANDOM.fullmatch(old.name[len(prefix):len(old.name) - len(suffix)]):
+            shutil.rmtree(old, ignore_errors=True)
     path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path

@@ -180,20 +180,28 @@ def test_staging_dir_gets_the_modes_the_umask_gives_a_new_folder(tmp_path, umask
 
 
 def test_a_killed_runs_temporary_files_and_staging_folders_are_removed_by_the_next_run(tmp_path):
-    """SIGKILL leaves what atomic_path and staging_dir made; export, toy, edit and segment sweep them."""
+    """SIGKILL leaves what atomic_path and staging_dir made: staging_dir sweeps its own name's (export, toy),
+    remove_stale_temps the temporary files (edit, segment)."""
     import tempfile
 
     from dp_cli.fsutil import remove_stale_temps, staging_dir
 
     fd, _ = tempfile.mkstemp(prefix=".p0.png.", suffix=".tmp.png", dir=tmp_path)
     os.close(fd)
-    staging_dir(tmp_path, prefix=".CUHK-PEDES.tmp-")
-    staging_dir(tmp_path, prefix=".world.", suffix=".tmp")
-    for name in (".hidden", ".notes.tmp", "keep.tmp", "p0.png"):
+    old_export = staging_dir(tmp_path, prefix=".CUHK-PEDES.tmp-")
+    (old_export / "imgs").mkdir()
+    old_world = staging_dir(tmp_path, prefix=".world.", suffix=".tmp")
+    for name in (".hidden", ".notes.tmp", "keep.tmp", "p0.png", ".CUHK-PEDES.tmp-mine"):
         (tmp_path / name).write_text("mine")
-    assert remove_stale_temps(tmp_path, "CUHK-PEDES") == 1
-    assert remove_stale_temps(tmp_path) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", ".notes.tmp", "keep.tmp", "p0.png"]
+    new_export = staging_dir(tmp_path, prefix=".CUHK-PEDES.tmp-")
+    assert not old_export.exists() and new_export.is_dir() and old_world.is_dir()
+    new_export.rmdir()
+    new_world = staging_dir(tmp_path, prefix=".world.", suffix=".tmp")
+    assert not old_world.exists()
+    new_world.rmdir()
+    assert remove_stale_temps(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".CUHK-PEDES.tmp-mine", ".hidden", ".notes.tmp",
+                                                          "keep.tmp", "p0.png"]
 
 
 def test_an_interrupt_right_after_the_temporary_file_is_made_removes_it(tmp_path, monkeypatch):

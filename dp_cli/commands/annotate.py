@@ -66,8 +66,8 @@ def command(
                    model=model, base_url=base_url, text_start=text_start, text_end=text_end, slice_step=slice_step,
                    concurrency=concurrency, attempts=attempts, max_retries=max_retries, timeout=timeout,
                    prompt_version=prompt_version, prompt_file=prompt_file, few_shot=few_shot,
-                   style_dataset=style_dataset, structured_output=structured, temperature=temperature, max_tokens=max_tokens,
-                   retry_failed=retry_failed, include_failed_edits=include_failed_edits,
+                   style_dataset=style_dataset, structured_output=structured, temperature=temperature,
+                   max_tokens=max_tokens, retry_failed=retry_failed, include_failed_edits=include_failed_edits,
                    poll_interval=poll_interval)
     project = load_project(console.STATE.config, explicit=console.STATE.config is not None)
     cfg = resolve_section(AnnotateConfig, "annotate", project, flags)

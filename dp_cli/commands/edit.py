@@ -135,7 +135,8 @@ def _dataset(cfg) -> None:
         summary = run_dataset_edit(cfg, on_progress=on_progress, prepared=prepared)
     if not console.is_main_process():
         return
-    rows = {"output": str(summary.output_dir), "manifest": f"{summary.manifest} ({console.count(summary.rows, 'image')})",
+    rows = {"output": str(summary.output_dir),
+            "manifest": f"{summary.manifest} ({console.count(summary.rows, 'image')})",
             "planned": summary.planned, "already done": summary.skipped, "written (this process)": summary.written,
             "processes": summary.processes, "images/s (this process)": round(summary.images_per_s, 3)}
     seeds = summary.extra.get("seeds", 0)

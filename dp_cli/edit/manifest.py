@@ -26,7 +26,8 @@ def check_output_dir(out_dir: Path) -> None:
     if (out_dir / MANIFEST).exists() or any(out_dir.glob(SHARD_GLOB)):
         return
     raise DataError(f"--output-dir {out_dir}: folder is not empty and holds no {MANIFEST} (not written by "
-                    f"`dp edit`)", hint="choose a new or empty --output-dir; dp edit continues only in a folder it wrote")
+                    f"`dp edit`)",
+                    hint="choose a new or empty --output-dir; dp edit continues only in a folder it wrote")
 
 
 def read_rows(path: Path) -> list[EditRow]:

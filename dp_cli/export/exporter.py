@@ -21,7 +21,7 @@ from dp_cli.data.formats import IMAGES_DIR, get_format
 from dp_cli.errors import DataError
 from dp_cli.export.generated import GeneratedRecords
 from dp_cli.export.ids import IdPlan, assign_person_ids
-from dp_cli.fsutil import check_outputs, naming_path, remove_stale_temps, staging_dir, write_json_atomic
+from dp_cli.fsutil import check_outputs, naming_path, staging_dir, write_json_atomic
 
 MARKER = "export.json"  # what made the folder; --overwrite replaces only a folder that holds it
 
@@ -67,8 +67,6 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
     check_splits(records, fmt)
     files = plan_files(dataset, records, gen, fmt)
     # 2. Stage: place images, write the annotation file, then swap the folder into place.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out.parent, out.name)  # a killed export's staging folder
     staging = staging_dir(out.parent, prefix=f".{out.name}.tmp-")
     try:
         mode = place_files(files, staging, link, on_start(len(files)) if on_start else None)

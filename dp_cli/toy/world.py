@@ -21,7 +21,7 @@ from dp_cli.data.attributes import ATTRIBUTE_TYPES
 from dp_cli.data.dataset import PersonDataset
 from dp_cli.data.formats.native import NATIVE_ANNOTATIONS, NATIVE_HEADER, load_native, native_header, read_header
 from dp_cli.errors import ConfigError, DataError
-from dp_cli.fsutil import remove_stale_temps, staging_dir, write_json_atomic, write_jsonl_atomic
+from dp_cli.fsutil import staging_dir, write_json_atomic, write_jsonl_atomic
 from dp_cli.toy.captions import make_captions
 from dp_cli.toy.catalog import CATALOG_FILE, build_catalog, save_png
 from dp_cli.toy.render import LABEL_ID, render_person
@@ -144,7 +144,6 @@ def generate_world(out_dir: Path, persons: int = 20, seed: int = 0, height: int 
     check_target(out_dir, overwrite)
     where = out_dir.resolve()
     where.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(where.parent, where.name)  # a killed run's staging folder
     stage = staging_dir(where.parent, prefix=f".{where.name}.", suffix=".tmp")
     try:
         # 2. Persons, their images, parsing maps and captions
