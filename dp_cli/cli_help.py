@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
+from typer import BadParameter
 from typer.core import TyperCommand, TyperGroup
 
 # Typer's type label (what its `display_type` shows as <label>) -> dp's metavar
@@ -156,6 +157,15 @@ class HelpCommand(TyperCommand):
 
     def format_help(self, ctx, formatter) -> None:
         render_help(self, ctx)
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """Errors about an argument name it as the usage line does (`Missing argument 'MANIFEST'`)."""
+        try:
+            return super().parse_args(ctx, args)
+        except BadParameter as exc:  # Typer's own copy of click's
+            if exc.param is not None and exc.param.param_type_name == "argument" and exc.param_hint is None:
+                exc.param_hint = f"'{(exc.param.metavar or exc.param.name).upper()}'"
+            raise
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

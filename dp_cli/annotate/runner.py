@@ -46,7 +46,8 @@ class RunResult:
 
     def payload(self) -> dict[str, Any]:
         s = self.stats
-        return {"output": self.output, "failures": self.failures, "backend": self.backend, "model": self.model,
+        failures = self.failures if Path(self.failures).exists() else None  # none written: nothing ever failed
+        return {"output": self.output, "failures": failures, "backend": self.backend, "model": self.model,
                 "prompt_version": self.prompt_version, "selected": s.total, "skipped": s.skipped,
                 "skipped_failed_edits": s.failed_edits,
                 "done": s.done, "failed": s.failed, "unreachable": s.unreachable, "retries": s.retries, "http_retries": s.http_retries,

@@ -28,12 +28,13 @@ def failures_path(output: Path | str, failures: Path | None) -> Path:
     return out.with_name(f"{out.stem}.failed.jsonl")
 
 
-def read_keys(path: Path, failures: bool = False) -> list[str]:
-    """Keys of the lines of an output (or, `failures`, a failure log) we wrote (after the tail repair)."""
-    if not path.exists():
-        return []
-    rows = read_failure_rows(path) if failures else read_annotation_rows(path, ("key",))
-    return [row.key for row in rows]
+def read_keys(path: Path, reader: Callable[[Path], list]) -> set[str]:
+    """Keys of the lines of an output or failure log we wrote (after the tail repair), read by `reader`."""
+    return {row.key for row in reader(path)} if path.exists() else set()
+
+
+def _output_rows(path: Path) -> list[AnnotationRow]:
+    return read_annotation_rows(path, ("key",))
 
 
 def _scrubbed(value, scrub: Callable[[str], str], top: bool = True):
@@ -115,11 +116,11 @@ class Sink:
                  scrub: Callable[[str], str] = str):
         self.out = _Log(output, scrub)
         self.failures_file = failures
-        self.done_keys = set() if self.out.stdout else set(read_keys(self.out.path))
+        self.done_keys = set() if self.out.stdout else read_keys(self.out.path, _output_rows)
         if retry_keys:  # the records about to be asked again leave the failure log
             rewrite_jsonl(failures, lambda row: row.get("key") not in retry_keys)
         self.fail = _Log(failures, scrub)
-        self.failed_keys = set(read_keys(failures, failures=True))
+        self.failed_keys = read_keys(failures, read_failure_rows)
 
     def finished(self, key: str) -> bool:
         return key in self.done_keys or key in self.failed_keys

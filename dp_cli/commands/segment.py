@@ -117,13 +117,14 @@ def import_(
 
 
 def _summary(title: str, result, source: str) -> None:
-    rows = [("out", str(result.out)), ("source", source), ("images", result.images),
+    out = str(Path(result.out).absolute())  # as the other commands report their folders
+    rows = [("out", out), ("source", source), ("images", result.images),
             ("maps written now", result.done_now), ("already done", result.skipped)]
     if result.missing:
         rows.append(("without map", result.missing))
     rows.append(("images/s", round(result.images_per_s, 2)))
     rows += [(f"{t} found", f"{share:.0%}") for t, share in result.type_share.items()]
-    payload = {"out": str(result.out), "source": source, "images": result.images, "written": result.done_now,
+    payload = {"out": out, "source": source, "images": result.images, "written": result.done_now,
                "skipped": result.skipped, "missing": result.missing, "seconds": round(result.seconds, 3),
                "images_per_s": round(result.images_per_s, 3), "type_share": result.type_share}
     heavy = []

@@ -44,6 +44,19 @@ def test_offline_backend_costs_nothing(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["done"] == 2 and summary["estimated_cost_usd"] == 0.0
+    assert summary["failures"] is None  # nothing failed: no failure log was written, none is named
+    assert not (tmp_path / "ann.failed.jsonl").exists()
+
+
+def test_the_summary_names_the_failure_log_once_there_is_one(tmp_path):
+    import json
+
+    write_rows(tmp_path / "edits.jsonl", make_rows(2))
+    (tmp_path / "ann.failed.jsonl").write_text("")  # an earlier run's log
+    res = invoke(["--json", "annotate", "-i", str(tmp_path / "edits.jsonl"), "-o", str(tmp_path / "ann.jsonl"),
+                  "--backend", "offline"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["failures"] == str(tmp_path / "ann.failed.jsonl")
 
 
 def test_usage_errors(tmp_path):

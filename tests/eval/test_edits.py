@@ -212,3 +212,10 @@ def test_usage_line_names_the_argument_in_capitals(command, name):
     assert res.exit_code == 0, res.output
     usage = next(line for line in res.output.splitlines() if "Usage:" in line)
     assert usage.split()[-1] == name, usage
+
+
+@pytest.mark.parametrize("command,name", [("edits", "MANIFEST"), ("captions", "ANNOTATIONS")])
+def test_a_missing_argument_is_named_as_the_usage_line_names_it(command, name):
+    res = CliRunner().invoke(app, ["eval", command])
+    assert res.exit_code == 2
+    assert f"Missing argument '{name}'" in res.output, res.output

@@ -63,6 +63,13 @@ def test_native_maps_survive_a_round_trip(dp, dataset, tmp_path):
         np.testing.assert_array_equal(m, original[rid])
 
 
+def test_json_names_the_output_folder_absolute(dp, dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = dp("--json", "segment", "import", "-d", dataset, "-o", "rel")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["out"] == str(tmp_path / "rel")
+
+
 def test_following_the_label_set_hint_after_a_failed_import_works(dp, dataset, tmp_path):
     write_lip_maps(dataset, tmp_path / "schp")  # LIP ids up to 19: not ATR (0..17)
     args = ("segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", tmp_path / "schp")
