@@ -14,7 +14,8 @@ from dp_cli.data.dataset import PersonRecord
 
 @dataclass
 class IdPlan:
-    """How ids were assigned: whether base ids were relabelled, the new range and the shift."""
+    """How ids were assigned: whether base ids were relabelled, the new range and the shift of the val/test ids
+    that had to move (0 when none did)."""
 
     relabelled: bool
     first_new_id: int
@@ -49,11 +50,12 @@ def assign_person_ids(base: list[PersonRecord], generated: list[PersonRecord], v
         new_ids.setdefault(v, first_new + len(new_ids))
     shift = len(new_ids)
     train_set = set(train_ids)
-    out = []
+    out, moved = [], False
     for r in base:
         pid = mapping.get(r.person_id, r.person_id)
         if shift and r.split != "train" and pid >= first_new and pid not in train_set:
             pid += shift
+            moved = True
         out.append(replace(r, person_id=pid) if pid != r.person_id else r)
     out += [replace(r, person_id=new_ids[v]) for r, v in zip(generated, variants)]
-    return out, IdPlan(relabelled, first_new, len(new_ids), shift)
+    return out, IdPlan(relabelled, first_new, len(new_ids), shift if moved else 0)

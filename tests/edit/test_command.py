@@ -328,3 +328,15 @@ def test_more_persons_than_the_split_has_is_said(model_dir, world, tmp_path):
     res = invoke([*dataset_args(model_dir, world, tmp_path / "out"), "--persons", "999"])
     assert res.exit_code == 0, res.output
     assert "--persons 999: split 'train' has" in " ".join(res.stderr.split())
+
+
+def test_edits_of_test_persons_say_so_and_are_not_exported_into_training(model_dir, world, tmp_path):
+    out = tmp_path / "test-edits"
+    res = invoke(dataset_args(model_dir, world, out, "--split", "test"))
+    assert res.exit_code == 0, res.output
+    rows = rows_of(out)
+    assert rows and {r["split"] for r in rows} == {"test"}
+    res = invoke(["export", "-d", world, "--edits", out / "edits.jsonl", "--use-base-description",
+                  "-f", "native", "-o", tmp_path / "export"])
+    assert res.exit_code == 1 and "a test record" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "export").exists()

@@ -89,6 +89,15 @@ def test_edits_from_another_dataset_are_refused(tbps, tmp_path, export_kit):
         load_generated(edits, load_dataset(root))
 
 
+def test_edits_of_held_out_persons_are_refused(tbps, tmp_path, export_kit):
+    root = tbps("cuhk-pedes")
+    ds = load_dataset(root)
+    train, test = ds.split("train"), ds.split("test")
+    edits, _ = export_kit.write_edits(tmp_path / "e", root, [(train[0].id, 0, "0__v0"), (test[0].id, 9, "9__v0")])
+    with pytest.raises(DataError, match=rf"edits.jsonl:2: edit .* was made from {test[0].id!r}, a test record"):
+        load_generated(edits, ds)
+
+
 def test_non_contiguous_native_ids_are_relabelled_for_tbps(tbps, tmp_path, export_kit):
     ds = load_dataset(tbps("native", train_pids=(0, 4, 9), test_pids=(2, 11)))
     result = export_dataset(ds, "cuhk-pedes", tmp_path / "out")

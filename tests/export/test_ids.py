@@ -42,3 +42,13 @@ def test_contiguous_ids_are_kept_as_they_are():
     base = _records([0, 1, 1, 2], [(3, "test"), (4, "val")])
     out, plan = assign_person_ids(base, [], [], relabel=True)
     assert out == base and not plan.relabelled and plan.shift == 0
+
+
+def test_the_shift_is_reported_only_when_a_val_or_test_id_moved():
+    gen = [PersonRecord("g0", "g0.png", -1, "train", ["c"])]
+    below = _records([0, 1, 3], [(2, "test")])  # test id 2 is below the first new id (4): it stays
+    out, plan = assign_person_ids(below, gen, ["p0__v0"], relabel=False)
+    assert plan.shift == 0 and [r.person_id for r in out if r.split == "test"] == [2]
+    above = _records([0, 1], [(2, "test")])  # test id 2 is the first new id: it moves up by one
+    out, plan = assign_person_ids(above, gen, ["p0__v0"], relabel=False)
+    assert plan.shift == 1 and [r.person_id for r in out if r.split == "test"] == [3]
