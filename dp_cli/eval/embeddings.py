@@ -3,7 +3,8 @@
 Embedding files (one per side: queries = captions, gallery = images):
 - `NAME.safetensors` with tensors `embeddings` (N, D, float) and `ids` (N, integer person ids);
 - `NAME.npy` (N, D) with a sidecar of person ids, one per row: `NAME.ids.txt` (one id per line),
-  `NAME.ids.json` (a JSON list) or `NAME.ids.npy`; ids may be integers or strings;
+  `NAME.ids.json` (a JSON list) or `NAME.ids.npy`; ids may be integers or strings (`person_ids`: the same
+  value whichever file holds them);
 - `NAME.npz` with arrays `embeddings` and `ids`.
 Rows need not be normalised; dp L2-normalises them.
 """
@@ -11,6 +12,7 @@ Rows need not be normalised; dp L2-normalises them.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -60,7 +62,7 @@ def load_embeddings(path: str | Path) -> tuple[np.ndarray, list]:
     else:
         raise DataError(f"{path}: unknown embedding file type {suffix!r}",
                         hint="use .safetensors (embeddings + ids), .npz, or .npy with a NAME.ids.txt sidecar")
-    return _check_embeddings(path, np.asarray(emb), list(ids))
+    return _check_embeddings(path, np.asarray(emb), person_ids(path, list(ids)))
 
 
 def load_embedding_pair(queries: str | Path, gallery: str | Path) -> tuple[np.ndarray, list, np.ndarray, list]:
@@ -71,7 +73,14 @@ def load_embedding_pair(queries: str | Path, gallery: str | Path) -> tuple[np.nd
     if q_emb.shape[1] != g_emb.shape[1]:
         raise DataError(f"embedding sizes differ: {queries} has {q_emb.shape[1]} values per row, {gallery} has "
                         f"{g_emb.shape[1]}", hint="embed queries and gallery with the same model")
+    if not set(q_ids) & set(g_ids):  # every query would be left out: metrics of nothing, not zeros
+        raise DataError(f"no person id of {queries} is in {gallery} (e.g. {_sample(q_ids)} against "
+                        f"{_sample(g_ids)})", hint="both files must name persons with the same ids")
     return q_emb, q_ids, g_emb, g_ids
+
+
+def _sample(ids: list) -> str:
+    return ", ".join(repr(i) for i in list(dict.fromkeys(ids))[:3])
 
 
 def _load_numpy(path: Path) -> Any:
@@ -135,8 +144,7 @@ def _load_sidecar(path: Path) -> list:
             return _load_numpy(side).reshape(-1).tolist()
         text = _read_text(side)
         if side.name.endswith(".txt"):
-            ids = [line.strip() for line in text.splitlines() if line.strip()]
-            return [int(i) if _is_int(i) else i for i in ids]
+            return [line.strip() for line in text.splitlines() if line.strip()]
         return _json_ids(side, text)
     names = ", ".join(p.name for p in _sidecar_paths(path))
     raise DataError(f"{path}: no person ids beside it (looked for {names})",
@@ -166,8 +174,29 @@ def _json_ids(side: Path, text: str) -> list:
     return ids
 
 
-def _is_int(s: str) -> bool:
-    return s.lstrip("-").isdigit()
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")  # an integer as Python writes it: "7", "-3"; not "007", "+7", "7.0"
+
+
+def person_ids(path: Path, ids: list) -> list:
+    """The ids of an embedding file as ints or strings, the same value whichever file type held them: a
+    whole-number float (a float .npy or .safetensors) and a string that spells an integer ("7" in a .txt or
+    JSON list) become ints; other strings stay as written ("007" is not "7"); fractions are refused."""
+    out = []
+    for k, v in enumerate(ids):
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise DataError(f"{path}: id {k} is {v}, not a whole number",
+                                hint="person ids are integers or strings, one per row")
+            v = int(v)
+        elif isinstance(v, str) and _INT.fullmatch(v):
+            v = int(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise DataError(f"{path}: id {k} is {v!r}, not an integer or a string",
+                            hint="person ids are integers or strings, one per row")
+        out.append(v)
+    return out
 
 
 def _check_embeddings(path: Path, emb: np.ndarray, ids: list) -> tuple[np.ndarray, list]:

@@ -70,8 +70,11 @@ def _encode_ids(query_ids: Sequence, gallery_ids: Sequence) -> tuple[np.ndarray,
 
 def _as_array(ids: Sequence) -> np.ndarray:
     if hasattr(ids, "detach"):  # a torch tensor
-        return ids.detach().cpu().numpy().reshape(-1)
-    return ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))
+        ids = ids.detach().cpu().numpy().reshape(-1)
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))
+    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+        return arr.astype(np.int64)  # 3.0 is person 3, as the int 3 of the other side (not the string "3.0")
+    return arr
 
 
 def _check_inputs(query_emb, query_ids, gallery_emb, gallery_ids, ks) -> None:

@@ -32,6 +32,48 @@ def test_npz_and_json_sidecar(tmp_path):
     assert back.dtype == np.float32 and ids == ["x", "y", "z"]
 
 
+def _retrieval_json(queries, gallery) -> dict:
+    res = CliRunner().invoke(app, ["--json", "eval", "retrieval", "--queries", str(queries), "--gallery", str(gallery)])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_ids_mean_the_same_whichever_file_holds_them(tmp_path):
+    emb = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    np.save(tmp_path / "q.npy", emb)
+    (tmp_path / "q.ids.txt").write_text("0\n0\n1\n7\n")
+    np.save(tmp_path / "g.npy", emb)
+    np.save(tmp_path / "g.ids.npy", np.array([0.0, 0.0, 1.0, 7.0]))  # a float array of whole numbers
+    assert load_embeddings(tmp_path / "g.npy")[1] == [0, 0, 1, 7]
+    assert _retrieval_json(tmp_path / "q.npy", tmp_path / "g.npy")["num_evaluated"] == 4
+    # zero-padded ids stay strings in every sidecar: a .txt and a JSON list of them match each other
+    (tmp_path / "q.ids.txt").write_text("007\n007\n012\n013\n")
+    (tmp_path / "g.ids.npy").unlink()
+    (tmp_path / "g.ids.json").write_text('["007", "007", "012", "013"]')
+    assert load_embeddings(tmp_path / "q.npy")[1] == ["007", "007", "012", "013"]
+    out = _retrieval_json(tmp_path / "q.npy", tmp_path / "g.npy")
+    assert out["num_evaluated"] == 4 and out["rank"]["R1"] == 100.0
+    (tmp_path / "q.ids.txt").write_text("1\n01\n1\n01\n")  # two persons, not one
+    assert load_embeddings(tmp_path / "q.npy")[1] == [1, "01", 1, "01"]
+
+
+def test_files_that_share_no_person_are_an_error_not_zeros(tmp_path):
+    queries = _npy_with_ids(tmp_path / "q.npy", np.ones((2, 4), np.float32))
+    np.save(tmp_path / "g.npy", np.ones((2, 4), np.float32))
+    (tmp_path / "g.ids.txt").write_text("p0\np1\n")
+    res = CliRunner().invoke(app, ["eval", "retrieval", "--queries", str(queries), "--gallery", str(tmp_path / "g.npy")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = " ".join(res.output.split())
+    assert f"no person id of {queries} is in {tmp_path / 'g.npy'}" in line and "'p0'" in line
+
+
+def test_fractional_ids_are_refused(tmp_path):
+    np.save(tmp_path / "e.npy", np.ones((2, 4), np.float32))
+    np.save(tmp_path / "e.ids.npy", np.array([1.0, 1.5]))
+    with pytest.raises(DataError, match=r"e.npy: id 1 is 1.5, not a whole number"):
+        load_embeddings(tmp_path / "e.npy")
+
+
 def test_embedding_file_errors(tmp_path):
     np.save(tmp_path / "a.npy", np.ones((3, 2)))
     with pytest.raises(DataError, match=r"a.npy: no person ids beside it"):
