@@ -82,7 +82,7 @@ class CaptionQuality:
 
     num_annotations: int
     num_joined: int
-    edits_without_annotation: int
+    edits_without_annotation: int  # passed (or unverified) edits that annotate should have written
     annotations_without_edit: int
     share_names_all_attributes: float | None
     share_names_replaced: float | None
@@ -94,6 +94,7 @@ class CaptionQuality:
     new_words: list[str] = field(default_factory=list)  # most frequent of those words
     missing_attribute_ids: list[str] = field(default_factory=list)
     replaced_still_named_ids: list[str] = field(default_factory=list)
+    failed_edits: int = 0  # edits without annotation that failed verification (annotate skips them by default)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +106,7 @@ class CaptionQuality:
         d, s = self.descriptions, self.source_captions
         rows = [("annotations", self.num_annotations), ("joined with edits", self.num_joined),
                 ("edits without annotation", self.edits_without_annotation),
+                ("failed edits (not annotated)", self.failed_edits),
                 ("annotations without edit", self.annotations_without_edit),
                 ("name every new attribute", pct(self.share_names_all_attributes)),
                 ("still name a replaced attribute", pct(self.share_names_replaced)),
@@ -155,7 +157,8 @@ def evaluate_captions(annotations: str | Path, edits: str | Path,
     src_stats, oov, new_words = _against_source(descs, source_captions)
     n = len(joined)
     return CaptionQuality(
-        num_annotations=len(anns), num_joined=n, edits_without_annotation=sum(1 for k in eds if k not in anns),
+        num_annotations=len(anns), num_joined=n, failed_edits=sum(1 for k, e in eds.items() if k not in anns and e.failed),
+        edits_without_annotation=sum(1 for k, e in eds.items() if k not in anns and not e.failed),
         annotations_without_edit=sum(1 for k in anns if k not in eds),
         share_names_all_attributes=names_all / n if n else None,
         share_names_replaced=replaced_named / with_replaced if with_replaced else (0.0 if n else None),

@@ -43,6 +43,7 @@ def crafted(tmp_path):
         _edit("b", ["red t-shirt", "white skirt"], ["blue shirt", "black pants"]),
         _edit("c", ["green coat"], ["blue shirt"]),
         _edit("d", ["green coat"], [None]),  # no annotation
+        {**_edit("e", ["green coat"], [None]), "status": "failed"},  # failed verification: never annotated
     ])
     anns = _write(tmp_path / "annotations.jsonl", [
         {"key": "1", "id": "a", "description": "A man in a red t-shirt and black pants."},  # good
@@ -57,6 +58,7 @@ def test_caption_quality_on_crafted_records(crafted):
     anns, edits = crafted
     q = evaluate_captions(anns, edits, source_captions=["A man in a blue shirt and black pants.", "A woman."])
     assert (q.num_annotations, q.num_joined, q.edits_without_annotation, q.annotations_without_edit) == (4, 3, 1, 1)
+    assert q.failed_edits == 1  # counted apart: annotate leaves failed edits out by design
     assert q.share_names_all_attributes == pytest.approx(1 / 3)
     assert q.missing_attribute_ids == ["b", "c"]
     assert q.replaced_still_named_ids == ["b", "c"] and q.share_names_replaced == pytest.approx(2 / 3)
