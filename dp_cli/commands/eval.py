@@ -161,6 +161,8 @@ def edits(
     if report is not None:
         payload["report"] = _edit_report(manifest, report, quality)
     console.render_summary(f"Edit quality ({manifest})", quality.summary_rows(), payload)
+    for note in quality.notes:
+        console.warn(note)
 
 
 def _edit_report(manifest: Path, folder: Path, quality) -> dict[str, str]:

@@ -183,6 +183,7 @@ class EditQuality:
     passed_color_differs: int = 0  # attributes of passed edits with colour truth that differs
     passed_closer_to_reference: int = 0
     share_closer_among_passed: float | None = None  # fidelity of what `dp export` keeps
+    notes: list[str] = field(default_factory=list)  # sources that could not be read, and what that cost
     edits: list[EditScore] = field(default_factory=list)
 
     def to_dict(self, per_edit: bool = True) -> dict[str, Any]:
@@ -263,6 +264,8 @@ class _Sources:
 
     def __init__(self):
         self._cache: dict[str, Any] = {}
+        self.unreadable: dict[str, tuple[str, int]] = {}  # root -> (why, edits measured without it)
+        self.missing_maps: list[Path] = []  # parsing maps the source records name but that are gone
 
     def record(self, row: EditRow):
         root = row.source_dataset
@@ -274,12 +277,33 @@ class _Sources:
             try:
                 ds = load_dataset(Path(root))
                 self._cache[root] = (ds, ds.by_id())
-            except DataError:
+            except DataError as exc:
                 self._cache[root] = None
+                self.unreadable[root] = (str(exc), 0)
         entry = self._cache[root]
         if entry is None:
+            why, n = self.unreadable[root]
+            self.unreadable[root] = (why, n + 1)
             return None, None
         return entry[0], entry[1].get(row.source_id)
+
+    def parsing(self, ds, rec, size: tuple[int, int]) -> np.ndarray | None:
+        path = ds.parsing_path(rec) if rec is not None else None
+        if path is None:
+            return None
+        if not path.exists():
+            self.missing_maps.append(path)
+            return None
+        return load_parsing(path, f"record {rec.id!r} parsing map", size)
+
+    def notes(self) -> list[str]:
+        """What the measures lack because a source could not be read (said, not silently left out)."""
+        out = [f"{n} edit(s) measured without their source dataset {root} ({why}): no attribute regions and no "
+               "colour truth for them" for root, (why, n) in self.unreadable.items()]
+        if self.missing_maps:
+            out.append(f"{len(self.missing_maps)} source parsing map(s) missing (e.g. {self.missing_maps[0]}): "
+                       "colour measured over the edit mask there, not the attribute's region")
+        return out
 
 
 # Share of a patterned toy garment's pixels in its second colour (dp_cli.toy.render.texture): stripes are
@@ -309,13 +333,6 @@ def _toy_color(record, type_name: str, pattern_aware: bool = True) -> list[float
     return truth_color(attrs.get(type_name), pattern_aware)
 
 
-def _parsing(ds, rec, size: tuple[int, int]) -> np.ndarray | None:
-    path = ds.parsing_path(rec) if rec is not None else None
-    if path is None or not path.exists():
-        return None
-    return load_parsing(path, f"record {rec.id!r} parsing map", size)
-
-
 def score_edit(row: EditRow, base: Path, sources: _Sources, dilate: int, sigma: float,
                pattern_aware: bool = True) -> tuple[EditScore, list[tuple[AttributeScore, np.ndarray | None, str | None]], np.ndarray]:
     """Preservation and colour fidelity of one edit; also the region crops for CLIP and the image."""
@@ -328,7 +345,7 @@ def score_edit(row: EditRow, base: Path, sources: _Sources, dilate: int, sigma: 
     p, s = preservation(edited, source, mask, dilate, sigma)
     score = EditScore(id=row.id, psnr=p, ssim=s, status=row.verdict, verify_score=row.score)
     ds, rec = sources.record(row)
-    parsing = _parsing(ds, rec, size)
+    parsing = sources.parsing(ds, rec, size)
     crops = []
     for ref in row.references:
         region = None
@@ -384,7 +401,9 @@ def evaluate_edits(manifest: str | Path, clip: tuple[Any, Any] | None = None, di
             progress(1)
     if clip is not None and jobs:
         _clip_scores(clip, jobs, batch_size)
-    return _aggregate(scores)
+    quality = _aggregate(scores)
+    quality.notes = sources.notes()
+    return quality
 
 
 def _clip_scores(clip: tuple[Any, Any], jobs: list, batch_size: int) -> None:

@@ -118,6 +118,22 @@ def test_manifest_errors_name_the_line(tmp_path, dataset, kit):
         evaluate_edits(kit.write_jsonl(tmp_path / "e" / "edits.jsonl", [row]))
 
 
+def test_sources_that_cannot_be_read_are_said_not_silently_dropped(dataset, tmp_path, kit):
+    out = tmp_path / "edits"
+    rows = [kit.write_edit(out, dataset, "p0_0", 0, kit.COLORS["blue"], "blue"),
+            kit.write_edit(out, dataset, "p0_1", 1, kit.COLORS["blue"], "blue")]
+    manifest = kit.write_jsonl(out / "edits.jsonl", rows)
+    assert evaluate_edits(manifest).notes == []
+    (dataset / "images" / "p0_1_parsing.png").unlink()
+    res = CliRunner().invoke(app, ["eval", "edits", str(manifest)])
+    assert res.exit_code == 0, res.output
+    assert "1 source parsing map(s) missing (e.g." in " ".join(res.output.split())
+    (dataset / "annotations.jsonl").unlink()
+    q = evaluate_edits(manifest)
+    assert q.attributes_with_truth == 0
+    assert len(q.notes) == 1 and q.notes[0].startswith(f"2 edit(s) measured without their source dataset {dataset}")
+
+
 def test_cli_edits_json_and_bad_manifest(dataset, tmp_path, kit):
     out = tmp_path / "edits"
     rows = [kit.write_edit(out, dataset, "p0_0", 0, kit.COLORS["blue"], "blue")]
