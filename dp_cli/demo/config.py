@@ -43,4 +43,5 @@ class DemoConfig(Section):
                                     json_schema_extra={"env": "OPENAI_BASE_URL"})
     export_format: Literal["cuhk-pedes", "icfg-pedes", "rstpreid", "native"] = Field(
         "cuhk-pedes", description="Layout of the grown dataset written to <out>/export: cuhk-pedes, icfg-pedes, "
-                                  "rstpreid or native")
+                                  "rstpreid (each in a folder named as IRRA opens it, e.g. <out>/export/CUHK-PEDES) "
+                                  "or native")

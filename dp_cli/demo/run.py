@@ -194,8 +194,12 @@ def _annotate(cfg: DemoConfig, out: Path):
 def _export(cfg: DemoConfig, out: Path, world):
     from dp_cli.export import export_dataset, load_generated
 
+    from dp_cli.data.formats import get_format
+
     generated = load_generated(out / "edits" / "edits.jsonl", world, out / "edits" / "annotations.jsonl")
-    return export_dataset(world, cfg.export_format, out / "export", generated=generated)
+    folder = getattr(get_format(cfg.export_format), "irra_dir", None)  # IRRA opens <root>/CUHK-PEDES etc.
+    return export_dataset(world, cfg.export_format, out / "export" / folder if folder else out / "export",
+                          generated=generated)
 
 
 def _evaluate(out: Path, world):

@@ -43,7 +43,9 @@ def test_demo_runs_end_to_end_and_its_outputs_parse(tiny_model, tmp_path):
     assert payload["annotate"]["skipped_failed_edits"] == len(edits) - len(passed)
     quality = payload["edit_quality"]
     assert (quality["verified_passed"], quality["verified_failed"]) == (len(passed), len(edits) - len(passed))
-    reid = json.loads((out / "export" / "reid_raw.json").read_text())
+    reid = json.loads((out / "export" / "CUHK-PEDES" / "reid_raw.json").read_text())
+    assert payload["export"]["warnings"] == []  # named as IRRA opens it
+    assert payload["export"]["train_with"]["IRRA --root_dir"] == str(out.absolute() / "export")
     train_ids = sorted({r["id"] for r in reid if r["split"] == "train"})
     assert train_ids == list(range(1, len(train_ids) + 1))  # CUHK-PEDES: contiguous from 1
     assert sum(r["split"] == "train" for r in reid) == len(passed) + 3 * 2
