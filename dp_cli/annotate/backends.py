@@ -193,9 +193,10 @@ class OpenAIBackend:
         self.client = make_client(cfg, self._on_request, self._on_response)
 
     async def _on_request(self, request: Any) -> None:
-        """Every HTTP attempt; the client marks its own retries with x-stainless-retry-count.
-
-        A retry takes a concurrency slot again (given back while the client slept in its backoff)."""
+        """Every HTTP attempt (counted as sent, whether or not an answer comes back); the client marks its own
+        retries with x-stainless-retry-count. A retry takes a concurrency slot again (given back while the
+        client slept in its backoff)."""
+        self.stats.requests += 1
         if request.headers.get("x-stainless-retry-count", "0") != "0":
             self.stats.http_retries += 1
             slot = _SLOT.get()
@@ -205,7 +206,6 @@ class OpenAIBackend:
 
     async def _on_response(self, response: Any) -> None:
         """Every HTTP response, retries included: feed 429s and rate-limit headers to the limiter."""
-        self.stats.requests += 1
         self.answered, self.unreachable_streak = True, 0
         if response.status_code == 429:
             self.stats.rate_limited += 1

@@ -33,7 +33,7 @@ class Stats:
     api_errors: Counter = field(default_factory=Counter)  # attempts that got no usable answer (timeout, 429, ...)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    requests: int = 0
+    requests: int = 0  # HTTP requests sent, retries included (answered or not)
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None  # set by `stop` when the run is over: what a later summary reports
 

@@ -34,6 +34,7 @@ def test_faults_end_done_or_failed_with_reason(server, tmp_path, monkeypatch):
     for reason in ("empty", "truncated", "echoed_prompt", "refusal", "missing_attribute"):
         assert summary["rejections"].get(reason, 0) >= 1, reason
     assert summary["api_errors"].get("timeout", 0) >= 1  # no answer came back: not a rejected answer
+    assert summary["requests"] == server.state.requests  # sent, timed out ones included
     assert summary["rejections"].get("malformed", 0) + summary["api_errors"].get("malformed", 0) >= 1
     assert "timeout" not in summary["rejections"] and "rate_limited" not in summary["rejections"]
     assert SECRET in server.state.auth_seen  # the key was sent ...
