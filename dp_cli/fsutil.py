@@ -41,6 +41,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             yield tmp_path
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp_path, 0o666 & ~_umask())  # again: a writer may have made the file anew (safetensors: 0600)
             os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -75,6 +76,18 @@ def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Pat
     path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+def usual_modes(folder: str | os.PathLike) -> None:
+    """Give every file and folder under `folder` (itself included) the modes the umask gives new ones:
+    safetensors writes its files 0600 and mkdtemp its folders 0700, so a model or checkpoint written
+    through them would be unreadable to the rest of a group that shares the machine."""
+    mask = _umask()
+    folder = Path(folder)
+    os.chmod(folder, 0o777 & ~mask)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _umask() -> int:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dp_cli.errors import ConfigError, DataError
+from dp_cli.fsutil import usual_modes
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "dp_state.json"
@@ -58,7 +59,7 @@ def to_delete(steps: list[int], new_step: int, *, keep_only_last: bool, keep_int
 
 
 def save_checkpoint(accelerator, output_dir: Path, state: RunState, *, keep_only_last: bool,
-                    keep_interval: int | None, total_limit: int | None) -> Path:
+                    keep_interval: int | None, total_limit: int | None, settings: dict | None = None) -> Path:
     """Write `checkpoint-{step}` atomically (temp folder, then rename); rotate after it is complete.
 
     All processes must call this (accelerate saves each process's RNG state).
@@ -74,7 +75,9 @@ def save_checkpoint(accelerator, output_dir: Path, state: RunState, *, keep_only
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+        saved = {**asdict(state), "settings": settings} if settings is not None else asdict(state)
+        (tmp / STATE_FILE).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        usual_modes(tmp)
         _fsync_tree(tmp)
         if final.exists():  # a previous run wrote the same step: replace it
             shutil.rmtree(final)
@@ -119,6 +122,17 @@ def read_state(checkpoint: Path) -> RunState:
         return RunState(**{k: int(data[k]) for k in asdict(RunState())})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: unreadable run state ({exc})", hint="resume from another checkpoint") from None
+
+
+def read_settings(checkpoint: Path) -> dict | None:
+    """The settings a checkpoint was trained with (`save_checkpoint(settings=...)`); None for a checkpoint
+    written before they were saved, or unreadable ones (read_state reports those)."""
+    try:
+        data = json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    settings = data.get("settings") if isinstance(data, dict) else None
+    return settings if isinstance(settings, dict) else None
 
 
 def _names(output_dir: Path) -> str:

@@ -21,7 +21,9 @@ import torch
 from dp_cli.data.loading import load_dataset
 from dp_cli.distributed import make_accelerator
 from dp_cli.errors import ConfigError, TrainingError
-from dp_cli.train.checkpoints import RunState, list_checkpoints, read_state, resolve_resume, save_checkpoint
+from dp_cli.fsutil import usual_modes
+from dp_cli.train.checkpoints import (RunState, list_checkpoints, read_settings, read_state, resolve_resume,
+                                      save_checkpoint)
 from dp_cli.train.config import TrainConfig
 from dp_cli.train.grads import FlatGrads
 
@@ -163,7 +165,9 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     """Load the model and the data, build optimizer and schedule, prepare them, resume if asked."""
     cfg, acc = run.cfg, run.accelerator
     run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
-    _refuse_to_restart_over(cfg)
+    _refuse_to_restart_over(cfg, run.resumed_from)
+    if run.resumed_from is not None:
+        check_resume_settings(cfg, run.resumed_from)
     # 1. Model (--load-model: the trained weights, unless a checkpoint of this run replaces them below)
     run.model = load_model(cfg)
     if cfg.load_model is not None:
@@ -197,21 +201,87 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     if cfg.resume_from_checkpoint == "latest" and run.resumed_from is None:
         on_info(f"no checkpoint in {cfg.output_dir} yet: starting from step 0")
     if run.resumed_from is not None:
-        acc.load_state(str(run.resumed_from))
         run.state = read_state(run.resumed_from)
+        if run.state.global_step > run.total_steps:
+            raise ConfigError(f"{run.resumed_from} is at step {run.state.global_step}, past this run's "
+                              f"{run.total_steps} steps: nothing to train", hint="raise --max-train-steps "
+                              "(or --num-train-epochs) to train on from it")
+        acc.load_state(str(run.resumed_from))
         on_info(f"resumed from {run.resumed_from} (step {run.state.global_step})")
+        for note in apply_optimizer_settings(cfg, run.optimizer, run.scheduler, acc.num_processes):
+            on_info(note)
     # 6. Trackers
     if cfg.report_to != "none":
         acc.init_trackers("dp-train", config=_tracker_config(cfg))
         run.trackers = True
 
 
-def _refuse_to_restart_over(cfg: TrainConfig) -> None:
-    """A fresh run would rotate away the checkpoints of an earlier run in the same folder."""
+def _refuse_to_restart_over(cfg: TrainConfig, resumed_from: Path | None) -> None:
+    """A fresh run would rotate away the checkpoints of an earlier run in the same folder, and replace its
+    final model (a run shorter than checkpointing_steps leaves a model and no checkpoint)."""
     found = list_checkpoints(cfg.output_dir)
     if found and not cfg.resume_from_checkpoint:
         raise ConfigError(f"{cfg.output_dir} already holds checkpoints ({found[-1][1].name} is the newest)",
                           hint="continue with --resume-from-checkpoint latest, or pick another --output-dir")
+    if resumed_from is None and (cfg.output_dir / FINAL_MODEL_DIR).is_dir():
+        raise ConfigError(f"{cfg.output_dir} already holds a trained model ({FINAL_MODEL_DIR}/) and no checkpoint to "
+                          "resume from", hint="pick another --output-dir (--load-model that model to train on "
+                          "from its weights), or move it away")
+
+
+# Settings a resumed run takes from the checkpoint whatever it is told (they define what is trained, on what,
+# and where the data order stands): a different value is refused, not silently ignored.
+RESUME_FIXED = ("pretrained_model", "image_encoder", "revision", "image_encoder_revision", "dataset", "split",
+                "train_batch_size", "gradient_accumulation_steps", "mixed_precision", "seed", "img_token_num",
+                "max_reference_attributes", "resolution", "prediction_type", "text_image_linking",
+                "train_image_encoder", "image_encoder_trainable_layers", "train_text_encoder",
+                "reference_attribute_types", "mask_loss", "mask_loss_prob", "attribute_loc", "attribute_loc_weight",
+                "attribute_localization_loss", "attribute_loc_layers", "attribute_loc_normalize", "uncondition_prob",
+                "caption_augmentation", "caption_augmentation_prob", "reference_augmentation", "random_flip")
+
+
+def resume_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """RESUME_FIXED as JSON values (paths absolute), saved in every checkpoint."""
+    dumped = cfg.model_dump(mode="json", include=set(RESUME_FIXED))
+    for key in ("pretrained_model", "image_encoder", "dataset"):
+        value = dumped.get(key)
+        if value and Path(value).exists():  # a local folder, not a hub id
+            dumped[key] = str(Path(value).resolve())
+    return dumped
+
+
+def check_resume_settings(cfg: TrainConfig, checkpoint: Path) -> None:
+    """Refuse a resume whose RESUME_FIXED settings differ from those the checkpoint was trained with."""
+    saved = read_settings(checkpoint)
+    if saved is None:  # written before checkpoints kept their settings
+        return
+    now = resume_settings(cfg)
+    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
+    if diff:
+        raise ConfigError(f"{checkpoint} was trained with other settings: {'; '.join(diff[:3])}"
+                          + (f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""),
+                          hint="resume with the checkpoint's values (its dp_state.json lists them), or train "
+                          "into another --output-dir")
+
+
+def apply_optimizer_settings(cfg: TrainConfig, optimizer, scheduler, num_processes: int) -> list[str]:
+    """After loading a checkpoint: its optimizer state brought back the learning rates and Adam settings of
+    the run that wrote it; this run's lr / unet_lr_scale / scale_lr / adam_* are applied instead (the schedule
+    goes on from the checkpoint's step). Returns what changed, to tell the user."""
+    fresh = group_settings(cfg, num_processes)
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate's wrapper
+    notes = []
+    for k, (group, new) in enumerate(zip(optimizer.param_groups, fresh)):
+        old_base = inner.base_lrs[k]
+        factor = group["lr"] / old_base if old_base else 1.0  # where the schedule stands
+        if new["lr"] != old_base:
+            notes.append(f"learning rate of parameter group {k}: {old_base:g} -> {new['lr']:g} (this run's "
+                         "settings; the schedule goes on from the checkpoint's step)")
+        inner.base_lrs[k] = group["initial_lr"] = new["lr"]
+        group["lr"] = new["lr"] * factor
+        for key in ("betas", "eps", "weight_decay"):
+            group[key] = new[key]
+    return notes
 
 
 def load_model(cfg: TrainConfig):
@@ -337,17 +407,23 @@ def _vae_fingerprint(vae) -> str:
     return f"{type(vae).__name__}:{len(sums)}:{sum(sums):.10e}:{sum(sums[::3]):.10e}"
 
 
+def group_settings(cfg: TrainConfig, num_processes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """AdamW's settings for the UNet's parameter group and for the other trained parts' group."""
+    lr = cfg.lr * (cfg.train_batch_size * cfg.gradient_accumulation_steps * num_processes if cfg.scale_lr else 1)
+    adam = dict(betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+    return {**adam, "lr": lr * cfg.unet_lr_scale}, {**adam, "lr": lr}
+
+
 def build_optimizer(cfg: TrainConfig, model, num_processes: int) -> torch.optim.Optimizer:
     """AdamW with the UNet at lr * unet_lr_scale and the other trainable parts at lr."""
-    lr = cfg.lr * (cfg.train_batch_size * cfg.gradient_accumulation_steps * num_processes if cfg.scale_lr else 1)
+    unet_group, rest_group = group_settings(cfg, num_processes)
     unet = [p for p in model.unet.parameters() if p.requires_grad]
     unet_ids = {id(p) for p in unet}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in unet_ids]
-    groups = [{"params": unet, "lr": lr * cfg.unet_lr_scale}] + ([{"params": rest, "lr": lr}] if rest else [])
+    groups = [{"params": unet, "lr": unet_group["lr"]}] + ([{"params": rest, "lr": rest_group["lr"]}] if rest else [])
     # fused: one kernel per step (3.5x faster than foreach on CPU here; on GPUs the documented fastest);
     # foreach where this torch has no fused kernel for the parameters' device
-    kwargs = dict(lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.adam_weight_decay,
-                  eps=cfg.adam_epsilon)
+    kwargs = rest_group
     if cfg.mixed_precision != "fp16":  # fp16: the GradScaler must see skipped steps (the scheduler waits)
         try:  # copies: a refused attempt may already have written its defaults into the group dicts
             return torch.optim.AdamW([dict(g) for g in groups], fused=True, **kwargs)
@@ -512,7 +588,8 @@ def _record(run: Run, log, event: StepEvent) -> None:
 def _checkpoint(run: Run) -> Path:
     cfg = run.cfg
     return save_checkpoint(run.accelerator, cfg.output_dir, run.state, keep_only_last=cfg.keep_only_last_checkpoint,
-                           keep_interval=cfg.keep_interval, total_limit=cfg.checkpoints_total_limit)
+                           keep_interval=cfg.keep_interval, total_limit=cfg.checkpoints_total_limit,
+                           settings=resume_settings(cfg))
 
 
 def save_final_model(run: Run) -> Path | None:
@@ -528,6 +605,7 @@ def save_final_model(run: Run) -> Path | None:
             if p.exists():
                 shutil.rmtree(p)
         model.save_pretrained(tmp)
+        usual_modes(tmp)
         if final.exists():
             final.rename(old)
         tmp.rename(final)
