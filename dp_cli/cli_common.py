@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Annotated, Any, Callable, TypeVar, get_args
+from typing import Annotated, Any, Callable, Iterator, TypeVar, get_args
 
 import typer
 from pydantic import ValidationError
@@ -26,7 +29,8 @@ def dp_command(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with terminate_as_interrupt():
+                return fn(*args, **kwargs)
         except DpError as exc:
             _traceback()
             console.error(str(exc))
@@ -43,20 +47,43 @@ def dp_command(fn: F) -> F:
             _traceback()
             console.error(_os_message(exc))
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if console.is_main_process():  # one line, not one per process under torchrun
-                console.error(INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
-            raise typer.Exit(130) from None
+                how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+                console.error(how + INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
+            raise typer.Exit(128 + signal.SIGTERM if isinstance(exc, Terminated) else 130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-# What Ctrl-C leaves, by command module (dp_cli.commands.<name>); "" for the others.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's preemption, `kill`), raised where Ctrl-C's KeyboardInterrupt would be, so
+    that it ends a command the same orderly way: work in flight flushed, finished work kept, one line."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs in the main thread, SIGTERM raises Terminated (restored afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# What Ctrl-C (or SIGTERM) leaves, by command module (dp_cli.commands.<name>); "" for the others.
 INTERRUPTED = {
-    "": "interrupted; finished work is kept, rerun the same command to resume",
-    "train": "interrupted; the checkpoints written so far are kept: rerun with --resume-from-checkpoint latest",
-    "export": "interrupted; nothing was written (the export is put in place only when complete): rerun it",
-    "toy": "interrupted; nothing was written (the world is put in place only when complete): rerun it",
+    "": "; finished work is kept, rerun the same command to resume",
+    "train": "; the checkpoints written so far are kept: rerun with --resume-from-checkpoint latest",
+    "export": "; nothing was written (the export is put in place only when complete): rerun it",
+    "toy": "; nothing was written (the world is put in place only when complete): rerun it",
 }
 
 

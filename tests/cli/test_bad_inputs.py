@@ -306,3 +306,24 @@ def test_ctrl_c_says_what_this_command_kept(capsys, command, says):
         dp_command(interrupted)()
     err = capsys.readouterr().err
     assert info.value.exit_code == 130 and says in " ".join(err.split()) and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_with_143(capsys):
+    import os
+    import signal
+
+    import typer
+
+    from dp_cli.cli_common import dp_command
+
+    def terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM should have ended the command")
+
+    terminated.__module__ = "dp_cli.commands.train"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(typer.Exit) as info:
+        dp_command(terminated)()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.exit_code == 143 and err.startswith("error: terminated (SIGTERM); the checkpoints")
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only
