@@ -2,7 +2,7 @@
 chat completions, files and batches, with injectable latency and faults.
 
 Faults per record: put `FAULT<KIND>x<N>` in a base description and the first N requests for that
-sentence get KIND: 429 (retry-after-ms), 500, SLOW (sleep past the client timeout), MALFORMED (200
+sentence get KIND: 429 (retry-after-ms), 500, 400 (a refused parameter), SLOW (sleep past the client timeout), MALFORMED (200
 with a broken body), REFUSE, DROP (answer omits the first attribute), EMPTY, LENGTH (finish_reason
 length), ECHO (answer repeats the prompt), LEAKKEY (a good answer that quotes the API key it was sent),
 HANGUP (the connection closes without an answer). Whole-server knobs: latency, fault_rate (random 429/500),
@@ -85,6 +85,8 @@ def chat_answer(state: FakeState, body: dict, key: str = "") -> tuple[int, dict,
         return 429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after-ms": "20"}
     if fault == "500":
         return 500, {"error": {"message": "internal error"}}, {}
+    if fault == "400":
+        return 400, {"error": {"message": "Unsupported parameter: 'max_tokens'", "type": "invalid_request_error"}}, {}
     if fault == "HANGUP":
         return 0, {}, {}  # _connection closes the connection without an answer
     text, finish = rewrite(Item(0, "x", sentence, tuple(Attribute(l) for l in labels))), "stop"

@@ -205,3 +205,20 @@ def test_server_going_away_stops_the_run_keeping_finished_records(tmp_path):
     assert res.exit_code == 0, res.output
     ids = [r["id"] for r in read_lines(tmp_path / "out.jsonl")]
     assert len(ids) == len(set(ids)) == 60 and read_lines(tmp_path / "out.failed.jsonl") == []
+
+
+def test_a_server_refusing_every_request_stops_the_run_instead_of_failing_every_record(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(40, {i: "FAULT400x9" for i in range(40)}))
+    res = invoke(_args(server, tmp_path, "--concurrency", "2"))
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "400 bad request for the first" in res.output and "Unsupported parameter" in res.output
+    assert server.state.requests < 20  # stopped early, not 40 records x 3 attempts
+    failed = tmp_path / "out.failed.jsonl"
+    assert not failed.exists() or read_lines(failed) == []  # nothing to --retry-failed: a rerun asks them all
+
+
+def test_a_400_after_answers_is_that_records_failure(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(6, {5: "FAULT400x9"}))
+    res = invoke(_args(server, tmp_path, "--concurrency", "1"))
+    assert res.exit_code == 0, res.output
+    assert [r["reason"] for r in read_lines(tmp_path / "out.failed.jsonl")] == ["bad_request"]
