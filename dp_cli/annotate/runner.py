@@ -115,6 +115,7 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
         # 2. Output logs and the keys already finished
         fails = failures_path(cfg.output, cfg.failures)
         sink = Sink(cfg.output, fails, {i.key for i in plan.items} if cfg.retry_failed else None, redactor())
+        notes += _redo_notes(cfg, plan.items, sink)
         result = RunResult(stats, str(cfg.output), str(fails), cfg.backend, backend.model, template.version,
                            notes=notes)
         ctx = _Ctx(cfg, backend, template, sink, stats, limiter, on_progress)
@@ -143,6 +144,17 @@ async def _run(cfg: AnnotateConfig, stdin: TextIO | None, on_progress: ProgressF
         result.notes.append(f"all {stats.total} edits failed dp edit's verifier: nothing was annotated "
                             "(--include-failed-edits asks for them too)")
     return result
+
+
+def _redo_notes(cfg: AnnotateConfig, items: list[Item], sink: Sink) -> list[str]:
+    """Records whose output already holds a line made with other settings (another model, prompt or answer
+    parameter gives another key): asked again, their new line comes after the old one."""
+    redo = sum(1 for i in items if i.key not in sink.done_keys and i.id in sink.done_ids)
+    if not redo:
+        return []
+    return [f"{redo} record(s) already have a line in {cfg.output} made with other settings (model, prompt or "
+            "answer parameters): they are asked again and the new line is added after the old one (dp export "
+            "reads the last line of each id)"]
 
 
 def _empty_notes(cfg: AnnotateConfig, plan: Plan) -> list[str]:

@@ -28,9 +28,9 @@ def failures_path(output: Path | str, failures: Path | None) -> Path:
     return out.with_name(f"{out.stem}.failed.jsonl")
 
 
-def read_keys(path: Path, reader: Callable[[Path], list]) -> set[str]:
-    """Keys of the lines of an output or failure log we wrote (after the tail repair), read by `reader`."""
-    return {row.key for row in reader(path)} if path.exists() else set()
+def read_keys(path: Path, reader: Callable[[Path], list]) -> dict[str, str]:
+    """Key -> record id of the lines of an output or failure log we wrote (after the tail repair)."""
+    return {row.key: row.id for row in reader(path)} if path.exists() else {}
 
 
 def _output_rows(path: Path) -> list[AnnotationRow]:
@@ -116,11 +116,12 @@ class Sink:
                  scrub: Callable[[str], str] = str):
         self.out = _Log(output, scrub)
         self.failures_file = failures
-        self.done_keys = set() if self.out.stdout else read_keys(self.out.path, _output_rows)
+        done = {} if self.out.stdout else read_keys(self.out.path, _output_rows)
+        self.done_keys, self.done_ids = set(done), set(done.values())
         if retry_keys:  # the records about to be asked again leave the failure log
             rewrite_jsonl(failures, lambda row: row.get("key") not in retry_keys)
         self.fail = _Log(failures, scrub)
-        self.failed_keys = read_keys(failures, read_failure_rows)
+        self.failed_keys = set(read_keys(failures, read_failure_rows))
 
     def finished(self, key: str) -> bool:
         return key in self.done_keys or key in self.failed_keys

@@ -222,3 +222,13 @@ def test_a_400_after_answers_is_that_records_failure(server, tmp_path):
     res = invoke(_args(server, tmp_path, "--concurrency", "1"))
     assert res.exit_code == 0, res.output
     assert [r["reason"] for r in read_lines(tmp_path / "out.failed.jsonl")] == ["bad_request"]
+
+
+def test_a_rerun_with_other_answer_settings_says_it_adds_lines(server, tmp_path):
+    write_rows(tmp_path / "in.jsonl", make_rows(3))
+    assert json.loads(invoke(_args(server, tmp_path)).stdout.splitlines()[-1])["notes"] == []
+    res = invoke(_args(server, tmp_path, "--temperature", "0.5"))
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout.splitlines()[-1])["notes"]
+    assert len(notes) == 1 and notes[0].startswith("3 record(s) already have a line in") and "other settings" in notes[0]
+    assert len(read_lines(tmp_path / "out.jsonl")) == 6  # the new line of each id after the old one
