@@ -16,6 +16,7 @@ from dp_cli import __version__, console, registry
 from dp_cli.cli_common import end_on_broken_pipe
 from dp_cli.cli_help import HelpCommand, HelpGroup
 from dp_cli.config import CONFIG_ENV
+from dp_cli.distributed import die_with_launcher
 
 # Command name -> module exposing `command` (a function) or `app` (a Typer group), from the one registry
 # (dp_cli/registry.py), in pipeline order; `dp --help` lists them in this order.
@@ -138,6 +139,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    die_with_launcher()
     try:
         app()
     except BrokenPipeError:  # stdout closed while dp itself wrote (an error's usage line, ...)

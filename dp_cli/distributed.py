@@ -8,11 +8,33 @@ explicitly; otherwise every process believes it is alone (and rank 0).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 # What the launchers set (torchrun / accelerate launch, then MPI), in the order accelerate reads them.
 _WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 _RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "LOCAL_RANK")
+
+
+def die_with_launcher() -> bool:
+    """Under torchrun / `accelerate launch` (TORCHELASTIC_RUN_ID), ask Linux to send this process SIGTERM when
+    its launcher dies: a launcher killed outright (kill -9, a lost ssh session) otherwise leaves its workers
+    running on, and a rerun would race them for the same output files. SIGTERM then ends the command like
+    Ctrl-C (cli_common). Returns whether it was set (False elsewhere: other systems, no launcher)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG = 1
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() == 1:  # the launcher died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
 
 
 def world_size() -> int:
