@@ -172,7 +172,6 @@ def _not_connected(exc: Exception) -> bool:
 
 UNREACHABLE_STREAK = 8  # connection failures in a row (at least `concurrency`) that stop a run
 NEVER_ANSWERED_STREAK = 3  # the same, while the server has not answered once in this run (e.g. it hangs up)
-REFUSED_STREAK = 4  # 400s in a row before any request succeeded: a parameter this server refuses, not a record
 
 
 class OpenAIBackend:
@@ -191,7 +190,7 @@ class OpenAIBackend:
         self.fatal: BackendError | None = None
         self.answered = False  # any HTTP response seen in this run
         self.unreachable_streak = 0  # requests in a row that got no connection after the client's retries
-        self.succeeded, self.refused_streak = False, 0  # a usable answer seen; 400s in a row before one
+        self.succeeded = False  # a usable answer came back in this run
         self.client = make_client(cfg, self._on_request, self._on_response)
 
     async def _on_request(self, request: Any) -> None:
@@ -255,7 +254,7 @@ class OpenAIBackend:
             response = await self.client.post("/chat/completions", body=self.request_body(messages),
                                               cast_to=httpx2.Response)
         except openai.APIError as exc:
-            fatal = fatal_error(exc, self.cfg, self._key) or self._unreachable(exc) or self._refused(exc)
+            fatal = fatal_error(exc, self.cfg, self._key) or self._unreachable(exc)
             if fatal is not None:
                 self.fatal = fatal
                 raise fatal from None
@@ -266,25 +265,8 @@ class OpenAIBackend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise Transient("malformed", f"unreadable response body ({type(exc).__name__})") from None
         self.limiter.on_success(time.monotonic() - t0)
-        self.succeeded, self.refused_streak = True, 0
+        self.succeeded = True
         return answer
-
-    def _refused(self, exc: Exception) -> BackendError | None:
-        """A server that refuses the first REFUSED_STREAK requests as bad requests (400) refuses a parameter
-        (an unsupported max_tokens or response_format, a model name it does not serve): the run stops,
-        instead of writing every record into the failure log. After a success a 400 is that record's."""
-        import openai
-
-        if not isinstance(exc, openai.BadRequestError) or self.succeeded:
-            return None
-        self.refused_streak += 1
-        if self.refused_streak < REFUSED_STREAK:
-            return None
-        where = self.cfg.base_url or "api.openai.com"
-        return BackendError(f"{where}: 400 bad request for the first {self.refused_streak} requests, none answered "
-                            f"({redact(str(getattr(exc, 'message', exc))[:200], self._key)})",
-                            hint="the message names what the server refuses (--model, --max-tokens, "
-                                 "--structured-output); fix it, then rerun the same command to continue")
 
     def _unreachable(self, exc: Exception) -> BackendError | None:
         """Connection failures (after the client's retries) stop the run instead of failing every record:

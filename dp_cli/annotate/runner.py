@@ -17,7 +17,7 @@ from dp_cli.annotate.sink import Sink, failures_path
 from dp_cli.annotate.stats import Stats, estimate_cost
 from dp_cli.annotate.validate import Verdict, check_answer
 from dp_cli.data.handoff import AnnotationRow, FailureRow
-from dp_cli.errors import ConfigError, UsageError
+from dp_cli.errors import BackendError, ConfigError, UsageError
 from dp_cli.fsutil import check_outputs
 
 ProgressFn = Callable[[Stats], None]
@@ -67,6 +67,7 @@ class _Ctx:
     stats: Stats
     limiter: AdaptiveLimiter
     on_progress: ProgressFn
+    refused: int = 0  # records failed on 400s while the server has not answered one (_stop_if_refused)
 
 
 def key_params(cfg: AnnotateConfig, template: PromptTemplate) -> dict[str, Any]:
@@ -247,6 +248,25 @@ async def _process(ctx: _Ctx, item: Item) -> None:
         ctx.stats.unreachable += 1
         return
     await _commit_failed(ctx, item, last, ctx.cfg.attempts)
+    _stop_if_refused(ctx, last)
+
+
+REFUSED_RECORDS = 4  # records failed on 400s before any answer: a parameter this server refuses, not the records
+
+
+def _stop_if_refused(ctx: _Ctx, last: tuple[str, str, str | None]) -> None:
+    """A server that refuses the first REFUSED_RECORDS records with 400 before answering any (an unsupported
+    max_tokens or response_format, a model name it does not serve) stops the run, instead of sending every
+    other record to the failure log. Those records are logged (a rerun goes on past them; --retry-failed
+    asks them again once the setting is fixed); after an answer, a 400 is only that record's failure."""
+    if last[0] != "bad_request" or getattr(ctx.backend, "succeeded", True):
+        return
+    ctx.refused += 1
+    if ctx.refused >= REFUSED_RECORDS:
+        where = ctx.cfg.base_url or "api.openai.com"
+        raise BackendError(f"{where}: 400 bad request for the first {ctx.refused} records, none answered "
+                           f"({last[1][:200]})", hint="the message names what the server refuses (--model, "
+                           "--max-tokens, --structured-output); fix it, then rerun with --retry-failed")
 
 
 async def _ask(ctx: _Ctx, messages: list[dict], item: Item) -> Answer | Transient:

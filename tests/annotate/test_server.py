@@ -212,9 +212,11 @@ def test_a_server_refusing_every_request_stops_the_run_instead_of_failing_every_
     res = invoke(_args(server, tmp_path, "--concurrency", "2"))
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "400 bad request for the first" in res.output and "Unsupported parameter" in res.output
-    assert server.state.requests < 20  # stopped early, not 40 records x 3 attempts
-    failed = tmp_path / "out.failed.jsonl"
-    assert not failed.exists() or read_lines(failed) == []  # nothing to --retry-failed: a rerun asks them all
+    assert server.state.requests < 40  # stopped early, not 40 records x 3 attempts
+    failed = read_lines(tmp_path / "out.failed.jsonl")  # logged: a rerun goes on past them, never loops on them
+    assert 4 <= len(failed) < 10 and {r["reason"] for r in failed} == {"bad_request"}
+    again = invoke(_args(server, tmp_path, "--concurrency", "2"))
+    assert again.exit_code == 1 and len(read_lines(tmp_path / "out.failed.jsonl")) >= len(failed) + 4
 
 
 def test_a_400_after_answers_is_that_records_failure(server, tmp_path):
