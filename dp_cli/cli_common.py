@@ -43,17 +43,38 @@ def dp_command(fn: F) -> F:
             raise typer.Exit(1) from None
         except BrokenPipeError:  # not a path problem: the app ends quietly (app._PipelineOrder)
             raise
-        except OSError as exc:  # a path the user gave cannot be read or written (a folder, permissions, ...)
-            _traceback()
+        except KeyboardInterrupt as exc:
+            _interrupted(fn, exc)
+        except Exception as exc:
+            cause = _interrupt_behind(exc)
+            if cause is not None:  # e.g. DataLoader workers killed by the same SIGTERM while it was handled
+                _interrupted(fn, cause)
+            if not isinstance(exc, OSError):
+                raise
+            _traceback()  # a path the user gave cannot be read or written (a folder, permissions, ...)
             console.error(_os_message(exc))
             raise typer.Exit(1) from None
-        except KeyboardInterrupt as exc:
-            if console.is_main_process():  # one line, not one per process under torchrun
-                how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-                console.error(how + INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
-            raise typer.Exit(128 + signal.SIGTERM if isinstance(exc, Terminated) else 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interrupted(fn: Callable[..., Any], exc: KeyboardInterrupt) -> None:
+    """One line (not one per process under torchrun) saying what the command kept; exit 130, 143 for SIGTERM."""
+    if console.is_main_process():
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        console.error(how + INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
+    raise typer.Exit(128 + signal.SIGTERM if isinstance(exc, Terminated) else 130) from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM during whose handling `exc` was raised, if any (its context chain)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__ or exc.__cause__
+    return None
 
 
 class Terminated(KeyboardInterrupt):
@@ -74,8 +95,8 @@ def terminate_as_interrupt() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler installed from C, which Python cannot put back; the default then
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 # What Ctrl-C (or SIGTERM) leaves, by command module (dp_cli.commands.<name>); "" for the others.

@@ -327,3 +327,32 @@ def test_sigterm_ends_a_command_like_ctrl_c_with_143(capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.exit_code == 143 and err.startswith("error: terminated (SIGTERM); the checkpoints")
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only
+
+
+def test_an_error_raised_while_sigterm_is_handled_still_ends_as_sigterm(capsys):
+    """PyTorch's DataLoader raises 'worker killed by signal' when the same SIGTERM reached its workers."""
+    import typer
+
+    from dp_cli.cli_common import Terminated, dp_command
+
+    def terminated():
+        try:
+            raise Terminated()
+        except KeyboardInterrupt:
+            raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    terminated.__module__ = "dp_cli.commands.edit"
+    with pytest.raises(typer.Exit) as info:
+        dp_command(terminated)()
+    err = capsys.readouterr().err
+    assert info.value.exit_code == 143 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_other_errors_still_propagate(capsys):
+    from dp_cli.cli_common import dp_command
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        dp_command(broken)()
