@@ -78,6 +78,26 @@ def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Pat
     return path
 
 
+def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename the complete folder `new` to `target`; an existing `target` is moved aside first and removed only
+    after the rename, and put back if anything (Ctrl-C, SIGTERM) stops the swap half-way."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    try:
+        os.replace(target, aside / "old")
+        os.replace(new, target)
+    except BaseException:
+        if (aside / "old").exists() and not target.exists():
+            os.replace(aside / "old", target)
+        raise
+    finally:
+        if not (aside / "old").exists() or target.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+
+
 def usual_modes(folder: str | os.PathLike) -> None:
     """Give every file and folder under `folder` (itself included) the modes the umask gives new ones:
     safetensors writes its files 0600 and mkdtemp its folders 0700, so a model or checkpoint written

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -215,3 +216,27 @@ def test_an_interrupt_right_after_the_temporary_file_is_made_removes_it(tmp_path
         with fsutil.atomic_path(tmp_path / "a.png"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_replace_dir_swaps_whole_and_puts_the_old_back_when_stopped(tmp_path, monkeypatch):
+    from dp_cli import fsutil
+
+    target, new = tmp_path / "model", tmp_path / ".model.tmp"
+    target.mkdir()
+    (target / "w").write_text("old")
+    new.mkdir()
+    (new / "w").write_text("new")
+    real = os.replace
+
+    def stopped(src, dst):
+        if Path(src) == new:
+            raise KeyboardInterrupt  # Ctrl-C / SIGTERM between moving the old one aside and the rename
+        return real(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.replace_dir(new, target)
+    assert (target / "w").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp", "model"]
+    monkeypatch.setattr(fsutil.os, "replace", real)
+    fsutil.replace_dir(new, target)
+    assert (target / "w").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -16,7 +16,7 @@ from dp_cli.baseline.data import RetrievalItem, RetrievalTrainSet, load_image, m
 from dp_cli.baseline.losses import itc_loss, sdm_loss
 from dp_cli.data.dataset import PersonDataset
 from dp_cli.errors import TrainingError
-from dp_cli.fsutil import usual_modes
+from dp_cli.fsutil import replace_dir, usual_modes
 
 ProgressFn = Callable[[int, int, float], None]  # (step, total, loss)
 
@@ -165,9 +165,7 @@ def _save_model(model, tokenizer, model_dir: Path) -> None:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     usual_modes(tmp)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    tmp.rename(model_dir)
+    replace_dir(tmp, model_dir)
 
 
 @torch.no_grad()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from dp_cli.data.formats import IMAGES_DIR, get_format
 from dp_cli.errors import DataError
 from dp_cli.export.generated import GeneratedRecords
 from dp_cli.export.ids import IdPlan, assign_person_ids
-from dp_cli.fsutil import check_outputs, naming_path, staging_dir, write_json_atomic
+from dp_cli.fsutil import check_outputs, naming_path, replace_dir, staging_dir, write_json_atomic
 
 MARKER = "export.json"  # what made the folder; --overwrite replaces only a folder that holds it
 
@@ -74,7 +73,7 @@ def export_dataset(dataset: PersonDataset, format: str, out: Path, generated: Ge
                                name=dataset.name, source_format=fmt.name)
         annotation = fmt.write(staged, staging)
         write_json_atomic(staging / MARKER, {"tool": "dp export", "format": fmt.name, "source": str(dataset.root)})
-        swap_into(staging, out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -198,16 +197,4 @@ def place_files(files: dict[str, Path], root: Path, link: bool, on_file: Callabl
     return mode
 
 
-def swap_into(staging: Path, out: Path) -> None:
-    """Rename the staging folder to `out`; an existing output is removed only after the rename."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / "out")
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(old / "out", out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+

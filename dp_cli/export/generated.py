@@ -51,6 +51,7 @@ def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None
         if row.failed and not include_failed_edits:
             out.failed += 1
             continue
+        _check_train_source(row, known, dataset)
         caption = descriptions.get(rec.id) or ((row.base_description or "").strip() if use_base_description else "")
         if not caption:
             out.skipped += 1
@@ -62,6 +63,15 @@ def load_generated(edits: Path, dataset: PersonDataset, annotations: Path | None
     return out
 
 
+def _check_train_source(row: EditRow, known: dict[str, PersonRecord], dataset: PersonDataset) -> None:
+    """Generated records join the training set: an edit of a val/test person would leak that person into it."""
+    split = known[row.source_id].split
+    if split != "train":
+        raise DataError(f"{row.where}: edit {row.id!r} was made from {row.source_id!r}, a {split} record of "
+                        f"{dataset.root}; edits are exported as training data, so it would put a {split} person "
+                        "into training", hint="export edits of train persons only (dp edit --split train)")
+
+
 def _edit_record(row: EditRow, folder: Path, known: dict[str, PersonRecord],
                  dataset: PersonDataset) -> tuple[PersonRecord, Path]:
     where = row.where
@@ -71,11 +81,6 @@ def _edit_record(row: EditRow, folder: Path, known: dict[str, PersonRecord],
                         f"(the edit was made from {made_from})", hint="export the dataset the edits were made from")
     if row.id in known:
         raise DataError(f"{where}: edit id {row.id!r} is already a record id of the dataset")
-    split = known[row.source_id].split
-    if split != "train":  # generated records join the training set: a held-out person's edit would leak it
-        raise DataError(f"{where}: edit {row.id!r} was made from {row.source_id!r}, a {split} record of "
-                        f"{dataset.root}; edits are exported as training data, so it would put a {split} person "
-                        "into training", hint="export edits of train persons only (dp edit --split train)")
     rel = safe_relpath(row.image, f"{where} (id {row.id!r})")
     source = resolve_inside(folder, rel, f"{where} (id {row.id!r})")  # no link out of the edits folder
     if not source.is_file():

@@ -8,6 +8,8 @@ run repeats the uninterrupted run's steps exactly.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -21,7 +23,7 @@ import torch
 from dp_cli.data.loading import load_dataset
 from dp_cli.distributed import make_accelerator
 from dp_cli.errors import ConfigError, TrainingError
-from dp_cli.fsutil import usual_modes
+from dp_cli.fsutil import replace_dir, usual_modes
 from dp_cli.train.checkpoints import (RunState, list_checkpoints, read_settings, read_state, resolve_resume,
                                       save_checkpoint)
 from dp_cli.train.config import TrainConfig
@@ -89,6 +91,7 @@ class Run:
     trackers: bool = False
     trainable: list = field(default_factory=list)  # the prepared module's trained parameters (clipped each step)
     grads: Any = None  # FlatGrads: their gradients as views of one buffer, where the setup allows it
+    data_fingerprint: str = ""  # the split's records (records_fingerprint), saved in checkpoints
     skipped_ids: set = field(default_factory=set)  # records found unreadable while training (this process)
 
 
@@ -166,8 +169,6 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     cfg, acc = run.cfg, run.accelerator
     run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
     _refuse_to_restart_over(cfg, run.resumed_from)
-    if run.resumed_from is not None:
-        check_resume_settings(cfg, run.resumed_from)
     # 1. Model (--load-model: the trained weights, unless a checkpoint of this run replaces them below)
     run.model = load_model(cfg)
     if cfg.load_model is not None:
@@ -177,6 +178,9 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     configure_model(cfg, run.model)
     # 2. Data
     build_data(run, on_info)
+    if run.resumed_from is not None:  # before anything is prepared or loaded into the processes
+        for note in check_resume_settings(run, run.resumed_from):
+            on_info(note)
     # 3. Optimizer and learning-rate schedule
     run.module = TrainingModule(run.model)
     run.optimizer = build_optimizer(cfg, run.model, acc.num_processes)
@@ -230,9 +234,10 @@ def _refuse_to_restart_over(cfg: TrainConfig, resumed_from: Path | None) -> None
 
 
 # Settings a resumed run takes from the checkpoint whatever it is told (they define what is trained, on what,
-# and where the data order stands): a different value is refused, not silently ignored.
-RESUME_FIXED = ("pretrained_model", "image_encoder", "revision", "image_encoder_revision", "dataset", "split",
-                "train_batch_size", "gradient_accumulation_steps", "mixed_precision", "seed", "img_token_num",
+# and where the data order stands): a different value is refused, not silently ignored. The dataset is
+# compared by its records (a copy in another place resumes), the model parts' paths are only reported (the
+# checkpoint holds the trained weights), the process count is compared too (the schedule counts per process).
+RESUME_FIXED = ("revision", "image_encoder_revision", "split", "train_batch_size", "gradient_accumulation_steps", "mixed_precision", "seed", "img_token_num",
                 "max_reference_attributes", "resolution", "prediction_type", "text_image_linking",
                 "train_image_encoder", "image_encoder_trainable_layers", "train_text_encoder",
                 "reference_attribute_types", "mask_loss", "mask_loss_prob", "attribute_loc", "attribute_loc_weight",
@@ -240,28 +245,38 @@ RESUME_FIXED = ("pretrained_model", "image_encoder", "revision", "image_encoder_
                 "caption_augmentation", "caption_augmentation_prob", "reference_augmentation", "random_flip")
 
 
-def resume_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """RESUME_FIXED as JSON values (paths absolute), saved in every checkpoint."""
-    dumped = cfg.model_dump(mode="json", include=set(RESUME_FIXED))
-    for key in ("pretrained_model", "image_encoder", "dataset"):
-        value = dumped.get(key)
-        if value and Path(value).exists():  # a local folder, not a hub id
-            dumped[key] = str(Path(value).resolve())
-    return dumped
+RESUME_PATHS = ("pretrained_model", "image_encoder", "dataset")
 
 
-def check_resume_settings(cfg: TrainConfig, checkpoint: Path) -> None:
-    """Refuse a resume whose RESUME_FIXED settings differ from those the checkpoint was trained with."""
+def resume_settings(run: Run) -> dict[str, Any]:
+    """What a checkpoint records of its run: RESUME_FIXED, the dataset's records (`dataset_records`), the
+    process count, and the paths of the model parts and the dataset (absolute), as JSON values."""
+    cfg = run.cfg
+    out = cfg.model_dump(mode="json", include=set(RESUME_FIXED))
+    out["dataset_records"] = run.data_fingerprint
+    out["num_processes"] = run.accelerator.num_processes
+    for key in RESUME_PATHS:
+        value = str(getattr(cfg, key) or "")
+        out[f"{key}_path"] = str(Path(value).resolve()) if value and Path(value).exists() else value  # or hub id
+    return out
+
+
+def check_resume_settings(run: Run, checkpoint: Path) -> list[str]:
+    """Refuse a resume whose fixed settings, records or process count differ from the checkpoint's run;
+    return notes on the paths that changed (a dataset copied to a job's scratch, another cache snapshot)."""
     saved = read_settings(checkpoint)
     if saved is None:  # written before checkpoints kept their settings
-        return
-    now = resume_settings(cfg)
-    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
+        return []
+    now = resume_settings(run)
+    fixed = [*RESUME_FIXED, "dataset_records", "num_processes"]
+    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in fixed if k in saved and saved[k] != now.get(k)]
     if diff:
         raise ConfigError(f"{checkpoint} was trained with other settings: {'; '.join(diff[:3])}"
                           + (f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""),
                           hint="resume with the checkpoint's values (its dp_state.json lists them), or train "
                           "into another --output-dir")
+    return [f"{key} is {now[f'{key}_path']} now, {saved[f'{key}_path']} when {checkpoint.name} was written"
+            for key in RESUME_PATHS if saved.get(f"{key}_path") not in (None, now[f"{key}_path"])]
 
 
 def apply_optimizer_settings(cfg: TrainConfig, optimizer, scheduler, num_processes: int) -> list[str]:
@@ -278,7 +293,8 @@ def apply_optimizer_settings(cfg: TrainConfig, optimizer, scheduler, num_process
             notes.append(f"learning rate of parameter group {k}: {old_base:g} -> {new['lr']:g} (this run's "
                          "settings; the schedule goes on from the checkpoint's step)")
         inner.base_lrs[k] = group["initial_lr"] = new["lr"]
-        group["lr"] = new["lr"] * factor
+        lambdas = getattr(inner, "lr_lambdas", None)  # LambdaLR (every schedule get_scheduler makes)
+        group["lr"] = new["lr"] * (lambdas[k](inner.last_epoch) if lambdas else factor)  # this run's schedule
         for key in ("betas", "eps", "weight_decay"):
             group[key] = new[key]
     return notes
@@ -362,6 +378,7 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
     cfg, acc, model = run.cfg, run.accelerator, run.model
     dataset = load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
     run.scan = scan_split(dataset, cfg.split, strict=cfg.strict, need_parsing=cfg.attribute_loc or cfg.mask_loss)
+    run.data_fingerprint = records_fingerprint(dataset.split(cfg.split))
     enc = model.image_encoder
     run.data = TrainDataset(
         dataset, run.scan.records, model.tokenizer, types=cfg.types, size=cfg.size,
@@ -384,6 +401,14 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
         run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=cfg.pin_memory and torch.cuda.is_available(),
         drop_last=len(run.data) >= cfg.train_batch_size * acc.num_processes)
+
+
+def records_fingerprint(records: list) -> str:
+    """Changes when the split's records do (ids, images, persons, captions), not when the dataset moves."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps([r.id, r.image, r.person_id, r.captions], ensure_ascii=False).encode() + b"\n")
+    return f"{len(records)}:{h.hexdigest()[:16]}"
 
 
 def loader_workers(cfg: TrainConfig, acc) -> int:
@@ -589,7 +614,7 @@ def _checkpoint(run: Run) -> Path:
     cfg = run.cfg
     return save_checkpoint(run.accelerator, cfg.output_dir, run.state, keep_only_last=cfg.keep_only_last_checkpoint,
                            keep_interval=cfg.keep_interval, total_limit=cfg.checkpoints_total_limit,
-                           settings=resume_settings(cfg))
+                           settings=resume_settings(run))
 
 
 def save_final_model(run: Run) -> Path | None:
@@ -600,16 +625,11 @@ def save_final_model(run: Run) -> Path | None:
     if acc.is_main_process:
         model = acc.unwrap_model(run.module).model
         tmp = run.cfg.output_dir / f".{FINAL_MODEL_DIR}.tmp"
-        old = run.cfg.output_dir / f".{FINAL_MODEL_DIR}.old"
-        for p in (tmp, old):
-            if p.exists():
-                shutil.rmtree(p)
+        if tmp.exists():
+            shutil.rmtree(tmp)
         model.save_pretrained(tmp)
         usual_modes(tmp)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)
     acc.wait_for_everyone()
     return final
 

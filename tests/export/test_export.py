@@ -192,3 +192,15 @@ def test_edits_that_failed_verification_are_left_out_and_counted(tbps, tmp_path,
     kept = load_generated(edits, ds, include_failed_edits=True)
     assert (len(kept.records), kept.failed) == (3, 0)
 
+
+
+def test_a_failed_edit_of_a_held_out_person_is_left_out_not_refused(tbps, tmp_path, export_kit):
+    root = tbps("cuhk-pedes")
+    ds = load_dataset(root)
+    edits, _ = export_kit.write_edits(tmp_path / "e", root, [(ds.split("train")[0].id, 0, "0__v0"),
+                                                              (ds.split("test")[0].id, 9, "9__v0")])
+    lines = edits.read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), "status": "failed"})  # the verifier failed it: never exported
+    edits.write_text("\n".join(lines) + "\n")
+    gen = load_generated(edits, ds)
+    assert len(gen.records) == 1 and gen.failed == 1

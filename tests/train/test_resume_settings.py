@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import torch
 
 
 def _lrs(out) -> dict[int, float]:
@@ -42,6 +43,48 @@ def test_a_resume_with_settings_it_cannot_honour_is_refused(dp, train_args, tmp_
     rel = os.path.relpath(train_args(out)[train_args(out).index("--dataset") + 1])
     res = dp("train", *train_args(out, max_train_steps=3, resume_from_checkpoint="latest", dataset=rel))
     assert res.exit_code == 0, res.stderr
+
+
+def test_a_moved_dataset_resumes_and_another_process_count_is_refused(dp, train_args, tmp_path, tiny_dataset):
+    import shutil
+
+    out = tmp_path / "run"
+    assert dp("train", *train_args(out, max_train_steps=2, checkpointing_steps=2)).exit_code == 0
+    moved = tmp_path / "scratch" / "ds"  # a job's copy of the same data in another place
+    shutil.copytree(tiny_dataset, moved)
+    res = dp("train", *train_args(out, max_train_steps=3, checkpointing_steps=3, resume_from_checkpoint="latest",
+                                  dataset=moved))
+    assert res.exit_code == 0, res.stderr
+    assert f"dataset is {moved}" in " ".join(res.stderr.split())
+    state = out / "checkpoint-3" / "dp_state.json"  # as 2 processes would have written it
+    saved = json.loads(state.read_text())
+    state.write_text(json.dumps({**saved, "settings": {**saved["settings"], "num_processes": 2}}))
+    res = dp("train", *train_args(out, max_train_steps=4, resume_from_checkpoint="latest", dataset=moved))
+    assert res.exit_code == 1 and "num_processes 2 -> 1" in res.stderr
+
+
+def test_the_first_update_after_a_resume_follows_this_runs_schedule():
+    from types import SimpleNamespace
+
+    from diffusers.optimization import get_scheduler
+
+    from dp_cli.train.config import TrainConfig
+    from dp_cli.train.loop import apply_optimizer_settings
+
+    def fresh(total, lr):
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))], lr=lr)
+        return opt, get_scheduler("linear", opt, num_warmup_steps=0, num_training_steps=total)
+
+    old_opt, old_sched = fresh(4, 1e-4)
+    for _ in range(2):
+        old_opt.step()
+        old_sched.step()
+    opt, sched = fresh(8, 5e-5)  # the resumed run: twice as long, half the lr
+    opt.load_state_dict(old_opt.state_dict())
+    sched.load_state_dict(old_sched.state_dict())
+    cfg = TrainConfig(lr=5e-5, unet_lr_scale=1.0)
+    apply_optimizer_settings(cfg, opt, SimpleNamespace(scheduler=sched), 1)
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-5 * (8 - 2) / 8)  # not the old run's (4 - 2) / 4
 
 
 def test_a_resume_past_the_last_step_is_refused(dp, train_args, tmp_path):
