@@ -399,8 +399,17 @@ def build_data(run: Run, on_info: Callable[[str], None]) -> None:
     workers = loader_workers(cfg, acc)
     run.loader = torch.utils.data.DataLoader(  # persistent: workers start once, not once per epoch
         run.data, batch_size=cfg.train_batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
-        pin_memory=cfg.pin_memory and torch.cuda.is_available(),
+        pin_memory=cfg.pin_memory and torch.cuda.is_available(), worker_init_fn=_loader_worker_init,
         drop_last=len(run.data) >= cfg.train_batch_size * acc.num_processes)
+
+
+def _loader_worker_init(worker_id: int) -> None:
+    """A scheduler's SIGTERM reaches the whole process group: the training process ends in order (Ctrl-C's
+    way) and stops its loader workers itself; a worker killed by it first made PyTorch raise 'DataLoader
+    worker killed by signal' in the training process. (A worker still ends when its parent dies.)"""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def records_fingerprint(records: list) -> str:
