@@ -140,10 +140,19 @@ def write_jsonl_atomic(target: str | os.PathLike, rows: Iterable[dict]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def image_format(path: str | os.PathLike) -> str | None:
+    """The image format PIL writes for the path's suffix (.png PNG, .jpg JPEG, .webp WEBP, ...); None when
+    the suffix names none it can write."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
 def save_image_atomic(image, target: str | os.PathLike, format: str | None = None) -> None:
-    """Save a PIL image atomically (format from the target's suffix unless given)."""
+    """Save a PIL image atomically, in the format its suffix names (PNG when it names none) unless given."""
     target = Path(target)
-    fmt = format or {".jpg": "JPEG", ".jpeg": "JPEG"}.get(target.suffix.lower(), "PNG")
+    fmt = format or image_format(target) or "PNG"
     with atomic_path(target) as tmp:
         image.save(tmp, format=fmt)
 

@@ -26,6 +26,19 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 LABEL_MODES = ("L", "P", "I", "I;16")
 
 
+def eight_bit(im: Image.Image) -> Image.Image:
+    """A 16-bit (or 32-bit integer / float) grey image as 8-bit grey, scaled (PIL's convert("RGB") clips
+    such pixels at 255: a 16-bit photo turns white); other images as they are."""
+    import numpy as np
+    from PIL import Image
+
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        return im
+    arr = np.asarray(im, dtype=np.float64)
+    top = 65535.0 if arr.max(initial=0) > 255 else 255.0  # 16-bit data, or 8-bit values in a wide mode
+    return Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8), "L")
+
+
 def load_rgb(path: Path, what: str = "image") -> Image.Image:
     """Open and fully decode an image as RGB; DataError naming the file when missing or corrupt."""
     from PIL import Image
@@ -33,7 +46,7 @@ def load_rgb(path: Path, what: str = "image") -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB")
+            return eight_bit(im).convert("RGB")
     except FileNotFoundError:
         raise DataError(f"{what} {path} not found", hint="check the path") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

@@ -246,6 +246,11 @@ def prepare_reference(image: Image.Image, mask: np.ndarray | None = None, *, see
         return _whole(rgb, f"{name}: no plain background or alpha channel to find the garment by; "
                            "the picture is used whole (give a mask, or an RGBA cut-out)")
     share = float(fg.sum()) / total
+    if share < MIN_FOREGROUND and method == "alpha":  # the rest is invisible: its hidden colours are no garment
+        from dp_cli.errors import DataError
+
+        raise DataError(f"{name}: {100 * share:.1f}% of the picture is opaque (alpha >= 128), too little to show "
+                        "a garment", hint="give the cut-out with its garment opaque, or a mask")
     if share < MIN_FOREGROUND:
         return _whole(rgb, f"{name}: no foreground found ({method}: {100 * share:.1f}% of the picture); "
                            "the picture is used whole", share)

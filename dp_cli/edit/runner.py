@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from dp_cli.data.handoff import FAILED, PASSED, EditReference, EditRow
-from dp_cli.data.images import load_parsing, load_rgb
+from dp_cli.data.images import eight_bit, load_parsing, load_rgb
 from dp_cli.edit.manifest import MANIFEST, all_rows, check_output_dir, finished_ids, merge_manifest, shard_path
 from dp_cli.edit.overlap import Overlap
 from dp_cli.data.loading import load_dataset
@@ -171,7 +171,7 @@ def _open_reference(path: Path):
         with Image.open(BytesIO(data)) as im:
             im.load()
             alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            return im.convert("RGBA" if alpha else "RGB"), zlib.crc32(data)
+            return eight_bit(im).convert("RGBA" if alpha else "RGB"), zlib.crc32(data)
     except (OSError, ValueError, Image.DecompressionBombError):
         load_rgb(path, "reference image")  # raises its one-line error for a missing or corrupt file
         raise

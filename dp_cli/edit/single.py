@@ -12,7 +12,7 @@ from dp_cli.data.attributes import ATTRIBUTE_TYPES, LABEL_SETS
 from dp_cli.data.images import load_parsing, load_rgb
 from dp_cli.edit.plan import check_labels
 from dp_cli.errors import DataError, UsageError
-from dp_cli.fsutil import save_image_atomic
+from dp_cli.fsutil import image_format, save_image_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -37,12 +37,16 @@ def parse_attribute(spec: str) -> AttributeSpec:
         raise UsageError(f"--attribute {spec!r}: unknown attribute type {type_name!r}",
                       hint=f"use one of {', '.join(ATTRIBUTE_TYPES)}")
     path, label = rest, ""
-    head, sep, tail = rest.rpartition(":")
-    if sep and (head.lower().endswith(IMAGE_SUFFIXES) or Path(head).is_file()):
-        path, label = head, tail.strip().strip('"').strip("'")
+    if not Path(rest).expanduser().is_file():  # a file whose name holds ':' or '@' is taken whole
+        for at in (i for i, c in enumerate(rest) if c == ":"):  # the first ':' after an image path ends it
+            head = rest[:at]
+            if head.lower().endswith(IMAGE_SUFFIXES) or Path(head).expanduser().is_file():
+                path, label = head, rest[at + 1:].strip().strip('"').strip("'")
+                break
     mask = None
     image, at, mask_path = path.rpartition("@")
-    if at and image and (mask_path.lower().endswith(IMAGE_SUFFIXES) or Path(mask_path).is_file()):
+    if (at and image and not Path(path).expanduser().is_file()
+            and (mask_path.lower().endswith(IMAGE_SUFFIXES) or Path(mask_path).is_file())):
         path, mask = image, Path(mask_path).expanduser()
     if not path:
         raise UsageError(f"--attribute {spec!r}: no image path", hint="e.g. hair=gold.png")
@@ -74,6 +78,9 @@ def edit_single(cfg, image: Path, parsing: Path, caption: str, attributes: list[
         raise UsageError(f"--label-set {label_set!r}: unknown", hint=f"use one of {', '.join(LABEL_SETS)}")
     if out.is_dir():
         raise DataError(f"--out {out} is a folder", hint=f"give the image file to write, e.g. {out / 'edited.png'}")
+    if image_format(out) is None:
+        raise UsageError(f"--out {out}: {out.suffix or 'no extension'} is not an image type dp can write",
+                         hint="end it in .png (lossless), .jpg or .webp")
     if not caption or not caption.strip():
         raise UsageError("--caption is empty", hint="describe the person, e.g. 'A woman with black hair ...'")
     specs = [parse_attribute(a) for a in attributes]

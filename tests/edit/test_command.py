@@ -337,6 +337,42 @@ def test_edits_of_test_persons_say_so_and_are_not_exported_into_training(model_d
     rows = rows_of(out)
     assert rows and {r["split"] for r in rows} == {"test"}
     res = invoke(["export", "-d", world, "--edits", out / "edits.jsonl", "--use-base-description",
-                  "-f", "native", "-o", tmp_path / "export"])
+                  "--include-failed-edits", "-f", "native", "-o", tmp_path / "export"])  # passed or not
     assert res.exit_code == 1 and "a test record" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "export").exists()
+
+
+def test_reference_names_with_at_signs_and_colons_parse(tmp_path, monkeypatch):
+    from dp_cli.edit.single import parse_attribute
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "shirt@2x.png")
+    spec = parse_attribute("uppercloth=shirt@2x.png")  # a file of that name: not IMAGE@MASK
+    assert (spec.image, spec.mask) == (Path("shirt@2x.png"), None)
+    spec = parse_attribute("uppercloth=shirt@2x.png:red: a shirt")  # the label may hold colons
+    assert (spec.image, spec.label) == (Path("shirt@2x.png"), "red: a shirt")
+    spec = parse_attribute("uppercloth=other.png:a:b")
+    assert (spec.image, spec.label) == (Path("other.png"), "a:b")
+
+
+def test_unusable_references_and_outputs_are_refused_and_16_bit_ones_read(model_dir, world, tmp_path):
+    img, parsing = world / "images/p00000_0.png", world / "parsing/p00000_0.png"
+    base = ["edit", "--model", model_dir, "--image", img, "--parsing", parsing, "--caption", "A man in a shirt.",
+            *FAST]
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (50, 50), (255, 0, 0, 0)).save(clear)  # red, but every pixel invisible
+    one_line_error(invoke(base + ["-a", f"uppercloth={clear}", "--out", tmp_path / "o.png"]), "clear.png",
+                   "0.0% of the picture is opaque")
+    assert not (tmp_path / "o.png").exists()
+    one_line_error(invoke(base + ["-a", f"uppercloth={world / 'catalog/images/uppercloth_000.png'}",
+                                  "--out", tmp_path / "o.xyz"]), ".xyz is not an image type", code=2)
+    grey16 = np.full((40, 40), 60000, np.uint16)  # nearly white in 16 bits ...
+    grey16[8:32, 8:32] = 20000  # ... around a dark grey garment
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    from dp_cli.data.images import load_rgb
+
+    assert np.asarray(load_rgb(tmp_path / "g16.png"))[20, 20].tolist() == [78, 78, 78]  # 20000 / 257, not 255
+    res = invoke(base + ["-a", f"uppercloth={tmp_path / 'g16.png'}", "--out", tmp_path / "o.webp"])
+    assert res.exit_code == 0, res.output
+    assert "no foreground found" not in res.output  # the garment was found against its background
+    assert Image.open(tmp_path / "o.webp").format == "WEBP"
