@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -168,23 +169,29 @@ def import_maps(dataset: PersonDataset, out: Path, cfg: SegmentConfig, maps: Pat
                   "label_set": label_set, **_settings(cfg)}
     check_out(dataset, out, provenance, overwrite)  # import redoes every map: nothing to record before
     remove_stale_temps(out, recursive=True)  # temporary maps of a killed run
+    created = first_missing(out)
     own = {r.image: r.parsing for r in dataset.records}
     # 2. Convert every map found (ids outside the label set are errors naming the file)
     found: dict[str, list[str]] = {}
     written: dict[str, str | None] = {}
     stats = CleanupStats() if cfg.cleanup else None
     start = time.perf_counter()
-    for img, target in paths.items():
-        src = find_source_map(dataset, img, own.get(img), maps)
-        if src is not None and src.is_file():
-            found[img] = _import_one(src, resolve_inside(dataset.root, img, f"image {img!r}"), out / target, lut,
-                                    label_set, cfg, stats)
-            written[img] = target
-        if on_progress:
-            on_progress(1)
-    seconds = time.perf_counter() - start
-    # 3. The native dataset; images without a map keep no `parsing`
-    finish(dataset, out, layout, written, cfg.images, provenance)
+    try:
+        for img, target in paths.items():
+            src = find_source_map(dataset, img, own.get(img), maps)
+            if src is not None and src.is_file():
+                found[img] = _import_one(src, resolve_inside(dataset.root, img, f"image {img!r}"), out / target,
+                                        lut, label_set, cfg, stats)
+                written[img] = target
+            if on_progress:
+                on_progress(1)
+        seconds = time.perf_counter() - start
+        # 3. The native dataset; images without a map keep no `parsing`
+        finish(dataset, out, layout, written, cfg.images, provenance)
+    except BaseException:  # a failed import into a folder it made leaves no half-written folder behind
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     result = SegmentResult(out, len(paths), len(written), 0, len(paths) - len(written), seconds, cleanup=stats)
     result.type_share = type_shares(found)
     return result

@@ -79,6 +79,19 @@ def test_following_the_label_set_hint_after_a_failed_import_works(dp, dataset, t
     assert r.exit_code == 0, r.output
 
 
+def test_an_import_failing_half_way_leaves_no_folder(dp, dataset, tmp_path):
+    from PIL import Image
+
+    write_lip_maps(dataset, tmp_path / "schp")
+    last = sorted((tmp_path / "schp").glob("*.png"))[-1]  # the maps before it convert, then this one fails
+    Image.open(last).resize((7, 5)).save(last)
+    out = tmp_path / "new" / "out"
+    line = one_error_line(dp("segment", "import", "-d", dataset, "-o", out, "--maps", tmp_path / "schp",
+                             "--label-set", "lip"))
+    assert last.name in line
+    assert not (tmp_path / "new").exists()
+
+
 def test_lip_maps_from_a_folder_keep_every_attribute(dp, dataset, tmp_path):
     lips = write_lip_maps(dataset, tmp_path / "schp")
     r = dp("--json", "segment", "import", "-d", dataset, "-o", tmp_path / "out", "--maps", tmp_path / "schp",
