@@ -55,8 +55,12 @@ class GainReport:
         rows = self.rows(name)
         return {m: statistics.stdev(r.metrics[m] for r in rows) if len(rows) > 1 else 0.0 for m in METRICS}
 
+    def paired_seeds(self) -> list[int]:
+        """The seeds with both an original and a grown run: those the gain is over."""
+        return sorted({r.seed for r in self.rows("original")} & {r.seed for r in self.rows("grown")})
+
     def gain(self) -> dict[str, float]:
-        """Mean over seeds of (grown - original), per metric."""
+        """Mean over the paired seeds of (grown - original), per metric."""
         pairs = [(o, g) for o in self.rows("original") for g in self.rows("grown") if o.seed == g.seed]
         if not pairs:
             return {}
@@ -74,7 +78,7 @@ class GainReport:
                           "seconds": round(r.seconds, 2), "model_dir": str(r.model_dir)} for r in self.runs],
                 "mean": {n: self.mean(n) for n in NAMES if self.rows(n)},
                 "std": {n: self.spread(n) for n in NAMES if self.rows(n)},
-                "gain": self.gain()}
+                "gain": self.gain(), "gain_seeds": self.paired_seeds()}
 
 
 def run_gain(cfg: BaselineConfig, dataset: PersonDataset, generated: list[RetrievalItem],

@@ -75,7 +75,7 @@ def command(
                                   for m in METRICS])
     if report.gain():
         rows.append(["gain"] + [f"{report.gain()[m]:+.2f}" for m in METRICS])
-    console.render_table(f"Retrieval baseline ({len(report.seeds())} seed(s), {report.generated_records} generated "
+    console.render_table(f"Retrieval baseline ({_seed_note(report)}, {report.generated_records} generated "
                          "image-caption pairs)", ["train set", *METRICS], rows)
     summary = {"results": str(results), "runs in the folder": len(report.runs)}
     if report.kept:
@@ -84,6 +84,17 @@ def command(
         summary["already there (not trained again)"] = _runs(report.skipped)
     console.render_summary("Results", summary, payload={
         **report.to_json(), "skipped": [{"name": n, "seed": s} for n, s in report.skipped]})
+
+
+def _seed_note(report) -> str:
+    """'3 seed(s)' when both rows have the same seeds; else which seeds each row (and the gain) averages."""
+    by_row = {n: sorted(r.seed for r in report.rows(n)) for n in ("original", "grown") if report.rows(n)}
+    if len({tuple(v) for v in by_row.values()}) <= 1:
+        return f"{len(report.seeds())} seed(s)"
+    parts = [f"{n}: seeds {', '.join(map(str, v))}" for n, v in by_row.items()]
+    if report.gain():
+        parts.append(f"gain: seeds {', '.join(map(str, report.paired_seeds()))}")
+    return "; ".join(parts)
 
 
 def _runs(runs: list[tuple[str, int]]) -> str:

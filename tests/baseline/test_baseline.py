@@ -240,6 +240,9 @@ def test_a_rerun_into_the_same_folder_keeps_its_runs_and_trains_only_the_new_one
     originals = [r["metrics"]["R1"] for r in report["runs"] if r["name"] == "original"]
     assert np.isclose(report["mean"]["original"]["R1"], np.mean(originals))
     assert report["mean"]["grown"] == before["mean"]["grown"] and report["gain"] == before["gain"]
+    assert report["gain_seeds"] == [0, 1]  # the table says which seeds each row and the gain cover
+    table = " ".join(more.stderr.split())
+    assert "(original: seeds 0, 1, 2; grown: seeds 0, 1; gain: seeds 0, 1," in table
     assert (out / "original" / "seed-2" / "model").is_dir() and weights.stat().st_mtime_ns == stamp
 
 
