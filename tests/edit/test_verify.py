@@ -224,3 +224,16 @@ def test_a_reference_read_once_gives_the_verdicts_of_the_reference_itself(tmp_pa
     Image.fromarray(picture).save(tmp_path / "red_shirt.png")
     item = SimpleNamespace(image=tmp_path / "red_shirt.png", mask=None)
     assert runner.prepared_colours(item) is runner.prepared_colours(item) and len(calls) == 1
+
+
+def test_a_grey_reference_wants_a_grey_garment():
+    """The audit's case: a blue shirt for a grey reference over a beige source is nearer the grey than the
+    beige was (ratio 0.63, and some blue pixels lie near the grey ones), but it is no grey shirt."""
+    source, region = _person((226, 212, 190))  # beige
+    ref = prepare_reference(Image.fromarray(np.pad(np.full((40, 40), 107, np.uint8), 10, constant_values=255)))
+    blue, _ = _person((40, 80, 153))
+    grey, _ = _person((110, 110, 112))
+    wrong = verify_edit(blue, source, [region], ["uppercloth"], [ref], 0.5)
+    right = verify_edit(grey, source, [region], ["uppercloth"], [ref], 0.5)
+    assert not wrong.passed and wrong.attributes[0].chroma[0] > 40 and wrong.attributes[0].chroma[1] < 1
+    assert right.passed and right.score > 0.8
