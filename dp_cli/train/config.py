@@ -130,10 +130,9 @@ class TrainConfig(Section):
     cache_latents: bool = Field(default=True, description="Encode each image with the frozen VAE once, not every "
                                                           "step")
     dataloader_num_workers: Union[int, Literal["auto"]] = Field(
-        default="auto", description="DataLoader worker processes, or \"auto\": up to 4 per process on a GPU (reference"
-                                    " crops + CLIP preprocessing take ~0.2 s per SD-1.5 batch of 32 on the main "
-                                    "process; benchmarks/README.md); on CPU 1 where a core is free beside the "
-                                    "process's torch threads (e.g. OMP_NUM_THREADS=1), else 0")
+        default="auto", description="DataLoader worker processes, or \"auto\": 0 on CPU, up to 4 per process on a GPU"
+                                    " (reference crops + CLIP preprocessing take ~0.2 s per SD-1.5 batch of 32 on "
+                                    "the main process; benchmarks/README.md)")
     pin_memory: bool = Field(default=True, description="Pin host memory of batches and copy them to the GPU without "
                                                        "waiting (GPU only)")
     strict: bool = Field(default=False, description="Fail on a corrupt or missing file instead of skipping it")

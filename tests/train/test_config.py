@@ -23,25 +23,10 @@ def test_bad_workers_are_refused(value):
         TrainConfig(dataloader_num_workers=value)
 
 
-def test_auto_on_cpu_is_1_only_where_a_core_is_free_beside_the_torch_threads(monkeypatch):
-    auto = TrainConfig()
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    cpu = SimpleNamespace(device=torch.device("cpu"), num_processes=1)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # torch's default: every core
-    assert loader_workers(auto, cpu) == 0
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1: one core left over
-    assert loader_workers(auto, cpu) == 1
-    cpu.num_processes = 2  # torchrun --nproc_per_node 2 on the same 2 cores: none left
-    assert loader_workers(auto, cpu) == 0
-    assert loader_workers(TrainConfig(dataloader_num_workers=0), SimpleNamespace(device=torch.device("cpu"),
-                                                                                 num_processes=1)) == 0
-
-
-def test_auto_is_up_to_4_per_gpu_process(monkeypatch):
+def test_auto_is_0_on_cpu_and_up_to_4_per_gpu_process(monkeypatch):
     auto = TrainConfig()
     assert auto.dataloader_num_workers == "auto"
+    assert loader_workers(auto, SimpleNamespace(device=torch.device("cpu"), num_processes=2)) == 0
     gpu = SimpleNamespace(device=torch.device("cuda", 0), num_processes=2)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
