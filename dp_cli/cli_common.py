@@ -48,6 +48,7 @@ def dp_command(fn: F) -> F:
         except Exception as exc:
             cause = _interrupt_behind(exc)
             if cause is not None:  # e.g. DataLoader workers killed by the same SIGTERM while it was handled
+                _traceback()  # --verbose shows what failed on the way out
                 _interrupted(fn, cause)
             if not isinstance(exc, OSError):
                 raise

@@ -140,13 +140,14 @@ def write_jsonl_atomic(target: str | os.PathLike, rows: Iterable[dict]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def image_format(path: str | os.PathLike) -> str | None:
-    """The image format PIL writes for the path's suffix (.png PNG, .jpg JPEG, .webp WEBP, ...); None when
-    the suffix names none it can write."""
-    from PIL import Image
+# the formats an edited RGB image is written in, by suffix (PIL knows more, but cannot write RGB in all)
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
 
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
-    return fmt if fmt in Image.SAVE else None
+
+def image_format(path: str | os.PathLike) -> str | None:
+    """The image format for the path's suffix (IMAGE_FORMATS); None for any other suffix."""
+    return IMAGE_FORMATS.get(Path(path).suffix.lower())
 
 
 def save_image_atomic(image, target: str | os.PathLike, format: str | None = None) -> None:

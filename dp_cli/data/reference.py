@@ -30,6 +30,7 @@ from dp_cli.data.images import grow_mask
 
 MIN_FOREGROUND = 0.01  # share of the picture below which "no foreground was found"
 MAX_FOREGROUND = 0.97  # share above which "the whole picture is foreground"
+MIN_OPAQUE = 16  # opaque pixels a cut-out needs (a small garment on a large transparent canvas is fine)
 BORDER_SPREAD_MAX = 12.0  # Lab distance: a border more varied than this is no plain background
 ANALYSIS_SIDE = 256  # the background estimate runs on a copy at most this large
 HALO_TOL = 8.0  # Lab distance: background-like pixels next to the background are a resampling halo ...
@@ -246,12 +247,12 @@ def prepare_reference(image: Image.Image, mask: np.ndarray | None = None, *, see
         return _whole(rgb, f"{name}: no plain background or alpha channel to find the garment by; "
                            "the picture is used whole (give a mask, or an RGBA cut-out)")
     share = float(fg.sum()) / total
-    if share < MIN_FOREGROUND and method == "alpha":  # the rest is invisible: its hidden colours are no garment
+    if method == "alpha" and fg.sum() < MIN_OPAQUE:  # the rest is invisible: its hidden colours are no garment
         from dp_cli.errors import DataError
 
-        raise DataError(f"{name}: {100 * share:.1f}% of the picture is opaque (alpha >= 128), too little to show "
+        raise DataError(f"{name}: only {int(fg.sum())} pixel(s) are opaque (alpha >= 128), too few to show "
                         "a garment", hint="give the cut-out with its garment opaque, or a mask")
-    if share < MIN_FOREGROUND:
+    if share < MIN_FOREGROUND and method != "alpha":  # a small opaque garment on a large canvas is cropped
         return _whole(rgb, f"{name}: no foreground found ({method}: {100 * share:.1f}% of the picture); "
                            "the picture is used whole", share)
     if share > MAX_FOREGROUND and method != "mask":

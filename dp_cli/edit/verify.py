@@ -12,8 +12,8 @@ its foreground less a one-pixel rim, whose pixels are blends with the photo's ba
 - **keeps its pattern**: for a reference whose colours spread (striped, checked: total Lab standard
   deviation above SPREAD_MIN), p = clip(std(E) / (SPREAD_SHARE * std(R)), 0, 1); a flat region at the
   stripes' mean colour gets 0;
-- **stays grey for a grey reference**: for an achromatic reference (mean chroma under GREY: grey, black,
-  white), g = clip((GREY_FAR - chroma(E)) / (GREY_FAR - GREY_OK), 0, 1); a blue shirt for a grey one
+- **stays grey for a grey reference**: for a flat achromatic reference (its mean colour's chroma under
+  GREY, colours not spread: grey, black, white), g = clip((GREY_FAR - chroma(E)) / (GREY_FAR - GREY_OK), 0, 1); a blue shirt for a grey one
   is nearer the grey than a beige source was, and only this check says it is not grey.
 
 An attribute's score is min(ratio, a, p, g). When the reference and the source have nearly the same
@@ -148,7 +148,8 @@ def check_attribute(type_name: str, edited: np.ndarray, source: np.ndarray, regi
     spread = (_spread(e), ref.spread)
     pattern = 1.0 if spread[1] < SPREAD_MIN else min(1.0, spread[0] / (SPREAD_SHARE * spread[1]))
     chroma = (float(np.hypot(*e_mean[1:])), float(np.hypot(*ref.mean[1:])))
-    grey = 1.0 if chroma[1] >= GREY else min(1.0, max(0.0, (GREY_FAR - chroma[0]) / (GREY_FAR - GREY_OK)))
+    achromatic = chroma[1] < GREY and ref.spread < SPREAD_MIN  # flat grey: stripes can average to grey too
+    grey = min(1.0, max(0.0, (GREY_FAR - chroma[0]) / (GREY_FAR - GREY_OK))) if achromatic else 1.0
     ratio = d_orig / max(d_orig + d_ref, 1e-6)
     w = min(1.0, d_src / SAME)
     score = w * min(ratio, absolute, pattern, grey) + (1 - w) * min(absolute, pattern, grey)

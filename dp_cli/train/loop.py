@@ -169,6 +169,11 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
     cfg, acc = run.cfg, run.accelerator
     run.resumed_from = resolve_resume(cfg.resume_from_checkpoint, cfg.output_dir)  # a bad path fails first
     _refuse_to_restart_over(cfg, run.resumed_from)
+    dataset = load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
+    run.data_fingerprint = records_fingerprint(dataset.split(cfg.split))
+    if run.resumed_from is not None:  # before the model loads and the latents are cached
+        for note in check_resume_settings(run, run.resumed_from):
+            on_info(note)
     # 1. Model (--load-model: the trained weights, unless a checkpoint of this run replaces them below)
     run.model = load_model(cfg)
     if cfg.load_model is not None:
@@ -177,10 +182,7 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
             on_info(f"starting from the weights of {cfg.load_model} (step 0, fresh optimizer)")
     configure_model(cfg, run.model)
     # 2. Data
-    build_data(run, on_info)
-    if run.resumed_from is not None:  # before anything is prepared or loaded into the processes
-        for note in check_resume_settings(run, run.resumed_from):
-            on_info(note)
+    build_data(run, on_info, dataset)
     # 3. Optimizer and learning-rate schedule
     run.module = TrainingModule(run.model)
     run.optimizer = build_optimizer(cfg, run.model, acc.num_processes)
@@ -210,7 +212,13 @@ def main(run: Run, on_info: Callable[[str], None]) -> None:
             raise ConfigError(f"{run.resumed_from} is at step {run.state.global_step}, past this run's "
                               f"{run.total_steps} steps: nothing to train", hint="raise --max-train-steps "
                               "(or --num-train-epochs) to train on from it")
-        acc.load_state(str(run.resumed_from))
+        try:
+            acc.load_state(str(run.resumed_from))
+        except RuntimeError as exc:  # weights of other shapes: another model than the checkpoint's
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{run.resumed_from}: its weights do not fit this model ({first[:200]})",
+                              hint="resume with the model parts it was trained with (its dp_state.json names "
+                                   "them: pretrained_model_path, image_encoder_path)") from None
         on_info(f"resumed from {run.resumed_from} (step {run.state.global_step})")
         for note in apply_optimizer_settings(cfg, run.optimizer, run.scheduler, acc.num_processes):
             on_info(note)
@@ -275,8 +283,15 @@ def check_resume_settings(run: Run, checkpoint: Path) -> list[str]:
                           + (f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""),
                           hint="resume with the checkpoint's values (its dp_state.json lists them), or train "
                           "into another --output-dir")
-    return [f"{key} is {now[f'{key}_path']} now, {saved[f'{key}_path']} when {checkpoint.name} was written"
-            for key in RESUME_PATHS if saved.get(f"{key}_path") not in (None, now[f"{key}_path"])]
+    notes = []
+    for key in RESUME_PATHS:  # a checkpoint of an earlier dp has them under the plain key
+        then = saved.get(f"{key}_path", saved.get(key))
+        if then is not None and then != now[f"{key}_path"]:
+            notes.append(f"{key} is {now[f'{key}_path']} now, {then} when {checkpoint.name} was written")
+    if "dataset_records" not in saved:
+        notes.append(f"{checkpoint.name} was written by an earlier dp: its records and process count were not "
+                     "saved, so they are not checked")
+    return notes
 
 
 def apply_optimizer_settings(cfg: TrainConfig, optimizer, scheduler, num_processes: int) -> list[str]:
@@ -370,15 +385,14 @@ def configure_model(cfg: TrainConfig, model) -> None:
     model.compile_parts(cfg.compile)
 
 
-def build_data(run: Run, on_info: Callable[[str], None]) -> None:
+def build_data(run: Run, on_info: Callable[[str], None], dataset=None) -> None:
     """Scan the split, build the dataset (with cached latents when possible) and its loader."""
     from dp_cli.train.data import (ReferenceSpec, TrainDataset, cache_key, load_or_build_latent_cache,
                                    scan_split)
 
     cfg, acc, model = run.cfg, run.accelerator, run.model
-    dataset = load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
+    dataset = dataset or load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
     run.scan = scan_split(dataset, cfg.split, strict=cfg.strict, need_parsing=cfg.attribute_loc or cfg.mask_loss)
-    run.data_fingerprint = records_fingerprint(dataset.split(cfg.split))
     enc = model.image_encoder
     run.data = TrainDataset(
         dataset, run.scan.records, model.tokenizer, types=cfg.types, size=cfg.size,
@@ -415,8 +429,9 @@ def _loader_worker_init(worker_id: int) -> None:
 def records_fingerprint(records: list) -> str:
     """Changes when the split's records do (ids, images, persons, captions), not when the dataset moves."""
     h = hashlib.sha256()
-    for r in records:
-        h.update(json.dumps([r.id, r.image, r.person_id, r.captions], ensure_ascii=False).encode() + b"\n")
+    for r in records:  # with its parsing map's name: adding maps changes which records train
+        h.update(json.dumps([r.id, r.image, r.person_id, r.captions, r.parsing], ensure_ascii=False).encode()
+                 + b"\n")
     return f"{len(records)}:{h.hexdigest()[:16]}"
 
 

@@ -59,6 +59,17 @@ def test_rgba_cutout_uses_its_alpha():
     assert prep.mask.all()
 
 
+def test_a_small_cutout_on_a_large_canvas_is_cropped_not_used_whole():
+    """A belt of 20x12 opaque pixels on a 400x400 transparent canvas (0.15% of it): its hidden colours were
+    used whole before, and the first fix refused it as 'too little opaque'."""
+    rgba = np.zeros((400, 400, 4), np.uint8)
+    rgba[..., :3] = (255, 0, 0)  # invisible red
+    rgba[200:212, 100:120] = (20, 20, 200, 255)  # the visible blue belt
+    prep = prepare_reference(Image.fromarray(rgba, "RGBA"))
+    assert prep.method == "alpha" and prep.image.size == (20, 12)
+    assert np.asarray(prep.image)[prep.mask].mean(0).round().tolist() == [20, 20, 200]
+
+
 def test_a_given_mask_wins():
     photo = _garment("blue", (255, 255, 255))
     mask = np.zeros((64, 64), bool)

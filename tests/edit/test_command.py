@@ -362,10 +362,12 @@ def test_unusable_references_and_outputs_are_refused_and_16_bit_ones_read(model_
     clear = tmp_path / "clear.png"
     Image.new("RGBA", (50, 50), (255, 0, 0, 0)).save(clear)  # red, but every pixel invisible
     one_line_error(invoke(base + ["-a", f"uppercloth={clear}", "--out", tmp_path / "o.png"]), "clear.png",
-                   "0.0% of the picture is opaque")
+                   "only 0 pixel(s) are opaque")
     assert not (tmp_path / "o.png").exists()
     one_line_error(invoke(base + ["-a", f"uppercloth={world / 'catalog/images/uppercloth_000.png'}",
                                   "--out", tmp_path / "o.xyz"]), ".xyz is not an image type", code=2)
+    one_line_error(invoke(base + ["-a", f"uppercloth={world / 'catalog/images/uppercloth_000.png'}",
+                                  "--out", tmp_path / "o.blp"]), ".blp is not an image type", code=2)  # PIL: no RGB
     grey16 = np.full((40, 40), 60000, np.uint16)  # nearly white in 16 bits ...
     grey16[8:32, 8:32] = 20000  # ... around a dark grey garment
     Image.fromarray(grey16).save(tmp_path / "g16.png")

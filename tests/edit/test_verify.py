@@ -237,3 +237,19 @@ def test_a_grey_reference_wants_a_grey_garment():
     right = verify_edit(grey, source, [region], ["uppercloth"], [ref], 0.5)
     assert not wrong.passed and wrong.attributes[0].chroma[0] > 40 and wrong.attributes[0].chroma[1] < 1
     assert right.passed and right.score > 0.8
+
+
+def test_stripes_averaging_to_grey_are_no_grey_reference():
+    """Red and cyan stripes (3 rows in 10 red) average to a near-grey mean colour; an edit wearing both
+    colours, the red more, is judged by the pattern checks, not by the grey one."""
+    red, cyan = (200, 30, 30), (30, 160, 160)
+    rgb = np.array([red if k % 10 < 3 else cyan for k in range(40)], np.uint8)[:, None].repeat(40, 1)
+    ref = prepare_reference(Image.fromarray(np.pad(rgb, ((10, 10), (10, 10), (0, 0)), constant_values=255)))
+    source, region = _person((226, 212, 190))
+    copy = source.copy()
+    ys = np.nonzero(region.any(1))[0]
+    for y in ys:
+        copy[y][region[y]] = red if (y - ys[0]) % 4 < 3 else cyan
+    verdict = verify_edit(copy, source, [region], ["uppercloth"], [ref], 0.5)
+    assert verdict.attributes[0].chroma[1] < 10 and verdict.attributes[0].chroma[0] > 40
+    assert verdict.passed  # a grey mean, yet no grey reference

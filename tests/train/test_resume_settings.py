@@ -119,3 +119,19 @@ def test_weights_checkpoints_and_caches_get_the_umask_modes(dp, train_args, tmp_
     assert not wrong, wrong
     dirs = [p for p in out.rglob("*") if p.is_dir()]
     assert all(p.stat().st_mode & 0o777 == 0o755 for p in dirs), [(p, oct(p.stat().st_mode)) for p in dirs]
+
+
+def test_a_checkpoint_of_an_earlier_dp_resumes_and_says_what_it_cannot_check(dp, train_args, tmp_path, tiny_dataset):
+    out = tmp_path / "run"
+    assert dp("train", *train_args(out, max_train_steps=2, checkpointing_steps=2)).exit_code == 0
+    state = out / "checkpoint-2" / "dp_state.json"
+    saved = json.loads(state.read_text())
+    old = {k: v for k, v in saved["settings"].items()
+           if not k.endswith("_path") and k not in ("dataset_records", "num_processes")}
+    old["dataset"] = "/elsewhere/ds"  # the previous format: paths under their plain keys
+    state.write_text(json.dumps({**saved, "settings": old}))
+    res = dp("train", *train_args(out, max_train_steps=3, resume_from_checkpoint="latest"))
+    assert res.exit_code == 0, res.stderr
+    err = " ".join(res.stderr.split())
+    assert "dataset is" in err and "/elsewhere/ds when checkpoint-2 was written" in err
+    assert "written by an earlier dp" in err
