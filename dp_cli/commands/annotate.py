@@ -98,7 +98,8 @@ def _render(result) -> None:
     rejections = ", ".join(f"{k} {v}" for k, v in sorted(p["rejections"].items())) or "none"
     api_errors = ", ".join(f"{k} {v}" for k, v in sorted(p["api_errors"].items())) or "none"
     cost = p["estimated_cost_usd"]
-    rows = [("output", p["output"]), ("failures", p["failures"] or "none"), ("backend / model", f"{p['backend']} / {p['model']}"),
+    rows = [("output", p["output"]), ("failures", p["failures"] or "none"),
+            ("backend / model", f"{p['backend']} / {p['model']}"),
             ("prompt", p["prompt_version"]), ("selected", p["selected"]), ("skipped (already finished)", p["skipped"]),
             ("skipped (edit failed verification)", p["skipped_failed_edits"]),
             ("done", p["done"]), ("failed", p["failed"]), ("not reached (asked next run)", p["unreachable"]),

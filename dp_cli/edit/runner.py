@@ -279,7 +279,8 @@ def manifest_row(job: EditJob, dataset, outcome: EditOutcome, model_ref: str, cf
     return EditRow(id=job.id, image=f"images/{job.filename}", mask=f"masks/{job.filename}",
                    source_id=job.record.id, source_image=str(dataset.image_path(job.record).resolve()),
                    source_dataset=str(dataset.root.resolve()), person_id=job.record.person_id,
-                   variant=job.variant, split=job.record.split, base_description=job.caption, prompt=outcome.prompt.text,
+                   variant=job.variant, split=job.record.split, base_description=job.caption,
+                   prompt=outcome.prompt.text,
                    reference_attribute_list=refs, seed=outcome.seed, verify=outcome.verdict.record(),
                    status=PASSED if outcome.verdict.passed else FAILED, candidates=outcome.candidates,
                    model=model_ref, settings={**settings_of(cfg), "resolution": list(resolution)})

@@ -13,8 +13,9 @@ its foreground less a one-pixel rim, whose pixels are blends with the photo's ba
   deviation above SPREAD_MIN), p = clip(std(E) / (SPREAD_SHARE * std(R)), 0, 1); a flat region at the
   stripes' mean colour gets 0;
 - **stays grey for a grey reference**: for a flat achromatic reference (its mean colour's chroma under
-  GREY, colours not spread: grey, black, white), g = clip((GREY_FAR - chroma(E)) / (GREY_FAR - GREY_OK), 0, 1); a blue shirt for a grey one
-  is nearer the grey than a beige source was, and only this check says it is not grey.
+  GREY, colours not spread: grey, black, white), g = clip((GREY_FAR - chroma(E)) / (GREY_FAR - GREY_OK),
+  0, 1); a blue shirt for a grey one is nearer the grey than a beige source was, and only this check
+  says it is not grey.
 
 An attribute's score is min(ratio, a, p, g). When the reference and the source have nearly the same
 colours the ratio says nothing, and the score is min(a, p, g) alone (blended between the two by how far O

@@ -157,7 +157,8 @@ def evaluate_captions(annotations: str | Path, edits: str | Path,
     src_stats, oov, new_words = _against_source(descs, source_captions)
     n = len(joined)
     return CaptionQuality(
-        num_annotations=len(anns), num_joined=n, failed_edits=sum(1 for k, e in eds.items() if k not in anns and e.failed),
+        num_annotations=len(anns), num_joined=n,
+        failed_edits=sum(1 for k, e in eds.items() if k not in anns and e.failed),
         edits_without_annotation=sum(1 for k, e in eds.items() if k not in anns and not e.failed),
         annotations_without_edit=sum(1 for k in anns if k not in eds),
         share_names_all_attributes=names_all / n if n else None,

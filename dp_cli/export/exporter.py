@@ -195,6 +195,3 @@ def place_files(files: dict[str, Path], root: Path, link: bool, on_file: Callabl
         if on_file:
             on_file()
     return mode
-
-
-

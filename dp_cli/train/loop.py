@@ -245,12 +245,14 @@ def _refuse_to_restart_over(cfg: TrainConfig, resumed_from: Path | None) -> None
 # and where the data order stands): a different value is refused, not silently ignored. The dataset is
 # compared by its records (a copy in another place resumes), the model parts' paths are only reported (the
 # checkpoint holds the trained weights), the process count is compared too (the schedule counts per process).
-RESUME_FIXED = ("revision", "image_encoder_revision", "split", "train_batch_size", "gradient_accumulation_steps", "mixed_precision", "seed", "img_token_num",
+RESUME_FIXED = ("revision", "image_encoder_revision", "split", "train_batch_size",
+                "gradient_accumulation_steps", "mixed_precision", "seed", "img_token_num",
                 "max_reference_attributes", "resolution", "prediction_type", "text_image_linking",
                 "train_image_encoder", "image_encoder_trainable_layers", "train_text_encoder",
-                "reference_attribute_types", "mask_loss", "mask_loss_prob", "attribute_loc", "attribute_loc_weight",
-                "attribute_localization_loss", "attribute_loc_layers", "attribute_loc_normalize", "uncondition_prob",
-                "caption_augmentation", "caption_augmentation_prob", "reference_augmentation", "random_flip")
+                "reference_attribute_types", "mask_loss", "mask_loss_prob", "attribute_loc",
+                "attribute_loc_weight", "attribute_localization_loss", "attribute_loc_layers",
+                "attribute_loc_normalize", "uncondition_prob", "caption_augmentation",
+                "caption_augmentation_prob", "reference_augmentation", "random_flip")
 
 
 RESUME_PATHS = ("pretrained_model", "image_encoder", "dataset")
