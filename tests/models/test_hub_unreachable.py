@@ -67,7 +67,9 @@ def test_cli_train_one_line_no_retry_lines(tmp_path):
                                                     "LOCAL_RANK")}
     env.update(HF_ENDPOINT=DEAD, HF_HOME=str(tmp_path / "hf"), OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    (tmp_path / "data").mkdir()
+    from dp_cli.toy.world import generate_world
+
+    generate_world(tmp_path / "data", persons=2, seed=0, height=64, width=32)  # the dataset is read first
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dp_cli", "train", "--pretrained-model", "nobody/nothing",
                            "--image-encoder", "nobody/encoder", "--dataset", str(tmp_path / "data"),
