@@ -63,7 +63,8 @@ def _interrupted(fn: Callable[..., Any], exc: KeyboardInterrupt) -> None:
     """One line (not one per process under torchrun) saying what the command kept; exit 130, 143 for SIGTERM."""
     if console.is_main_process():
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        console.error(how + INTERRUPTED.get(fn.__module__.rsplit(".", 1)[-1], INTERRUPTED[""]))
+        module = fn.__module__.rsplit(".", 1)[-1]
+        console.error(how + INTERRUPTED.get(f"{module}.{fn.__name__}", INTERRUPTED.get(module, INTERRUPTED[""])))
     raise typer.Exit(128 + signal.SIGTERM if isinstance(exc, Terminated) else 130) from None
 
 
@@ -100,12 +101,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-# What Ctrl-C (or SIGTERM) leaves, by command module (dp_cli.commands.<name>); "" for the others.
+# What Ctrl-C (or SIGTERM) leaves, by command module (or module.function) (dp_cli.commands.<name>); "" for the others.
 INTERRUPTED = {
     "": "; finished work is kept, rerun the same command to resume",
     "train": "; the checkpoints written so far are kept: rerun with --resume-from-checkpoint latest",
     "export": "; nothing was written (the export is put in place only when complete): rerun it",
     "toy": "; nothing was written (the world is put in place only when complete): rerun it",
+    "segment.import_": "; a --out folder this run made was removed (an import redoes every map): rerun it",
 }
 
 

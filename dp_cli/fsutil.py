@@ -82,6 +82,10 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
     """Rename the complete folder `new` to `target`; an existing `target` is moved aside first and removed only
     after the rename, and put back if anything (Ctrl-C, SIGTERM) stops the swap half-way."""
     new, target = Path(new), Path(target)
+    prefix = f".{target.name}.old-"  # what a swap killed outright (SIGKILL) during its last rmtree left
+    for old in target.parent.glob(glob.escape(prefix) + "*"):
+        if old.is_dir() and _RANDOM.fullmatch(old.name[len(prefix):]):
+            shutil.rmtree(old, ignore_errors=True)
     if not target.exists():
         os.replace(new, target)
         return

@@ -238,5 +238,8 @@ def test_replace_dir_swaps_whole_and_puts_the_old_back_when_stopped(tmp_path, mo
         fsutil.replace_dir(new, target)
     assert (target / "w").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp", "model"]
     monkeypatch.setattr(fsutil.os, "replace", real)
+    (tmp_path / ".model.old-k3j_x9a2").mkdir()  # what a swap killed outright during its last rmtree left
+    (tmp_path / ".model.old-notmine").mkdir()  # not a name replace_dir makes: kept
     fsutil.replace_dir(new, target)
-    assert (target / "w").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (target / "w").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.old-notmine", "model"]

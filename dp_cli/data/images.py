@@ -35,7 +35,8 @@ def eight_bit(im: Image.Image) -> Image.Image:
     if not (im.mode.startswith("I") or im.mode == "F"):
         return im
     arr = np.asarray(im, dtype=np.float64)
-    top = 65535.0 if arr.max(initial=0) > 255 else 255.0  # 16-bit data, or 8-bit values in a wide mode
+    sixteen = im.mode.startswith("I;16") or arr.max(initial=0) > 255  # I / F: 8-bit values in a wide mode?
+    top = 65535.0 if sixteen else 255.0
     return Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8), "L")
 
 

@@ -281,10 +281,15 @@ def check_resume_settings(run: Run, checkpoint: Path) -> list[str]:
     fixed = [*RESUME_FIXED, "dataset_records", "num_processes"]
     diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in fixed if k in saved and saved[k] != now.get(k)]
     if diff:
+        if "num_processes" in saved and saved["num_processes"] != now["num_processes"]:
+            hint = f"launch {saved['num_processes']} process(es), as the checkpoint's run was"
+        elif "dataset_records" in saved and saved["dataset_records"] != now["dataset_records"]:
+            hint = f"resume on the records the checkpoint was trained on ({saved.get('dataset_path', 'its dataset')})"
+        else:
+            hint = "resume with the checkpoint's values (its dp_state.json lists them)"
         raise ConfigError(f"{checkpoint} was trained with other settings: {'; '.join(diff[:3])}"
                           + (f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""),
-                          hint="resume with the checkpoint's values (its dp_state.json lists them), or train "
-                          "into another --output-dir")
+                          hint=hint + ", or train into another --output-dir")
     notes = []
     for key in RESUME_PATHS:  # a checkpoint of an earlier dp has them under the plain key
         then = saved.get(f"{key}_path", saved.get(key))

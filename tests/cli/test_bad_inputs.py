@@ -356,3 +356,37 @@ def test_other_errors_still_propagate(capsys):
 
     with pytest.raises(RuntimeError, match="a bug"):
         dp_command(broken)()
+
+
+def test_ctrl_c_in_segment_import_says_its_folder_went(capsys):
+    import typer
+
+    from dp_cli.cli_common import dp_command
+
+    def import_():
+        raise KeyboardInterrupt
+
+    import_.__module__ = "dp_cli.commands.segment"
+    with pytest.raises(typer.Exit):
+        dp_command(import_)()
+    assert "was removed (an import redoes every map)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_sigterm_handler_python_cannot_restore_falls_back_to_the_default(monkeypatch):
+    import signal
+
+    from dp_cli import cli_common
+
+    real, installed = signal.signal, []
+
+    def from_c(sig, handler):  # as if the handler before was installed from C: Python reports None
+        installed.append(handler)
+        previous = real(sig, handler)
+        return None if len(installed) == 1 else previous
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli_common.signal, "signal", from_c)
+    with cli_common.terminate_as_interrupt():
+        pass
+    real(signal.SIGTERM, before)
+    assert installed[-1] is signal.SIG_DFL

@@ -374,6 +374,8 @@ def test_unusable_references_and_outputs_are_refused_and_16_bit_ones_read(model_
     from dp_cli.data.images import load_rgb
 
     assert np.asarray(load_rgb(tmp_path / "g16.png"))[20, 20].tolist() == [78, 78, 78]  # 20000 / 257, not 255
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(tmp_path / "dark16.png")  # 16-bit, all values <= 255
+    assert np.asarray(load_rgb(tmp_path / "dark16.png"))[0, 0].tolist() == [1, 1, 1]  # nearly black, not 200
     res = invoke(base + ["-a", f"uppercloth={tmp_path / 'g16.png'}", "--out", tmp_path / "o.webp"])
     assert res.exit_code == 0, res.output
     assert "no foreground found" not in res.output  # the garment was found against its background

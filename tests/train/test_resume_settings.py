@@ -61,6 +61,7 @@ def test_a_moved_dataset_resumes_and_another_process_count_is_refused(dp, train_
     state.write_text(json.dumps({**saved, "settings": {**saved["settings"], "num_processes": 2}}))
     res = dp("train", *train_args(out, max_train_steps=4, resume_from_checkpoint="latest", dataset=moved))
     assert res.exit_code == 1 and "num_processes 2 -> 1" in res.stderr
+    assert "launch 2 process(es)" in " ".join(res.stderr.split())
 
 
 def test_the_first_update_after_a_resume_follows_this_runs_schedule():
