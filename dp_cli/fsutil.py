@@ -70,26 +70,30 @@ def staging_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Pat
     """A new empty folder in `parent` (a hidden temporary name) to build an output in, then rename into
     place: it has the permissions the umask gives a new folder (mkdtemp makes it 0700, which a rename
     would carry over to the output). Staging folders of the same name that a killed run left go first."""
-    for old in Path(parent).glob(glob.escape(prefix) + "*" + glob.escape(suffix)):
-        if old.is_dir() and _RANDOM.fullmatch(old.name[len(prefix):len(old.name) - len(suffix)]):
-            shutil.rmtree(old, ignore_errors=True)
+    _remove_stale_dirs(parent, prefix, suffix)
     path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+def _remove_stale_dirs(parent: str | os.PathLike, prefix: str, suffix: str = "") -> None:
+    """Remove the folders mkdtemp(prefix, suffix) made in `parent` that a killed run left (prefix + its 8
+    random characters + suffix; nothing else of that prefix)."""
+    for old in Path(parent).glob(glob.escape(prefix) + "*" + glob.escape(suffix)):
+        if old.is_dir() and _RANDOM.fullmatch(old.name[len(prefix):len(old.name) - len(suffix)]):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
     """Rename the complete folder `new` to `target`; an existing `target` is moved aside first and removed only
     after the rename, and put back if anything (Ctrl-C, SIGTERM) stops the swap half-way."""
     new, target = Path(new), Path(target)
-    prefix = f".{target.name}.old-"  # what a swap killed outright (SIGKILL) during its last rmtree left
-    for old in target.parent.glob(glob.escape(prefix) + "*"):
-        if old.is_dir() and _RANDOM.fullmatch(old.name[len(prefix):]):
-            shutil.rmtree(old, ignore_errors=True)
+    prefix = f".{target.name}.old-"
+    _remove_stale_dirs(target.parent, prefix)  # what a swap killed outright (SIGKILL) in its last rmtree left
     if not target.exists():
         os.replace(new, target)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    aside = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         os.replace(target, aside / "old")
         os.replace(new, target)

@@ -192,9 +192,8 @@ def _annotate(cfg: DemoConfig, out: Path):
 
 
 def _export(cfg: DemoConfig, out: Path, world):
-    from dp_cli.export import export_dataset, load_generated
-
     from dp_cli.data.formats import get_format
+    from dp_cli.export import export_dataset, load_generated
 
     generated = load_generated(out / "edits" / "edits.jsonl", world, out / "edits" / "annotations.jsonl")
     folder = getattr(get_format(cfg.export_format), "irra_dir", None)  # IRRA opens <root>/CUHK-PEDES etc.

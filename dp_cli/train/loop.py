@@ -310,13 +310,14 @@ def apply_optimizer_settings(cfg: TrainConfig, optimizer, scheduler, num_process
     notes = []
     for k, (group, new) in enumerate(zip(optimizer.param_groups, fresh)):
         old_base = inner.base_lrs[k]
-        factor = group["lr"] / old_base if old_base else 1.0  # where the schedule stands
         if new["lr"] != old_base:
             notes.append(f"learning rate of parameter group {k}: {old_base:g} -> {new['lr']:g} (this run's "
                          "settings; the schedule goes on from the checkpoint's step)")
-        inner.base_lrs[k] = group["initial_lr"] = new["lr"]
         lambdas = getattr(inner, "lr_lambdas", None)  # LambdaLR (every schedule get_scheduler makes)
-        group["lr"] = new["lr"] * (lambdas[k](inner.last_epoch) if lambdas else factor)  # this run's schedule
+        # this run's schedule at the checkpoint's step; another scheduler: where the loaded one stands
+        factor = lambdas[k](inner.last_epoch) if lambdas else (group["lr"] / old_base if old_base else 1.0)
+        inner.base_lrs[k] = group["initial_lr"] = new["lr"]
+        group["lr"] = new["lr"] * factor
         for key in ("betas", "eps", "weight_decay"):
             group[key] = new[key]
     return notes
@@ -392,13 +393,12 @@ def configure_model(cfg: TrainConfig, model) -> None:
     model.compile_parts(cfg.compile)
 
 
-def build_data(run: Run, on_info: Callable[[str], None], dataset=None) -> None:
+def build_data(run: Run, on_info: Callable[[str], None], dataset) -> None:
     """Scan the split, build the dataset (with cached latents when possible) and its loader."""
     from dp_cli.train.data import (ReferenceSpec, TrainDataset, cache_key, load_or_build_latent_cache,
                                    scan_split)
 
     cfg, acc, model = run.cfg, run.accelerator, run.model
-    dataset = dataset or load_dataset(cfg.dataset, hint="check --dataset, or build one with `dp toy`")
     run.scan = scan_split(dataset, cfg.split, strict=cfg.strict, need_parsing=cfg.attribute_loc or cfg.mask_loss)
     enc = model.image_encoder
     run.data = TrainDataset(
